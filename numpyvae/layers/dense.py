@@ -1,0 +1,69 @@
+"""Dense (fully connected) layer: y = x W + b."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .base import Layer
+
+
+class Dense(Layer):
+    """y = x W + b, PyTorch's ``Linear`` with the weight stored as (in, out).
+
+    Shapes: x (N, D_in), weight W (D_in, D_out), bias b (D_out,), y (N, D_out).
+
+    Initialisation is PyTorch's default: W and b ~ U(−1/√D_in, 1/√D_in)
+    (kaiming_uniform with a = √5 works out to exactly this bound).
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        bias: bool = True,
+        dtype: Any = np.float32,
+        rng: np.random.Generator | None = None,
+    ) -> None:
+        super().__init__(dtype)
+        if in_features < 1 or out_features < 1:
+            raise ValueError(
+                f"Dense: in_features and out_features must be positive, "
+                f"got {in_features} and {out_features}"
+            )
+        rng = np.random.default_rng() if rng is None else rng
+        self.in_features = int(in_features)
+        self.out_features = int(out_features)
+        bound = 1.0 / np.sqrt(in_features)
+        self.add_param("weight", rng.uniform(-bound, bound, (in_features, out_features)))
+        if bias:
+            self.add_param("bias", rng.uniform(-bound, bound, out_features))
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """x (N, D_in) → y (N, D_out)."""
+        self._check_input(x, 2, f"(N, {self.in_features})")
+        if x.shape[1] != self.in_features:
+            raise ValueError(
+                f"Dense: expected input of shape (N, {self.in_features}), got shape {x.shape}"
+            )
+        y = x @ self.params["weight"]
+        if "bias" in self.params:
+            y += self.params["bias"]
+        self.cache = x
+        return y
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        """dout (N, D_out) → dx (N, D_in).
+
+        y_nj = Σ_i x_ni W_ij + b_j, so  dX = dY Wᵀ,  dW = Xᵀ dY,  db = Σ_n dY.
+        """
+        x = self._saved()
+        self.grads["weight"][...] = x.T @ dout
+        if "bias" in self.grads:
+            self.grads["bias"][...] = dout.sum(axis=0)
+        return dout @ self.params["weight"].T
+
+    def extra_repr(self) -> str:
+        bias = "" if "bias" in self.params else ", bias=False"
+        return f"{self.in_features}, {self.out_features}{bias}"
