@@ -1,6 +1,20 @@
 """Layers with hand-written forward and backward passes."""
 
+from .activations import ELU, Sigmoid, Softplus
 from .base import Layer
+from .batchnorm import BatchNorm2d
+from .dense import Dense
 from .sequential import Sequential
+from .shape import Flatten, Reshape
 
-__all__ = ["Layer", "Sequential"]
+__all__ = [
+    "Layer",
+    "Sequential",
+    "Dense",
+    "BatchNorm2d",
+    "ELU",
+    "Softplus",
+    "Sigmoid",
+    "Flatten",
+    "Reshape",
+]
