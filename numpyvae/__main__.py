@@ -1,0 +1,7 @@
+"""``python -m numpyvae``: see numpyvae/cli.py."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

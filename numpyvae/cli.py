@@ -1,0 +1,209 @@
+"""The command line: ``python -m numpyvae train | sample | plot | gradcheck``."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+from . import data
+
+RUNS_DIR = Path("runs")
+
+
+def _int_list(text: str) -> tuple[int, ...]:
+    try:
+        widths = tuple(int(t) for t in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated widths like 300,100,10, got {text!r}"
+        ) from None
+    if not widths or min(widths) < 1:
+        raise argparse.ArgumentTypeError(f"widths must be positive integers, got {text!r}")
+    return widths
+
+
+def _train_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train a VAE and write its figures",
+        description="Train a VAE (the report's defaults: batch 256, Adam, lr 0.0025 MLP / "
+        "0.0015 CNN, 15 epochs, c = 0.05) and write checkpoint, history and figures to a "
+        "run folder.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    # Defaults of None mean "not given", so --resume can tell what the user asked to change.
+    p.add_argument("--arch", choices=("mlp", "cnn"), default=None, help="architecture [mlp]")
+    p.add_argument("--dataset", choices=("mnist", "fashion-mnist"), default=None,
+                   help="data set [mnist]")
+    p.add_argument("--latent-dim", type=int, default=None, help="latent dimension z [2]")
+    p.add_argument("--hidden", type=_int_list, default=None,
+                   help="MLP hidden widths [300,100,10, the report's printout; its text says "
+                   "300,100,20]")
+    p.add_argument("--epochs", type=int, default=None,
+                   help="total epochs, also with --resume [15]")
+    p.add_argument("--lr", type=float, default=None,
+                   help="Adam learning rate [0.0025 for mlp, 0.0015 for cnn]")
+    p.add_argument("--batch-size", type=int, default=None, help="batch size [256]")
+    p.add_argument("--c", type=float, default=None,
+                   help="the balance c: decoder variance, recon = SSE / 2c [0.05]")
+    p.add_argument("--seed", type=int, default=None, help="seed for init, shuffling, noise [0]")
+    p.add_argument("--threads", type=int, default=None,
+                   help="threads for numba and BLAS together [all cores]")
+    p.add_argument("--data-dir", default=None,
+                   help="data folder [$NUMPYVAE_DATA, else ./data]")
+    p.add_argument("--out", default=None,
+                   help="run folder [runs/{arch}-{dataset}-z{z}-s{seed}, -2, -3... if taken]")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from its last checkpoint")
+    p.add_argument("--train-subset", type=int, default=None,
+                   help="train on N images only (a quick run)")
+    p.add_argument("--test-subset", type=int, default=None,
+                   help="evaluate on the first N test images only")
+    p.add_argument("--no-figures", action="store_true", help="skip the figures at the end")
+    p.set_defaults(func=cmd_train)
+
+
+def _default_out(arch: str, dataset: str, z: int, seed: int) -> Path:
+    base = RUNS_DIR / f"{arch}-{dataset}-z{z}-s{seed}"
+    out, k = base, 2
+    while out.exists():
+        out, k = Path(f"{base}-{k}"), k + 1
+    return out
+
+
+def _config_from_args(args: argparse.Namespace):
+    from .train import TrainConfig
+
+    names = ("arch", "dataset", "latent_dim", "hidden", "epochs", "lr", "batch_size", "c",
+             "seed", "train_subset", "test_subset", "data_dir")
+    given = {k: getattr(args, k) for k in names if getattr(args, k) is not None}
+    if args.resume:
+        if args.out is None:
+            raise ValueError("--resume needs --out: the run folder to continue")
+        cfg_path = Path(args.out) / "config.json"
+        if not cfg_path.is_file():
+            raise FileNotFoundError(f"--resume: no run to continue, {cfg_path} does not exist")
+        from .run import read_json
+
+        saved = read_json(cfg_path)
+        saved.update(given)
+        return TrainConfig.from_json(saved)
+    return TrainConfig(**given)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .train import TrainingDiverged, train
+
+    config = _config_from_args(args)
+    config.validate()
+    if args.out is None:
+        out = _default_out(config.arch, config.dataset, config.latent_dim, config.seed)
+    else:
+        out = Path(args.out)
+        if out.exists() and not args.resume:
+            raise ValueError(
+                f"--out {out} exists: add --resume to continue it, or choose another folder "
+                "(nothing was overwritten)"
+            )
+    if args.threads is not None:
+        from .threads import set_threads
+
+        set_threads(args.threads)
+    _ensure_data(config.dataset, config.data_dir)
+    resume_cmd = (f"python -m numpyvae train --out {shlex.quote(str(out))} --resume"
+                  + (f" --epochs {config.epochs}" if args.epochs is not None else ""))
+    try:
+        train(config, out, resume=args.resume, figures=not args.no_figures)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted. The last checkpoint (end of the last finished epoch) is kept in "
+              f"{out}.\nResume with:\n    {resume_cmd}", file=sys.stderr)
+        return 130
+    except TrainingDiverged as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _ensure_data(dataset: str, data_dir: str | None) -> None:
+    """Fail early with the fetch command, or offer to fetch on a terminal."""
+    try:
+        data.load(dataset, "test", data_dir)
+    except data.DataNotFoundError as e:
+        if sys.stdin.isatty() and sys.stdout.isatty():
+            print(e, file=sys.stderr)
+            answer = input(f"Download {dataset} from the public mirrors now? [y/N] ")
+            if answer.strip().lower() in ("y", "yes"):
+                data.fetch([dataset], data.resolve_data_dir(data_dir))
+                return
+        raise
+
+
+def _run_parser(
+    sub: argparse._SubParsersAction, name: str, help_text: str
+) -> argparse.ArgumentParser:
+    p = sub.add_parser(name, help=help_text, description=help_text,
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--run", required=True, help="a run folder written by 'train'")
+    return p
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    from .plots import save_samples
+    from .run import load_run
+
+    run = load_run(args.run)
+    out = Path(args.out) if args.out else Path(args.run) / "samples.png"
+    path = save_samples(run.vae, out, n=args.n, seed=args.seed)
+    print(f"wrote {args.n} samples from the prior to {path}")
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from .plots import make_figures
+    from .run import load_run
+
+    run = load_run(args.run)
+    x_test, y_test = data.load(run.config.dataset, "test", args.data_dir or run.config.data_dir)
+    paths = make_figures(run.vae, x_test, y_test, run.history, Path(args.run), seed=args.seed)
+    print(f"wrote {', '.join(p.name for p in paths)} in {args.run}")
+    return 0
+
+
+def cmd_gradcheck(args: argparse.Namespace) -> int:
+    from .gradcheck_report import run_report
+
+    return run_report(args.rest)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m numpyvae",
+        description="Variational Autoencoders from scratch in NumPy.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _train_parser(sub)
+    p = _run_parser(sub, "sample", "decode draws from the prior into an image grid")
+    p.add_argument("--n", type=int, default=100, help="how many samples")
+    p.add_argument("--seed", type=int, default=0, help="seed for z ~ N(0, I)")
+    p.add_argument("--out", default=None, help="PNG to write [RUN/samples.png]")
+    p.set_defaults(func=cmd_sample)
+    p = _run_parser(sub, "plot", "(re)draw every figure of a run")
+    p.add_argument("--seed", type=int, default=0, help="seed for the prior samples")
+    p.add_argument("--data-dir", default=None, help="data folder [the run's, else default]")
+    p.set_defaults(func=cmd_plot)
+    p = sub.add_parser("gradcheck", help="check every layer's backward against finite "
+                       "differences (see: python -m numpyvae gradcheck --help)", add_help=False)
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+    p.set_defaults(func=cmd_gradcheck)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2

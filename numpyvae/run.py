@@ -1,0 +1,71 @@
+"""Open a finished (or interrupted) run folder from Python: ``load_run("runs/NAME")``."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .checkpoint import load_arrays_into, load_checkpoint
+from .train import CHECKPOINT, TrainConfig, build_model
+from .vae import VAE
+
+
+@dataclass
+class Run:
+    """A trained model with its config and history; the model is in eval mode.
+
+    >>> run = load_run("runs/mlp-mnist-z2-s0")
+    >>> images = run.sample(16)                 # (16, 1, 28, 28) in [0, 1]
+    >>> m, v = run.encode(images)               # posterior means and variances
+    """
+
+    path: Path
+    config: TrainConfig
+    vae: VAE
+    epoch: int
+    history: list[dict[str, Any]]
+
+    def encode(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Posterior mean and variance, each (N, latent_dim), for images (N, 1, 28, 28)."""
+        return self.vae.encode(np.asarray(x, dtype=self.vae.dtype))
+
+    def decode(self, z: np.ndarray) -> np.ndarray:
+        """Images (N, 1, 28, 28) for latent codes (N, latent_dim)."""
+        z = np.asarray(z, dtype=self.vae.dtype)
+        if z.ndim != 2 or z.shape[1] != self.vae.latent_dim:
+            raise ValueError(f"decode: expected z of shape (N, {self.vae.latent_dim}), "
+                             f"got {z.shape}")
+        return self.vae.decode(z)
+
+    def sample(self, n: int, seed: int | None = None) -> np.ndarray:
+        """n images decoded from z ~ N(0, I)."""
+        return self.vae.sample(n, np.random.default_rng(seed))
+
+    def reconstruct(self, x: np.ndarray) -> np.ndarray:
+        """Decode each image's posterior mean."""
+        return self.vae.reconstruct(np.asarray(x, dtype=self.vae.dtype))
+
+
+def load_run(path: str | Path) -> Run:
+    """Rebuild the model of a run folder from its checkpoint, in eval mode."""
+    path = Path(path)
+    ckpt = path / CHECKPOINT
+    if not ckpt.is_file():
+        hint = " (it has config.json: training stopped before the first epoch ended)" \
+            if (path / "config.json").is_file() else ""
+        raise FileNotFoundError(f"no checkpoint in {path}: expected {ckpt}{hint}")
+    arrays, _, meta = load_checkpoint(ckpt)
+    config = TrainConfig.from_json(meta["config"])
+    vae = build_model(config)
+    load_arrays_into(vae.named_arrays(), arrays, str(ckpt))
+    vae.eval()
+    return Run(path, config, vae, int(meta["epoch"]), list(meta["history"]))
+
+
+def read_json(path: str | Path) -> Any:
+    with open(path) as f:
+        return json.load(f)
