@@ -65,14 +65,6 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_train)
 
 
-def _default_out(arch: str, dataset: str, z: int, seed: int) -> Path:
-    base = RUNS_DIR / f"{arch}-{dataset}-z{z}-s{seed}"
-    out, k = base, 2
-    while out.exists():
-        out, k = Path(f"{base}-{k}"), k + 1
-    return out
-
-
 def _config_from_args(args: argparse.Namespace):
     from .train import TrainConfig
 
@@ -94,12 +86,14 @@ def _config_from_args(args: argparse.Namespace):
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .train import TrainingDiverged, train
+    from .train import TrainingDiverged, train, unique_run_dir
 
     config = _config_from_args(args)
     config.validate()
     if args.out is None:
-        out = _default_out(config.arch, config.dataset, config.latent_dim, config.seed)
+        out = unique_run_dir(
+            RUNS_DIR / f"{config.arch}-{config.dataset}-z{config.latent_dim}-s{config.seed}"
+        )
     else:
         out = Path(args.out)
         if out.exists() and not args.resume:

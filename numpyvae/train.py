@@ -96,6 +96,15 @@ class TrainConfig:
         return cls(**{k: v for k, v in d.items() if k in known})
 
 
+def unique_run_dir(base: str | Path) -> Path:
+    """``base``, or ``base-2``, ``base-3``, … : the first that does not exist yet."""
+    base = Path(base)
+    out, k = base, 2
+    while out.exists():
+        out, k = Path(f"{base}-{k}"), k + 1
+    return out
+
+
 def build_model(config: TrainConfig, dtype: Any = np.float32) -> VAE:
     """The model a config describes, initialised from its seed."""
     rng = np.random.default_rng([config.seed, 0])

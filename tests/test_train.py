@@ -1,0 +1,168 @@
+"""Training on real MNIST: the loss falls, resume is exact, NaN stops cleanly, bad options fail early."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from numpyvae import data
+from numpyvae.checkpoint import load_checkpoint
+from numpyvae.cli import main as cli_main
+from numpyvae.run import load_run
+from numpyvae.train import TrainConfig, TrainingDiverged, build_model, evaluate, train
+from numpyvae.vae import VAE
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _quiet(_msg: str) -> None:
+    pass
+
+
+def _small(shared, **kw) -> TrainConfig:
+    args = {"arch": "mlp", "hidden": (64, 32), "latent_dim": 2, "epochs": 2,
+            "train_subset": 1024, "test_subset": 500, "data_dir": str(shared)}
+    args.update(kw)
+    return TrainConfig(**args)
+
+
+def test_loss_falls_well_below_start_on_real_mnist(shared_datasets, tmp_path):
+    # 8192 images x 10 epochs / 256 = 320 steps of the report's MLP
+    config = TrainConfig(arch="mlp", epochs=10, train_subset=8192, test_subset=1000,
+                         data_dir=str(shared_datasets))
+    x_test, _ = data.load("mnist", "test", shared_datasets)
+    start = evaluate(build_model(config), x_test[:1000]).loss
+    final = train(config, tmp_path / "run", log=_quiet, figures=False)
+    assert start > 1000
+    assert final["test"]["loss"] < 0.35 * start
+    history = json.loads((tmp_path / "run" / "history.json").read_text())
+    assert [h["epoch"] for h in history] == list(range(1, 11))
+    assert history[-1]["train"]["loss"] < history[0]["train"]["loss"]
+    for h in history:
+        assert h["train"]["loss"] == pytest.approx(h["train"]["recon"] + h["train"]["kl"])
+        assert set(h) == {"epoch", "train", "test100", "seconds", "images_per_s"}
+    assert set(final) >= {"train", "train_eval", "test"}
+
+
+def test_same_seed_same_numbers(shared_datasets, tmp_path):
+    a = train(_small(shared_datasets), tmp_path / "a", log=_quiet, figures=False)
+    b = train(_small(shared_datasets), tmp_path / "b", log=_quiet, figures=False)
+    assert a["train"] == b["train"] and a["test"] == b["test"]
+    c = train(_small(shared_datasets, seed=1), tmp_path / "c", log=_quiet, figures=False)
+    assert c["train"] != a["train"]
+
+
+def test_resume_ends_with_the_same_parameters(shared_datasets, tmp_path):
+    train(_small(shared_datasets, epochs=3), tmp_path / "full", log=_quiet, figures=False)
+    train(_small(shared_datasets, epochs=1), tmp_path / "split", log=_quiet, figures=False)
+    train(_small(shared_datasets, epochs=3), tmp_path / "split", resume=True, log=_quiet,
+          figures=False)
+    full, _, meta_full = load_checkpoint(tmp_path / "full" / "checkpoint.npz")
+    split, _, meta_split = load_checkpoint(tmp_path / "split" / "checkpoint.npz")
+    assert meta_split["epoch"] == 3
+    for k in full:
+        np.testing.assert_array_equal(full[k], split[k], err_msg=k)
+    assert meta_full["history"][-1]["train"] == meta_split["history"][-1]["train"]
+
+
+def test_resume_refuses_a_different_architecture(shared_datasets, tmp_path):
+    train(_small(shared_datasets, epochs=1), tmp_path / "r", log=_quiet, figures=False)
+    before = (tmp_path / "r" / "checkpoint.npz").read_bytes()
+    with pytest.raises(ValueError, match="arch is 'mlp'"):
+        train(_small(shared_datasets, arch="cnn"), tmp_path / "r", resume=True, log=_quiet)
+    with pytest.raises(ValueError, match="latent_dim"):
+        train(_small(shared_datasets, latent_dim=3), tmp_path / "r", resume=True, log=_quiet)
+    assert (tmp_path / "r" / "checkpoint.npz").read_bytes() == before
+
+
+def test_nan_stops_and_keeps_the_last_good_checkpoint(shared_datasets, tmp_path, monkeypatch):
+    run = tmp_path / "nan"
+    train(_small(shared_datasets, epochs=1), run, log=_quiet, figures=False)
+    before = (run / "checkpoint.npz").read_bytes()
+    real_forward = VAE.forward
+    calls = {"n": 0}
+
+    def poisoned(self, x, eps=None, rng=None):
+        losses = real_forward(self, x, eps, rng)
+        calls["n"] += 1
+        if calls["n"] == 3:
+            losses.loss = float("nan")
+        return losses
+
+    monkeypatch.setattr(VAE, "forward", poisoned)
+    with pytest.raises(TrainingDiverged, match=r"nan at epoch 2, batch 3/4"):
+        train(_small(shared_datasets, epochs=2), run, resume=True, log=_quiet)
+    assert (run / "checkpoint.npz").read_bytes() == before
+    assert not [p for p in run.iterdir() if p.name.startswith(".")]
+
+
+def _cli(args: list[str]) -> int:
+    """Run the CLI in-process; argparse's own errors exit, ours return 2."""
+    try:
+        return cli_main(args)
+    except SystemExit as e:
+        return int(e.code)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--arch", "rnn"], "invalid choice: 'rnn'"),
+        (["--latent-dim", "0"], "--latent-dim must be >= 1"),
+        (["--c", "0"], "--c must be > 0"),
+        (["--batch-size", "0"], "--batch-size must be >= 1"),
+        (["--hidden", "300,x"], "expected comma-separated widths"),
+    ],
+)
+def test_cli_rejects_bad_options_before_any_work(args, message, tmp_path, capsys):
+    out = tmp_path / "never"
+    assert _cli(["train", "--out", str(out), "--data-dir", str(tmp_path), *args]) == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_cli_existing_out_without_resume_is_an_error(shared_datasets, tmp_path, capsys):
+    out = tmp_path / "taken"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    code = cli_main(["train", "--out", str(out), "--data-dir", str(shared_datasets)])
+    assert code == 2
+    assert "exists: add --resume" in capsys.readouterr().err
+    assert [p.name for p in out.iterdir()] == ["keep.txt"]
+
+
+def test_cli_missing_data_names_the_fetch_command(tmp_path, capsys):
+    code = cli_main(["train", "--data-dir", str(tmp_path / "empty"), "--out",
+                     str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "data_fetch.py mnist" in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_readme_main_command_shortened(shared_datasets, tmp_path):
+    """The README's main job (train the MLP on MNIST, write figures), on a subset for 1 epoch."""
+    env = {**os.environ, "NUMPYVAE_DATA": str(shared_datasets)}
+    out = tmp_path / "runs" / "main"
+    cmd = [sys.executable, "-m", "numpyvae", "train", "--arch", "mlp", "--dataset", "mnist",
+           "--latent-dim", "2", "--epochs", "1", "--train-subset", "2048",
+           "--test-subset", "500", "--out", str(out)]
+    result = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=tmp_path,
+                            timeout=600)
+    assert result.returncode == 0, result.stderr
+    names = {p.name for p in out.iterdir()}
+    assert names >= {"config.json", "history.json", "final.json", "checkpoint.npz",
+                     "samples.png", "reconstructions.png", "curves.png", "interpolation.png",
+                     "manifold.png", "latent_scatter.png"}
+    run = load_run(out)
+    assert run.sample(4, seed=0).shape == (4, 1, 28, 28)
+    assert run.encode(np.zeros((3, 1, 28, 28)))[0].shape == (3, 2)
+    result = subprocess.run([sys.executable, "-m", "numpyvae", "sample", "--run", str(out),
+                             "--n", "16", "--out", str(tmp_path / "s.png")],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "s.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
