@@ -116,6 +116,10 @@ def _cases() -> list[Case]:
     ]
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 @dataclass
 class Row:
     case: Case
@@ -212,12 +216,14 @@ def run_report(argv: list[str] | None = None, prog: str = "python -m numpyvae.gr
     seconds = time.perf_counter() - start
     print()
     if failed:
-        print(f"FAILED: {len(failed)} of {len(checks) + sum(bool(r.error) for r in rows)} "
-              f"checks in {len(rows)} configurations ({seconds:.1f} s):")
+        total = len(checks) + sum(bool(r.error) for r in rows)
+        print(f"FAILED: {len(failed)} of {_count(total, 'check')} in "
+              f"{_count(len(rows), 'configuration')} ({seconds:.1f} s):")
         for line in failed:
             print(f"  {line}")
         return 1
     worst_row, worst = max(checks, key=lambda rg: rg[1].max_error)
-    print(f"All {len(checks)} gradients in {len(rows)} configurations PASS ({seconds:.1f} s); "
+    print(f"PASS: all {_count(len(checks), 'gradient')} in "
+          f"{_count(len(rows), 'configuration')} ({seconds:.1f} s); "
           f"largest error {worst.max_error:.1e} ({worst_row.case.layer}, {worst.name}).")
     return 0
