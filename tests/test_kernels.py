@@ -1,0 +1,284 @@
+"""The numba conv kernels against the plain NumPy reference, over a grid of configurations.
+
+Grid: odd, even and non-square sizes; kernel 1/3/5; stride 1/2/3; padding 0/1/2;
+every legal output_padding for the transposed path; batch 1 and 7; float32 and
+float64; both the GEMM path and the direct path. Then the same kernels at one
+thread and at the full thread count, with batch sizes that do not split evenly.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numba
+import numpy as np
+import pytest
+from conv_reference import (
+    conv2d_grad_input_reference,
+    conv2d_grad_weight_reference,
+    conv2d_loops,
+    conv2d_reference,
+    conv_transpose2d_reference,
+)
+
+from numpyvae.kernels import (
+    conv2d_forward,
+    conv2d_grad_input,
+    conv2d_grad_weight,
+    conv_output_size,
+)
+
+DTYPES = [np.float32, np.float64]
+# relative to the largest |reference| entry: a race or a 1% error is far above these
+TOL = {np.dtype(np.float32): 1e-4, np.dtype(np.float64): 1e-10}
+METHODS = ["gemm", "direct"]
+CHANNELS = [(1, 4), (3, 1), (3, 5), (2, 3), (4, 2)]  # (C, F): thin and regular, cycled
+
+
+def assert_close(got: np.ndarray, ref: np.ndarray, dtype, what: str) -> None:
+    assert got.dtype == dtype, f"{what}: dtype {got.dtype}, expected {np.dtype(dtype)}"
+    assert got.shape == ref.shape, f"{what}: shape {got.shape}, expected {ref.shape}"
+    scale = max(float(np.max(np.abs(ref))), 1e-30)
+    err = float(np.max(np.abs(got.astype(np.float64) - ref))) / scale
+    assert err <= TOL[np.dtype(dtype)], f"{what}: relative error {err:.3g}"
+
+
+def _conv_configs() -> list[tuple]:
+    out = []
+    sizes = [(6, 6), (5, 7), (8, 5)]
+    for (H, W), K, s, p, N in itertools.product(sizes, (1, 3, 5), (1, 2, 3), (0, 1, 2), (1, 7)):
+        if H + 2 * p >= K and W + 2 * p >= K:
+            C, F = CHANNELS[len(out) % len(CHANNELS)]
+            out.append((N, C, F, H, W, K, s, p))
+    return out
+
+
+def _transpose_configs() -> list[tuple]:
+    out = []
+    sizes = [(3, 3), (4, 2)]
+    for (H, W), K, s, p, N in itertools.product(sizes, (1, 3, 5), (1, 2, 3), (0, 1, 2), (1, 7)):
+        for op in range(s):  # output_padding is legal iff it is smaller than the stride
+            if (min(H, W) - 1) * s - 2 * p + K + op >= 1:
+                C_in, C_out = CHANNELS[len(out) % len(CHANNELS)]
+                out.append((N, C_in, C_out, H, W, K, s, p, op))
+    return out
+
+
+CONV_CONFIGS = _conv_configs()
+TRANSPOSE_CONFIGS = _transpose_configs()
+N_CONFIGURATIONS = (len(CONV_CONFIGS) + len(TRANSPOSE_CONFIGS)) * len(DTYPES)
+
+
+def _ids(cfg: tuple) -> str:
+    return "-".join(map(str, cfg))
+
+
+# ----------------------------------------------------------------------------
+# The reference vouches for itself first
+# ----------------------------------------------------------------------------
+@pytest.mark.parametrize("cfg", [(2, 2, 3, 5, 4, 3, 2, 1), (1, 1, 2, 4, 6, 1, 3, 2),
+                                 (1, 3, 1, 6, 5, 5, 1, 2)], ids=_ids)
+def test_reference_matches_definition_and_is_adjoint(cfg):
+    N, C, F, H, W, K, s, p = cfg
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((N, C, H, W))
+    w = rng.standard_normal((F, C, K, K))
+    b = rng.standard_normal(F)
+    y = conv2d_reference(x, w, b, s, p)
+    np.testing.assert_allclose(y, conv2d_loops(x, w, b, s, p), rtol=1e-12, atol=1e-12)
+    # the conv is linear in x and in w: <conv(x, w), dy> = <x, dx> = <w, dw>
+    dy = rng.standard_normal(y.shape)
+    inner = np.sum((y - b[None, :, None, None]) * dy)
+    dx = conv2d_grad_input_reference(dy, w, (H, W), s, p)
+    dw, db = conv2d_grad_weight_reference(dy, x, K, s, p)
+    assert np.isclose(np.sum(x * dx), inner, rtol=1e-12, atol=1e-12)
+    assert np.isclose(np.sum(w * dw), inner, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(db, dy.sum(axis=(0, 2, 3)))
+
+
+def test_transpose_reference_is_the_conv_adjoint():
+    rng = np.random.default_rng(2)
+    N, C_in, C_out, H, W, K, s, p, op = 2, 3, 2, 3, 4, 3, 2, 1, 1
+    x = rng.standard_normal((N, C_in, H, W))
+    w = rng.standard_normal((C_in, C_out, K, K))
+    y = conv_transpose2d_reference(x, w, None, s, p, op)
+    assert y.shape == (N, C_out, (H - 1) * s - 2 * p + K + op, (W - 1) * s - 2 * p + K + op)
+    g = rng.standard_normal(y.shape)
+    # ConvTranspose2d is the adjoint of the conv with the same weight
+    assert np.isclose(np.sum(y * g), np.sum(x * conv2d_reference(g, w, None, s, p)), rtol=1e-12)
+
+
+# ----------------------------------------------------------------------------
+# Kernels vs reference over the grid
+# ----------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("cfg", CONV_CONFIGS, ids=_ids)
+def test_conv_kernels_match_reference(cfg, dtype):
+    N, C, F, H, W, K, s, p = cfg
+    rng = np.random.default_rng(abs(hash(cfg)) % 2**32)
+    x = rng.standard_normal((N, C, H, W)).astype(dtype)
+    w = rng.standard_normal((F, C, K, K)).astype(dtype)
+    b = rng.standard_normal(F).astype(dtype)
+    y_ref = conv2d_reference(x, w, b, s, p)
+    dy = rng.standard_normal(y_ref.shape).astype(dtype)
+    dx_ref = conv2d_grad_input_reference(dy, w, (H, W), s, p)
+    dw_ref, db_ref = conv2d_grad_weight_reference(dy, x, K, s, p)
+    for method in METHODS:
+        tag = f"{method} {np.dtype(dtype)}"
+        assert_close(conv2d_forward(x, w, b, s, p, method=method), y_ref, dtype, f"forward {tag}")
+        assert_close(conv2d_forward(x, w, None, s, p, method=method),
+                     y_ref - b.astype(np.float64)[None, :, None, None], dtype, f"no-bias {tag}")
+        assert_close(conv2d_grad_input(dy, w, (H, W), s, p, method=method), dx_ref, dtype,
+                     f"grad_input {tag}")
+        dw, db = conv2d_grad_weight(dy, x, K, s, p, method=method)
+        assert_close(dw, dw_ref, dtype, f"grad_weight {tag}")
+        assert_close(db, db_ref, dtype, f"grad_bias {tag}")
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("cfg", TRANSPOSE_CONFIGS, ids=_ids)
+def test_transposed_path_matches_reference(cfg, dtype):
+    """ConvTranspose2d = conv2d_grad_input forward, conv2d_forward backward, swapped grad_weight."""
+    N, C_in, C_out, H, W, K, s, p, op = cfg
+    rng = np.random.default_rng(abs(hash(cfg)) % 2**32)
+    x = rng.standard_normal((N, C_in, H, W)).astype(dtype)
+    w = rng.standard_normal((C_in, C_out, K, K)).astype(dtype)
+    b = rng.standard_normal(C_out).astype(dtype)
+    y_ref = conv_transpose2d_reference(x, w, b, s, p, op)
+    Hout, Wout = y_ref.shape[2:]
+    g = rng.standard_normal(y_ref.shape).astype(dtype)
+    dx_ref = conv2d_reference(g, w, None, s, p)
+    dw_ref, _ = conv2d_grad_weight_reference(x, g, K, s, p)
+    for method in METHODS:
+        tag = f"{method} {np.dtype(dtype)} op={op}"
+        y = conv2d_grad_input(x, w, (Hout, Wout), s, p, bias=b, method=method)
+        assert_close(y, y_ref, dtype, f"transposed forward {tag}")
+        assert_close(conv2d_forward(g, w, None, s, p, method=method), dx_ref, dtype,
+                     f"transposed grad_input {tag}")
+        dw, _ = conv2d_grad_weight(x, g, K, s, p, method=method)
+        assert_close(dw, dw_ref, dtype, f"transposed grad_weight {tag}")
+
+
+def test_grid_is_a_few_hundred_configurations():
+    # odd/even/non-square, K 1/3/5, s 1/2/3, p 0/1/2, every legal output_padding, N 1/7, 2 dtypes
+    assert 300 <= N_CONFIGURATIONS <= 1500
+    assert {c[5] for c in CONV_CONFIGS} == {1, 3, 5}
+    assert {c[8] for c in TRANSPOSE_CONFIGS} == {0, 1, 2}
+    assert {c[0] for c in CONV_CONFIGS} == {1, 7}
+
+
+def test_output_size_formula():
+    assert conv_output_size(28, 3, 2, 1) == 14
+    assert conv_output_size(7, 3, 2, 1) == 4
+    assert conv_output_size(28, 3, 1, 1) == 28
+
+
+# ----------------------------------------------------------------------------
+# Threads: no races, same numbers at any thread count, bitwise the same twice
+# ----------------------------------------------------------------------------
+# shapes whose parallel work items (N·C, N·F, F·C planes) do not split evenly in two or three
+THREAD_CASES = [
+    # (N, C, F, H, W, K, s, p)
+    (5, 3, 6, 11, 9, 3, 2, 1),   # GEMM path
+    (7, 1, 5, 12, 12, 3, 2, 1),  # thin input (1 channel): direct path
+    (5, 6, 1, 10, 10, 3, 1, 1),  # thin output (1 channel): direct path
+    (3, 5, 7, 9, 8, 5, 3, 2),    # GEMM path, stride 3
+]
+
+
+def _run_all(case, dtype, rng_seed=3):
+    N, C, F, H, W, K, s, p = case
+    rng = np.random.default_rng(rng_seed)
+    x = rng.standard_normal((N, C, H, W)).astype(dtype)
+    w = rng.standard_normal((F, C, K, K)).astype(dtype)
+    b = rng.standard_normal(F).astype(dtype)
+    Ho, Wo = conv_output_size(H, K, s, p), conv_output_size(W, K, s, p)
+    dy = rng.standard_normal((N, F, Ho, Wo)).astype(dtype)
+    out = {}
+    for method in METHODS:
+        out[f"{method} forward"] = conv2d_forward(x, w, b, s, p, method=method)
+        out[f"{method} grad_input"] = conv2d_grad_input(dy, w, (H, W), s, p, method=method)
+        dw, db = conv2d_grad_weight(dy, x, K, s, p, method=method)
+        out[f"{method} grad_weight"], out[f"{method} grad_bias"] = dw, db
+    ref = {"forward": conv2d_reference(x, w, b, s, p),
+           "grad_input": conv2d_grad_input_reference(dy, w, (H, W), s, p)}
+    ref["grad_weight"], ref["grad_bias"] = conv2d_grad_weight_reference(dy, x, K, s, p)
+    return out, ref
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+def test_one_thread_and_all_threads_agree_bitwise(dtype):
+    full = numba.config.NUMBA_NUM_THREADS
+    try:
+        results = {}
+        for threads in sorted({1, full}):
+            numba.set_num_threads(threads)
+            for case in THREAD_CASES:
+                first, ref = _run_all(case, dtype)
+                again, _ = _run_all(case, dtype)
+                for name, got in first.items():
+                    # same thread count twice: bitwise the same
+                    assert np.array_equal(got, again[name]), f"{case} {name} not reproducible"
+                    assert_close(got, ref[name.split()[1]], dtype, f"{case} {name} {threads}T")
+                results[threads, case] = first
+    finally:
+        numba.set_num_threads(full)
+    # the numba loops never let the thread count change a sum's order (BLAS threads held fixed)
+    for case in THREAD_CASES:
+        for name, got in results[1, case].items():
+            assert np.array_equal(got, results[full, case][name]), f"{case} {name}: 1 vs {full}"
+
+
+_SUBPROCESS = """
+import numba, numpy as np, sys
+sys.path.insert(0, {tests!r})
+from test_kernels import THREAD_CASES, _run_all, assert_close
+assert numba.config.NUMBA_NUM_THREADS == 3
+for dtype in (np.float32, np.float64):
+    for case in THREAD_CASES:
+        numba.set_num_threads(1)
+        one, ref = _run_all(case, dtype)
+        numba.set_num_threads(3)
+        three, _ = _run_all(case, dtype)
+        for name, got in three.items():
+            assert np.array_equal(got, one[name]), (case, name)
+            assert_close(got, ref[name.split()[1]], dtype, name)
+print("ok")
+"""
+
+
+def test_three_threads_in_a_subprocess():
+    """Three numba threads on small odd-sized work: chunk boundaries fall mid-plane-group."""
+    env = dict(os.environ, NUMBA_NUM_THREADS="3")
+    tests = str(Path(__file__).resolve().parent)
+    code = _SUBPROCESS.format(tests=tests)
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip().endswith("ok")
+
+
+# ----------------------------------------------------------------------------
+# Bad input
+# ----------------------------------------------------------------------------
+def test_kernels_reject_bad_input():
+    x = np.zeros((2, 3, 5, 5), np.float32)
+    w = np.zeros((4, 3, 3, 3), np.float32)
+    with pytest.raises(ValueError, match="channels"):
+        conv2d_forward(x, np.zeros((4, 2, 3, 3), np.float32), None, 1, 0)
+    with pytest.raises(ValueError, match="dtype"):
+        conv2d_forward(x, w.astype(np.float64), None, 1, 0)
+    with pytest.raises(ValueError, match="smaller than the kernel"):
+        conv2d_forward(np.zeros((2, 3, 2, 2), np.float32), w, None, 1, 0)
+    with pytest.raises(ValueError, match="square"):
+        conv2d_forward(x, np.zeros((4, 3, 3, 2), np.float32), None, 1, 0)
+    with pytest.raises(ValueError, match="dy is"):
+        conv2d_grad_input(np.zeros((2, 4, 3, 3), np.float32), w, (9, 9), 1, 0)
+    with pytest.raises(ValueError, match="method"):
+        conv2d_forward(x, w, None, 1, 0, method="fft")
+    with pytest.raises(ValueError, match="stride"):
+        conv2d_forward(x, w, None, 0, 0)
