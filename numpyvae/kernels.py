@@ -50,6 +50,7 @@ __all__ = [
     "conv2d_grad_input",
     "conv2d_grad_weight",
     "conv_output_size",
+    "channel_sum",
     "clear_workspace",
 ]
 
@@ -295,6 +296,17 @@ def _grad_weight_direct(dy, x, K, s, p, dw):
 # ----------------------------------------------------------------------------
 # Public API
 # ----------------------------------------------------------------------------
+def channel_sum(a: np.ndarray) -> np.ndarray:
+    """Σ over n, h, w of a (N, C, H, W) array → (C,), same dtype (a bias gradient)."""
+    if a.ndim != 4 or a.dtype not in (np.float32, np.float64):
+        raise ValueError(f"channel_sum: expected a float (N, C, H, W) array, "
+                         f"got shape {a.shape} dtype {a.dtype}")
+    a = np.ascontiguousarray(a)
+    out = np.empty(a.shape[1], dtype=a.dtype)
+    _channel_sum(a.reshape(a.shape[0], a.shape[1], -1), out)
+    return out
+
+
 def _check_common(name: str, a: np.ndarray, w: np.ndarray, stride: int, padding: int) -> None:
     if a.ndim != 4 or w.ndim != 4:
         raise ValueError(f"{name}: expected 4-D arrays, got shapes {a.shape} and {w.shape}")
@@ -432,8 +444,7 @@ def conv2d_grad_weight(
         )
     dy = np.ascontiguousarray(dy)
     x = np.ascontiguousarray(x)
-    db = np.empty(F, dtype=dy.dtype)
-    _channel_sum(dy.reshape(N, F, Ho * Wo), db)
+    db = channel_sum(dy)
     if _pick(method, F, C) == "direct":
         dw = np.empty((F, C, K, K), dtype=dy.dtype)
         _grad_weight_direct(dy, x, K, s, p, dw)

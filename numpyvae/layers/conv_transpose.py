@@ -1,0 +1,118 @@
+"""ConvTranspose2d: the transposed convolution (PyTorch semantics), used to upsample."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .. import kernels
+from .base import Layer
+from .conv import _check_grad_shape, _check_hyper
+
+
+class ConvTranspose2d(Layer):
+    """y = conv_transpose2d(x, W) + b: each input pixel stamps a scaled K×K kernel into the output.
+
+    Shapes: x (N, C_in, H, W), weight W (C_in, C_out, K, K), bias b (C_out,),
+    y (N, C_out, Hout, Wout), Hout = (H − 1)s − 2p + K + output_padding (likewise Wout).
+    output_padding (< stride) adds rows/columns at the bottom/right, so a stride-2
+    layer can reach both 13 and 14 from 7.
+
+    The math, in readable NumPy: input pixel (i, j) adds x[n, c, i, j]·W[c] into
+    the K×K block at (i·s, j·s) of a padded output; the padding p is cut away:
+
+        full = np.zeros((N, C_out, (H − 1)s + K + op, (W − 1)s + K + op))
+        for a, e in kernel taps:
+            full[:, :, a:a + s(H−1) + 1:s, e:e + s(W−1) + 1:s] += np.einsum(
+                "nchw,co->nohw", x, W[:, :, a, e])
+        y = full[:, :, p:p + Hout, p:p + Wout] + b[:, None, None]
+
+    This is exactly the gradient of Conv2d(C_out → C_in) with respect to its
+    input, so the same kernels run it: forward = conv2d_grad_input, and
+    backward uses conv2d_forward and conv2d_grad_weight.
+
+    Initialisation is PyTorch's default: W and b ~ U(−1/√fan_in, 1/√fan_in),
+    where PyTorch takes fan_in from the weight's second axis: C_out·K².
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        stride: int = 1,
+        padding: int = 0,
+        output_padding: int = 0,
+        bias: bool = True,
+        dtype: Any = np.float32,
+        rng: np.random.Generator | None = None,
+    ) -> None:
+        super().__init__(dtype)
+        _check_hyper("ConvTranspose2d", in_channels, out_channels, kernel_size, stride, padding)
+        if (not isinstance(output_padding, (int, np.integer)) or isinstance(output_padding, bool)
+                or not 0 <= output_padding < stride):
+            raise ValueError(
+                f"ConvTranspose2d: expected output_padding to be an integer in [0, stride) = "
+                f"[0, {stride}), got {output_padding!r}"
+            )
+        rng = np.random.default_rng() if rng is None else rng
+        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
+        self.kernel_size, self.stride, self.padding = int(kernel_size), int(stride), int(padding)
+        self.output_padding = int(output_padding)
+        K = self.kernel_size
+        bound = 1.0 / np.sqrt(out_channels * K * K)
+        self.add_param("weight", rng.uniform(-bound, bound, (in_channels, out_channels, K, K)))
+        if bias:
+            self.add_param("bias", rng.uniform(-bound, bound, out_channels))
+
+    def output_size(self, H: int, W: int) -> tuple[int, int]:
+        """(Hout, Wout) for an H×W input."""
+        K, s, p, op = self.kernel_size, self.stride, self.padding, self.output_padding
+        return (H - 1) * s - 2 * p + K + op, (W - 1) * s - 2 * p + K + op
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """x (N, C_in, H, W) → y (N, C_out, Hout, Wout)."""
+        self._check_input(x, 4, f"(N, {self.in_channels}, H, W)")
+        _, C, H, W = x.shape
+        if C != self.in_channels:
+            raise ValueError(f"ConvTranspose2d: expected input of shape (N, {self.in_channels}, "
+                             f"H, W), got shape {x.shape} ({C} channels)")
+        Hout, Wout = self.output_size(H, W)
+        if H < 1 or W < 1 or Hout < 1 or Wout < 1:
+            raise ValueError(f"ConvTranspose2d: input {H}x{W} is too small for kernel "
+                             f"{self.kernel_size} with padding {self.padding}: the output would "
+                             f"be {Hout}x{Wout}")
+        y = kernels.conv2d_grad_input(x, self.params["weight"], (Hout, Wout), self.stride,
+                                      self.padding, bias=self.params.get("bias"))
+        self.cache = x
+        return y
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        """dout (N, C_out, Hout, Wout) → dx (N, C_in, H, W).
+
+        y is the adjoint of a conv, so its adjoint is the conv: dX = conv2d(dY, W);
+        dW[c,o,a,e] = Σ_{n,i,j} x[n,c,i,j]·dYpad[n,o,i·s+a,j·s+e] (the conv's weight gradient with
+        x and dY swapped);  db = Σ_{n,h,w} dY.
+        """
+        x = self._saved()
+        _check_grad_shape("ConvTranspose2d", dout,
+                          (x.shape[0], self.out_channels, *self.output_size(*x.shape[2:])),
+                          x.dtype)
+        dw, _ = kernels.conv2d_grad_weight(x, dout, self.kernel_size, self.stride, self.padding)
+        self.grads["weight"][...] = dw
+        if "bias" in self.grads:
+            self.grads["bias"][...] = kernels.channel_sum(dout)
+        return kernels.conv2d_forward(dout, self.params["weight"], None, self.stride,
+                                      self.padding)
+
+    def extra_repr(self) -> str:
+        s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}"
+        s += f", stride={self.stride}"
+        if self.padding:
+            s += f", padding={self.padding}"
+        if self.output_padding:
+            s += f", output_padding={self.output_padding}"
+        if "bias" not in self.params:
+            s += ", bias=False"
+        return s
