@@ -17,7 +17,19 @@ from dataclasses import dataclass
 import numpy as np
 
 from .gradcheck import MAX_ENTRIES, STEP, TOLERANCE, GradResult, gradcheck_layer
-from .layers import ELU, BatchNorm2d, Dense, Flatten, Layer, Reshape, Sequential, Sigmoid, Softplus
+from .layers import (
+    ELU,
+    BatchNorm2d,
+    Conv2d,
+    ConvTranspose2d,
+    Dense,
+    Flatten,
+    Layer,
+    Reshape,
+    Sequential,
+    Sigmoid,
+    Softplus,
+)
 
 F64 = np.float64
 Builder = Callable[[np.random.Generator], tuple[Layer, np.ndarray]]
@@ -32,15 +44,11 @@ class Case:
     build: Builder
 
 
-def _conv2d(*args, **kwargs) -> Layer:
-    from .layers.conv import Conv2d  # imported late: it compiles numba kernels
-
+def _conv2d(*args, **kwargs) -> Conv2d:
     return Conv2d(*args, dtype=F64, **kwargs)
 
 
-def _conv_transpose2d(*args, **kwargs) -> Layer:
-    from .layers.conv_transpose import ConvTranspose2d
-
+def _conv_transpose2d(*args, **kwargs) -> ConvTranspose2d:
     return ConvTranspose2d(*args, dtype=F64, **kwargs)
 
 

@@ -146,3 +146,22 @@ def test_python_m_numpyvae_gradcheck_runs():
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "max error" in proc.stdout and "PASS: all 6 gradients" in proc.stdout
+
+
+# -- the error floor ---------------------------------------------------------------------------
+
+
+def test_conv_bias_before_batchnorm_exact_zero_gradient_passes():
+    """A conv bias adds the same constant to a whole channel; training-mode BatchNorm subtracts
+    the channel mean, so the bias cannot change the output. Its analytic gradient is ~0 and its
+    finite difference is rounding noise; the 1e-3·S floor must turn that into a pass."""
+    from numpyvae.layers import Conv2d
+
+    rng = np.random.default_rng(0)
+    model = Sequential(Conv2d(2, 3, 3, padding=1, dtype=F64, rng=rng),
+                       BatchNorm2d(3, dtype=F64)).train()
+    x = rng.standard_normal((2, 2, 4, 4))
+    results = {r.name: r for r in gradcheck_layer(model, x)}
+    assert all(r.passed for r in results.values()), results
+    weight_grad, bias_grad = model[0].grads["weight"], model[0].grads["bias"]
+    assert np.abs(bias_grad).max() <= 1e-12 * np.abs(weight_grad).max()

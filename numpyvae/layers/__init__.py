@@ -3,6 +3,8 @@
 from .activations import ELU, Sigmoid, Softplus
 from .base import Layer
 from .batchnorm import BatchNorm2d
+from .conv import Conv2d
+from .conv_transpose import ConvTranspose2d
 from .dense import Dense
 from .sequential import Sequential
 from .shape import Flatten, Reshape
@@ -11,6 +13,8 @@ __all__ = [
     "Layer",
     "Sequential",
     "Dense",
+    "Conv2d",
+    "ConvTranspose2d",
     "BatchNorm2d",
     "ELU",
     "Softplus",
