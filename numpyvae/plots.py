@@ -4,7 +4,8 @@ Every figure is a ``matplotlib.figure.Figure`` drawn by the Agg canvas directly,
 never through ``pyplot``: no global backend is selected, so importing this module
 changes nothing for a reader working interactively, and no figure is left open
 in a pyplot registry. Each ``save_*`` function writes its PNG atomically (to a
-temporary name in the same folder, then renamed) and returns the path.
+temporary name in the same folder, then renamed) and returns the path. Figures
+that are all grey (the image grids) are stored as 8-bit grey PNGs, half the size.
 
 The model runs in eval mode while a figure is drawn (which only matters for
 BatchNorm) and goes back to training mode afterwards if it was in it. Model
@@ -31,6 +32,7 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
+from PIL import Image
 from scipy.special import ndtri  # the standard normal's quantile function, norm.ppf
 
 from .checkpoint import atomic_write
@@ -65,7 +67,7 @@ def save_figure(fig: Figure, path: str | Path) -> Path:
     path = Path(path)
 
     def write(tmp: str) -> None:
-        fig.savefig(tmp, format="png")
+        _write_png(fig, tmp)
         # the temporary file is created private (0600); a figure is for sharing
         os.chmod(tmp, 0o666 & ~_umask())
 
@@ -74,6 +76,25 @@ def save_figure(fig: Figure, path: str | Path) -> Path:
     finally:
         fig.clear()  # the figure is not in pyplot's registry: clearing it is all closing needs
     return path
+
+
+def _write_png(fig: Figure, path: str) -> None:
+    """Save as an 8-bit grey PNG when the figure is all grey, else RGB (RGBA if see-through).
+
+    An RGBA PNG of a digit grid repeats each grey value four times; the grey file
+    is half the size (a 20 × 20 manifold: about 160 kB instead of 340 kB).
+    """
+    canvas = fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(fig)
+    canvas.draw()
+    rgba = np.asarray(canvas.buffer_rgba())
+    if not np.all(rgba[..., 3] == 255):
+        fig.savefig(path, format="png")
+        return
+    rgb = rgba[..., :3]
+    grey = bool(np.all(rgb == rgb[..., :1]))
+    Image.fromarray(np.ascontiguousarray(rgb[..., 0] if grey else rgb)).save(
+        path, format="png", optimize=True
+    )
 
 
 def _umask() -> int:
