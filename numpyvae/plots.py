@@ -21,7 +21,6 @@ pair), the building blocks are public: ``new_figure``, ``save_figure``,
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -66,13 +65,8 @@ def save_figure(fig: Figure, path: str | Path) -> Path:
     """Write ``fig`` as PNG to ``path`` atomically and release its contents."""
     path = Path(path)
 
-    def write(tmp: str) -> None:
-        _write_png(fig, tmp)
-        # the temporary file is created private (0600); a figure is for sharing
-        os.chmod(tmp, 0o666 & ~_umask())
-
     try:
-        atomic_write(path, write, suffix=".png")
+        atomic_write(path, lambda tmp: _write_png(fig, tmp), suffix=".png")
     finally:
         fig.clear()  # the figure is not in pyplot's registry: clearing it is all closing needs
     return path
@@ -95,12 +89,6 @@ def _write_png(fig: Figure, path: str) -> None:
     Image.fromarray(np.ascontiguousarray(rgb[..., 0] if grey else rgb)).save(
         path, format="png", optimize=True
     )
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def _title(what: str, label: str | None) -> str:
