@@ -67,6 +67,18 @@ def git_commit() -> str:
     return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else "unknown"
 
 
+def uncommitted_changes() -> bool:
+    """Whether the package or the benchmarks differ from the commit: then the commit alone
+    does not say what code ran."""
+    try:
+        out = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--",
+                              "numpyvae", "benchmarks"], cwd=HERE.parent,
+                             capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return out.returncode == 0 and bool(out.stdout.strip())
+
+
 def cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -99,6 +111,7 @@ def run_info() -> dict[str, Any]:
     return {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "commit": git_commit(),
+        "uncommitted_changes": uncommitted_changes(),
         "cpu_model": cpu_model(),
     }
 
@@ -537,7 +550,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"--threads must be between 1 and {max_threads()}, got {threads}", file=sys.stderr)
         return 2
     info = run_info()
-    print(f"CPU: {info['cpu_model']}   commit {info['commit']}   {info['date']}")
+    dirty = " (with uncommitted changes)" if info["uncommitted_changes"] else ""
+    print(f"CPU: {info['cpu_model']}   commit {info['commit']}{dirty}   {info['date']}")
     rows: list[dict[str, Any]] = []
     if args.what in ("kernels", "all"):
         rows += bench_kernels(args.batch or BATCH, threads, args.repeats)
