@@ -12,25 +12,32 @@ integer stride s and padding p (cross-correlation, as PyTorch's ``conv2d``):
 gradient is ``conv2d_grad_weight`` with the roles of x and dy swapped.
 
 How they run fast: each call is lowered onto one large matrix product (GEMM)
-done by NumPy's BLAS, with parallel numba loops doing the packing around it.
-With P = N·Ho·Wo and cols = im2col(x), one column per output pixel:
+done by NumPy's BLAS, with parallel numba loops packing the data around it.
+With P = N·Ho·Wo output pixels and one row of ``cols`` per pixel (im2col):
 
-    cols (C·K·K, P)      cols[(c, a, e), (n, i, j)] = xpad[n, c, i·s + a, j·s + e]
-    forward:       Y  = W @ cols                       (F, P), then + b
-    grad_input:    dcols = Wᵀ @ dY,  dx = col2im(dcols)   (col2im sums overlapping windows)
-    grad_weight:   dW = dY @ colsᵀ,  db = Σ_{n, i, j} dY
+    cols (P, K·K·C)      cols[(n, i, j), (a, e, c)] = xpad[n, c, i·s + a, j·s + e]
+    forward:       Y  = cols @ Wk                   (P, F), Wk[(a, e, c), f] = w[f, c, a, e]
+    grad_input:    dcols = dY @ Wkᵀ,  dx = col2im(dcols)   (col2im adds overlapping windows)
+    grad_weight:   dWk = colsᵀ @ dY,  db = Σ_{n, i, j} dY
 
-When F == 1 or C == 1 the GEMM degenerates into a matrix-vector product that
-streams the whole cols buffer for a handful of flops, so direct numba loops run
-instead (``method="auto"`` picks; ``"gemm"`` and ``"direct"`` force a path, for
-tests).
+Inside, one sample at a time is copied channels-last into a zero-bordered
+scratch plane (Hp, Wp·C): a window row is then K·C contiguous numbers, so
+im2col and col2im are runs of contiguous copies and adds that vectorise, with
+no bounds tests (the border supplies the padding's zeros). The arrays the
+functions take and return stay (N, C, H, W).
 
-Parallel loops only ever split independent outputs: (n, c) planes of dx, (n, f)
-planes of y, (f, c) pairs of dw, rows of cols. No two threads add into the same
-element and every sum runs in a fixed order, so results do not depend on the
-thread count or on scheduling. Work buffers (cols and the transposed dy) are
-kept per thread and dtype and reused between calls, since allocating and
-page-faulting tens of MB each step costs as much as the packing itself.
+When F == 1 (a conv down to one channel, like the CNN's last layer) the GEMM
+would be a matrix-vector product streaming the whole of ``cols`` for two
+flops per number, so direct numba loops run instead (``method="auto"``
+picks; ``"gemm"`` and ``"direct"`` force a path, for tests).
+
+Parallel loops only ever split independent outputs: samples (each owns its
+rows of cols and its planes of y and dx) or (f, c) pairs of dw. No two threads
+add into the same element and every sum runs in a fixed order, so the results
+do not depend on the thread count or on scheduling. Work buffers (cols, the
+transposed dy, scratch planes) are kept per thread and dtype and reused
+between calls: allocating and page-faulting tens of MB each step costs as
+much as the packing itself.
 
 All jitted functions use ``cache=True`` and carry no explicit signatures:
 float32 compiles when float32 is first used, float64 only when a gradient check
@@ -70,10 +77,12 @@ _workspace: dict[tuple[int, str, str], np.ndarray] = {}
 
 def _buffer(slot: str, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
     """A reusable uninitialised array of ``shape``; one per (thread, slot, dtype)."""
-    key = (threading.get_ident(), slot, dtype.str)
+    key = (threading.get_ident(), slot, np.dtype(dtype).str)
     size = int(np.prod(shape))
     buf = _workspace.get(key)
     if buf is None or buf.size < size:
+        buf = None  # let the old one go before allocating the larger one
+        _workspace.pop(key, None)
         buf = np.empty(size, dtype=dtype)
         _workspace[key] = buf
     return buf[:size].reshape(shape)
@@ -84,111 +93,99 @@ def clear_workspace() -> None:
     _workspace.clear()
 
 
-# ----------------------------------------------------------------------------
-# Index helpers
-# ----------------------------------------------------------------------------
-@numba.njit(cache=True, inline="always")
-def _tap_range(tap, stride, padding, size, n_out):
-    """Outputs i in [lo, hi) whose tap ``tap`` reads an input inside [0, size).
-
-    Output i, tap a reads input index i·s + a − p. Computing the valid range
-    once keeps bounds tests out of the inner loops, so they vectorise.
-    """
-    lo = 0
-    if padding > tap:
-        lo = (padding - tap + stride - 1) // stride
-    hi = 0
-    top = size + padding - tap  # need i·s < top
-    if top > 0:
-        hi = min(n_out, (top + stride - 1) // stride)
-    if hi < lo:
-        hi = lo
-    return lo, hi
+def _n_chunks(N: int) -> int:
+    """Samples are handed out in a few chunks per thread, each with its own scratch plane."""
+    return max(1, min(N, 4 * numba.get_num_threads()))
 
 
 # ----------------------------------------------------------------------------
-# Packing kernels for the GEMM path
+# Packing kernels for the GEMM path (channels-last scratch)
 # ----------------------------------------------------------------------------
-@numba.njit(parallel=True, cache=True)
-def _im2col(x, K, s, p, Ho, Wo, cols):
-    """cols[(c, a, e), (n, i, j)] = xpad[n, c, i·s + a, j·s + e]  (zeros in the padding)."""
-    N, C, H, W = x.shape
-    KK = K * K
-    HoWo = Ho * Wo
-    # one (n, c) input plane per iteration: it stays in L1 while its K·K rows are written
-    for t in prange(N * C):
-        n = t // C
-        c = t - n * C
-        for a in range(K):
-            ilo, ihi = _tap_range(a, s, p, H, Ho)
-            for e in range(K):
-                jlo, jhi = _tap_range(e, s, p, W, Wo)
-                row = c * KK + a * K + e
-                base = n * HoWo
-                for i in range(Ho):
-                    o = base + i * Wo
-                    if i < ilo or i >= ihi:
-                        for j in range(Wo):
-                            cols[row, o + j] = 0
-                    else:
-                        h = i * s + a - p
-                        for j in range(jlo):
-                            cols[row, o + j] = 0
-                        for j in range(jlo, jhi):
-                            cols[row, o + j] = x[n, c, h, j * s + e - p]
-                        for j in range(jhi, Wo):
-                            cols[row, o + j] = 0
-
-
-@numba.njit(parallel=True, cache=True)
-def _col2im(dcols, K, s, p, Ho, Wo, bias, dx):
-    """dx[n, c] = bias[c] + every window's column of dcols added back where it was read."""
-    N, C, H, W = dx.shape
-    KK = K * K
-    HoWo = Ho * Wo
-    # each iteration owns one (n, c) plane of dx: no two threads add into one element
-    for t in prange(N * C):
-        n = t // C
-        c = t - n * C
-        fill = bias[c]
+@numba.njit(cache=True)
+def _load_channels_last(x_n, p, sc):
+    """sc[p + h, (p + w)·C + c] = x_n[c, h, w]; sc's zero border is left alone."""
+    C, H, W = x_n.shape
+    for c in range(C):
         for h in range(H):
-            for w in range(W):
-                dx[n, c, h, w] = fill
-        for a in range(K):
-            ilo, ihi = _tap_range(a, s, p, H, Ho)
-            for e in range(K):
-                jlo, jhi = _tap_range(e, s, p, W, Wo)
-                row = c * KK + a * K + e
-                for i in range(ilo, ihi):
-                    h = i * s + a - p
-                    o = n * HoWo + i * Wo
-                    for j in range(jlo, jhi):
-                        dx[n, c, h, j * s + e - p] += dcols[row, o + j]
+            src = x_n[c, h]
+            dst = sc[h + p, p * C + c:(p + W) * C:C]
+            for q in range(W):
+                dst[q] = src[q]
 
 
 @numba.njit(parallel=True, cache=True)
-def _rows_to_batch(Y, b, y):
-    """y[n, f, l] = Y[f, n·L + l] + b[f]:  (F, N·L) → (N, F, L)."""
+def _im2col(x, K, s, p, Ho, Wo, scratch, cols):
+    """cols[(n, i, j), (a, e, c)] = xpad[n, c, i·s + a, j·s + e]."""
+    N, C = x.shape[0], x.shape[1]
+    n_chunks = scratch.shape[0]
+    KC = K * C
+    for ch in prange(n_chunks):
+        sc = scratch[ch]
+        sc[:, :] = 0
+        for n in range(ch * N // n_chunks, (ch + 1) * N // n_chunks):
+            _load_channels_last(x[n], p, sc)
+            for i in range(Ho):
+                for j in range(Wo):
+                    r = (n * Ho + i) * Wo + j
+                    for a in range(K):
+                        # kernel row a of this window: K pixels × C channels, contiguous
+                        src = sc[i * s + a, j * s * C:j * s * C + KC]
+                        dst = cols[r, a * KC:(a + 1) * KC]
+                        for q in range(KC):
+                            dst[q] = src[q]
+
+
+@numba.njit(parallel=True, cache=True)
+def _col2im(dcols, K, s, p, Ho, Wo, bias, scratch, dx):
+    """dx[n, c, h, w] = bias[c] + Σ of dcols over every window entry that read (h, w)."""
+    N, C, H, W = dx.shape
+    n_chunks = scratch.shape[0]
+    KC = K * C
+    # each chunk owns its samples' planes of dx: no two threads add into one element
+    for ch in prange(n_chunks):
+        sc = scratch[ch]
+        for n in range(ch * N // n_chunks, (ch + 1) * N // n_chunks):
+            sc[:, :] = 0
+            for i in range(Ho):
+                for j in range(Wo):
+                    r = (n * Ho + i) * Wo + j
+                    for a in range(K):
+                        src = dcols[r, a * KC:(a + 1) * KC]
+                        dst = sc[i * s + a, j * s * C:j * s * C + KC]
+                        for q in range(KC):
+                            dst[q] += src[q]
+            for c in range(C):
+                bc = bias[c]
+                for h in range(H):
+                    src = sc[h + p, p * C + c:(p + W) * C:C]
+                    dst = dx[n, c, h]
+                    for q in range(W):
+                        dst[q] = src[q] + bc
+
+
+@numba.njit(parallel=True, cache=True)
+def _rows_to_nchw(Y, b, y):
+    """y[n, f, l] = Y[n·L + l, f] + b[f]:  (N·L, F) → (N, F, L), adding the bias."""
     N, F, L = y.shape
-    for t in prange(N * F):
-        n = t // F
-        f = t - n * F
-        bf = b[f]
-        o = n * L
-        for q in range(L):
-            y[n, f, q] = Y[f, o + q] + bf
+    for n in prange(N):
+        for f in range(F):
+            src = Y[n * L:(n + 1) * L, f]
+            dst = y[n, f]
+            bf = b[f]
+            for q in range(L):
+                dst[q] = src[q] + bf
 
 
 @numba.njit(parallel=True, cache=True)
-def _batch_to_rows(dy, dY):
-    """dY[f, n·L + l] = dy[n, f, l]:  (N, F, L) → (F, N·L)."""
+def _nchw_to_rows(dy, dY):
+    """dY[n·L + l, f] = dy[n, f, l]:  (N, F, L) → (N·L, F)."""
     N, F, L = dy.shape
-    for t in prange(F * N):
-        f = t // N
-        n = t - f * N
-        o = n * L
-        for q in range(L):
-            dY[f, o + q] = dy[n, f, q]
+    for n in prange(N):
+        for f in range(F):
+            src = dy[n, f]
+            dst = dY[n * L:(n + 1) * L, f]
+            for q in range(L):
+                dst[q] = src[q]
 
 
 @numba.njit(parallel=True, cache=True)
@@ -199,8 +196,9 @@ def _channel_sum(a, out):
         # a vector of per-position partial sums vectorises; a scalar sum would not
         acc = np.zeros(L, dtype=a.dtype)
         for n in range(N):
+            src = a[n, c]
             for q in range(L):
-                acc[q] += a[n, c, q]
+                acc[q] += src[q]
         total = acc[0] * 0
         for q in range(L):
             total += acc[q]
@@ -208,88 +206,163 @@ def _channel_sum(a, out):
 
 
 # ----------------------------------------------------------------------------
-# Direct kernels for thin layers (F == 1 or C == 1)
+# Direct kernels (used for F == 1; correct for any shape)
 # ----------------------------------------------------------------------------
+# They work on flattened zero-bordered planes of row length Wp = W + 2p and
+# keep outputs with that same row length (the Wp − Wo extra entries per row
+# are scratch). Output q = i·Wp + j, tap (a, e) then reads input
+# s·q + a·Wp + e: every tap is one long axpy or dot product over q, instead of
+# Ho short ones.
+@numba.njit(cache=True)
+def _load_plane(x_nc, p, Wp, plane):
+    """plane[(p + h)·Wp + p + w] = x_nc[h, w]; the plane's zero border is left alone."""
+    H, W = x_nc.shape
+    for h in range(H):
+        src = x_nc[h]
+        dst = plane[(p + h) * Wp + p:(p + h) * Wp + p + W]
+        for q in range(W):
+            dst[q] = src[q]
+
+
+@numba.njit(cache=True)
+def _load_rows(y_nf, Wp, flat):
+    """flat[i·Wp + j] = y_nf[i, j] for j < Wo; the columns between stay as they are (zero)."""
+    Ho, Wo = y_nf.shape
+    for i in range(Ho):
+        src = y_nf[i]
+        dst = flat[i * Wp:i * Wp + Wo]
+        for q in range(Wo):
+            dst[q] = src[q]
+
+
+@numba.njit(cache=True)
+def _axpy(out, wv, plane, off, s, L):
+    """out[q] += wv · plane[off + s·q] for q < L."""
+    if s == 1:
+        src = plane[off:off + L]  # a contiguous view: this loop vectorises
+        for q in range(L):
+            out[q] += wv * src[q]
+    else:
+        src = plane[off:off + s * (L - 1) + 1:s]
+        for q in range(L):
+            out[q] += wv * src[q]
+
+
+@numba.njit(cache=True)
+def _axpy_scatter(plane, off, s, wv, d, L):
+    """plane[off + s·q] += wv · d[q] for q < L."""
+    if s == 1:
+        dst = plane[off:off + L]
+        for q in range(L):
+            dst[q] += wv * d[q]
+    else:
+        dst = plane[off:off + s * (L - 1) + 1:s]
+        for q in range(L):
+            dst[q] += wv * d[q]
+
+
+@numba.njit(cache=True)
+def _mul_acc(acc, d, plane, off, s, L):
+    """acc[q] += d[q] · plane[off + s·q] for q < L (per-q partial sums of a dot product)."""
+    if s == 1:
+        src = plane[off:off + L]
+        for q in range(L):
+            acc[q] += d[q] * src[q]
+    else:
+        src = plane[off:off + s * (L - 1) + 1:s]
+        for q in range(L):
+            acc[q] += d[q] * src[q]
+
+
 @numba.njit(parallel=True, cache=True)
-def _forward_direct(x, w, b, s, p, y):
-    """y[n, f] = b[f] + Σ_{c, a, e} w[f, c, a, e] · (shifted, strided x[n, c])."""
+def _forward_direct(x, w, b, s, p, planes, outs, y):
+    """y[n, f] = b[f] + Σ_{c, a, e} w[f, c, a, e] · (padded x[n, c] from (a, e), step s)."""
     N, C, H, W = x.shape
-    F = w.shape[0]
-    K = w.shape[2]
-    Ho = y.shape[2]
-    Wo = y.shape[3]
-    for t in prange(N * F):
-        n = t // F
-        f = t - n * F
-        fill = b[f]
-        for i in range(Ho):
-            for j in range(Wo):
-                y[n, f, i, j] = fill
-        for c in range(C):
-            for a in range(K):
-                ilo, ihi = _tap_range(a, s, p, H, Ho)
-                for e in range(K):
-                    jlo, jhi = _tap_range(e, s, p, W, Wo)
-                    wv = w[f, c, a, e]
-                    for i in range(ilo, ihi):
-                        h = i * s + a - p
-                        for j in range(jlo, jhi):
-                            y[n, f, i, j] += wv * x[n, c, h, j * s + e - p]
+    F, K = w.shape[0], w.shape[2]
+    Ho, Wo = y.shape[2], y.shape[3]
+    Wp = W + 2 * p
+    L = (Ho - 1) * Wp + Wo
+    n_chunks = planes.shape[0]
+    for ch in prange(n_chunks):
+        sc = planes[ch]
+        sc[:, :] = 0
+        out = outs[ch]
+        for n in range(ch * N // n_chunks, (ch + 1) * N // n_chunks):
+            for c in range(C):
+                _load_plane(x[n, c], p, Wp, sc[c])
+            for f in range(F):
+                out[:] = 0
+                for c in range(C):
+                    for a in range(K):
+                        for e in range(K):
+                            _axpy(out, w[f, c, a, e], sc[c], a * Wp + e, s, L)
+                bf = b[f]
+                for i in range(Ho):
+                    src = out[i * Wp:i * Wp + Wo]
+                    dst = y[n, f, i]
+                    for j in range(Wo):
+                        dst[j] = src[j] + bf
 
 
 @numba.njit(parallel=True, cache=True)
-def _grad_input_direct(dy, w, s, p, bias, dx):
-    """dx[n, c] = bias[c] + Σ_{f, a, e} w[f, c, a, e] · dy[n, f], scattered to the inputs read."""
+def _grad_input_direct(dy, w, s, p, bias, planes, rows, dx):
+    """Padded dx[n, c] from (a, e), step s  +=  w[f, c, a, e] · dy[n, f]; then crop, + bias."""
     N, C, H, W = dx.shape
-    F = w.shape[0]
-    K = w.shape[2]
-    Ho = dy.shape[2]
-    Wo = dy.shape[3]
-    for t in prange(N * C):
-        n = t // C
-        c = t - n * C
-        fill = bias[c]
-        for h in range(H):
-            for q in range(W):
-                dx[n, c, h, q] = fill
-        for f in range(F):
-            for a in range(K):
-                ilo, ihi = _tap_range(a, s, p, H, Ho)
-                for e in range(K):
-                    jlo, jhi = _tap_range(e, s, p, W, Wo)
-                    wv = w[f, c, a, e]
-                    for i in range(ilo, ihi):
-                        h = i * s + a - p
-                        for j in range(jlo, jhi):
-                            dx[n, c, h, j * s + e - p] += wv * dy[n, f, i, j]
+    F, K = w.shape[0], w.shape[2]
+    Ho, Wo = dy.shape[2], dy.shape[3]
+    Wp = W + 2 * p
+    L = (Ho - 1) * Wp + Wo
+    n_chunks = planes.shape[0]
+    for ch in prange(n_chunks):
+        sc = planes[ch]
+        d = rows[ch]
+        d[:] = 0  # the columns between rows must add zeros
+        for n in range(ch * N // n_chunks, (ch + 1) * N // n_chunks):
+            sc[:, :] = 0
+            for f in range(F):
+                _load_rows(dy[n, f], Wp, d)
+                for c in range(C):
+                    for a in range(K):
+                        for e in range(K):
+                            _axpy_scatter(sc[c], a * Wp + e, s, w[f, c, a, e], d, L)
+            for c in range(C):
+                bc = bias[c]
+                for h in range(H):
+                    src = sc[c, (h + p) * Wp + p:(h + p) * Wp + p + W]
+                    dst = dx[n, c, h]
+                    for q in range(W):
+                        dst[q] = src[q] + bc
 
 
 @numba.njit(parallel=True, cache=True)
-def _grad_weight_direct(dy, x, K, s, p, dw):
+def _grad_weight_direct(dy, x, K, s, p, planes, rows, acc, dw):
     """dw[f, c, a, e] = Σ_{n, i, j} dy[n, f, i, j] · xpad[n, c, i·s + a, j·s + e]."""
     N, C, H, W = x.shape
-    F = dy.shape[1]
-    Ho = dy.shape[2]
-    Wo = dy.shape[3]
+    F, Ho, Wo = dy.shape[1], dy.shape[2], dy.shape[3]
+    Wp = W + 2 * p
+    L = (Ho - 1) * Wp + Wo
+    # one (f, c) pair per iteration, with its own plane, dy rows and partial sums
     for t in prange(F * C):
         f = t // C
         c = t - f * C
-        # per-(a, e, j) partial sums: vectorise over j and keep a fixed summation order
-        acc = np.zeros((K, K, Wo), dtype=dw.dtype)
+        sc = planes[t]
+        sc[:] = 0
+        d = rows[t]
+        d[:] = 0
+        ac = acc[t]
+        ac[:, :] = 0
         for n in range(N):
+            _load_plane(x[n, c], p, Wp, sc)
+            _load_rows(dy[n, f], Wp, d)
             for a in range(K):
-                ilo, ihi = _tap_range(a, s, p, H, Ho)
                 for e in range(K):
-                    jlo, jhi = _tap_range(e, s, p, W, Wo)
-                    for i in range(ilo, ihi):
-                        h = i * s + a - p
-                        for j in range(jlo, jhi):
-                            acc[a, e, j] += dy[n, f, i, j] * x[n, c, h, j * s + e - p]
+                    _mul_acc(ac[a * K + e], d, sc, a * Wp + e, s, L)
         for a in range(K):
             for e in range(K):
-                total = acc[a, e, 0] * 0
-                for j in range(Wo):
-                    total += acc[a, e, j]
+                part = ac[a * K + e]
+                total = part[0] * 0
+                for q in range(L):
+                    total += part[q]
                 dw[f, c, a, e] = total
 
 
@@ -319,11 +392,11 @@ def _check_common(name: str, a: np.ndarray, w: np.ndarray, stride: int, padding:
                          f"got stride={stride}, padding={padding}")
 
 
-def _pick(method: str, F: int, C: int) -> str:
+def _pick(method: str, F: int) -> str:
     if method not in _METHODS:
         raise ValueError(f"conv kernels: method must be one of {_METHODS}, got {method!r}")
     if method == "auto":
-        return "direct" if F == 1 or C == 1 else "gemm"
+        return "direct" if F == 1 else "gemm"
     return method
 
 
@@ -334,6 +407,15 @@ def _bias_or_zeros(b: np.ndarray | None, n: int, dtype: np.dtype, name: str) -> 
         raise ValueError(f"{name}: expected bias of shape ({n},) and dtype {dtype}, "
                          f"got {b.shape} {b.dtype}")
     return np.ascontiguousarray(b)
+
+
+def _im2col_into_buffer(x: np.ndarray, K: int, s: int, p: int, Ho: int, Wo: int) -> np.ndarray:
+    N, C, H, W = x.shape
+    n_chunks = _n_chunks(N)
+    scratch = _buffer("scratch", (n_chunks, H + 2 * p, (W + 2 * p) * C), x.dtype)
+    cols = _buffer("cols", (N * Ho * Wo, K * K * C), x.dtype)
+    _im2col(x, K, s, p, Ho, Wo, scratch, cols)
+    return cols
 
 
 def conv2d_forward(
@@ -362,15 +444,17 @@ def conv2d_forward(
     w = np.ascontiguousarray(w)
     b = _bias_or_zeros(b, F, x.dtype, "conv2d_forward")
     y = np.empty((N, F, Ho, Wo), dtype=x.dtype)
-    if _pick(method, F, C) == "direct":
-        _forward_direct(x, w, b, s, p, y)
+    if _pick(method, F) == "direct":
+        n_chunks, Wp = _n_chunks(N), W + 2 * p
+        planes = _buffer("planes", (n_chunks, C, (H + 2 * p) * Wp), x.dtype)
+        outs = _buffer("rows", (n_chunks, (Ho - 1) * Wp + Wo), x.dtype)
+        _forward_direct(x, w, b, s, p, planes, outs, y)
         return y
-    P = N * Ho * Wo
-    cols = _buffer("cols", (C * K * K, P), x.dtype)
-    _im2col(x, K, s, p, Ho, Wo, cols)
-    Y = _buffer("rows", (F, P), x.dtype)
-    np.matmul(w.reshape(F, C * K * K), cols, out=Y)
-    _rows_to_batch(Y, b, y.reshape(N, F, Ho * Wo))
+    cols = _im2col_into_buffer(x, K, s, p, Ho, Wo)
+    Wk = np.ascontiguousarray(w.transpose(2, 3, 1, 0)).reshape(K * K * C, F)
+    Y = _buffer("rows", (N * Ho * Wo, F), x.dtype)
+    np.matmul(cols, Wk, out=Y)
+    _rows_to_nchw(Y, b, y.reshape(N, F, Ho * Wo))
     return y
 
 
@@ -409,15 +493,19 @@ def conv2d_grad_input(
     w = np.ascontiguousarray(w)
     bias = _bias_or_zeros(bias, C, dy.dtype, "conv2d_grad_input")
     dx = np.empty((N, C, H, W), dtype=dy.dtype)
-    if _pick(method, F, C) == "direct":
-        _grad_input_direct(dy, w, s, p, bias, dx)
+    if _pick(method, F) == "direct":
+        n_chunks, Wp = _n_chunks(N), W + 2 * p
+        planes = _buffer("planes", (n_chunks, C, (H + 2 * p) * Wp), dy.dtype)
+        rows = _buffer("rows", (n_chunks, (Ho - 1) * Wp + Wo), dy.dtype)
+        _grad_input_direct(dy, w, s, p, bias, planes, rows, dx)
         return dx
-    P = N * Ho * Wo
-    dY = _buffer("rows", (F, P), dy.dtype)
-    _batch_to_rows(dy.reshape(N, F, Ho * Wo), dY)
-    dcols = _buffer("cols", (C * K * K, P), dy.dtype)
-    np.matmul(w.reshape(F, C * K * K).T, dY, out=dcols)
-    _col2im(dcols, K, s, p, Ho, Wo, bias, dx)
+    dY = _buffer("rows", (N * Ho * Wo, F), dy.dtype)
+    _nchw_to_rows(dy.reshape(N, F, Ho * Wo), dY)
+    Wt = np.ascontiguousarray(w.transpose(0, 2, 3, 1)).reshape(F, K * K * C)
+    dcols = _buffer("cols", (N * Ho * Wo, K * K * C), dy.dtype)
+    np.matmul(dY, Wt, out=dcols)
+    scratch = _buffer("scratch", (_n_chunks(N), H + 2 * p, (W + 2 * p) * C), dy.dtype)
+    _col2im(dcols, K, s, p, Ho, Wo, bias, scratch, dx)
     return dx
 
 
@@ -445,14 +533,17 @@ def conv2d_grad_weight(
     dy = np.ascontiguousarray(dy)
     x = np.ascontiguousarray(x)
     db = channel_sum(dy)
-    if _pick(method, F, C) == "direct":
+    if _pick(method, F) == "direct":
         dw = np.empty((F, C, K, K), dtype=dy.dtype)
-        _grad_weight_direct(dy, x, K, s, p, dw)
+        Wp = W + 2 * p
+        L = (Ho - 1) * Wp + Wo
+        planes = _buffer("planes", (F * C, (H + 2 * p) * Wp), dy.dtype)
+        rows = _buffer("rows", (F * C, L), dy.dtype)
+        acc = _buffer("partials", (F * C, K * K, L), dy.dtype)
+        _grad_weight_direct(dy, x, K, s, p, planes, rows, acc, dw)
         return dw, db
-    P = N * Ho * Wo
-    dY = _buffer("rows", (F, P), dy.dtype)
-    _batch_to_rows(dy.reshape(N, F, Ho * Wo), dY)
-    cols = _buffer("cols", (C * K * K, P), dy.dtype)
-    _im2col(x, K, s, p, Ho, Wo, cols)
-    dw = dY @ cols.T
-    return dw.reshape(F, C, K, K), db
+    dY = _buffer("rows", (N * Ho * Wo, F), dy.dtype)
+    _nchw_to_rows(dy.reshape(N, F, Ho * Wo), dY)
+    cols = _im2col_into_buffer(x, K, s, p, Ho, Wo)
+    dWk = cols.T @ dY  # (K·K·C, F), rows ordered (a, e, c)
+    return np.ascontiguousarray(dWk.reshape(K, K, C, F).transpose(3, 2, 0, 1)), db
