@@ -22,6 +22,7 @@ def set_threads(n: int) -> None:
     """Use ``n`` threads in numba kernels and in BLAS calls from now on."""
     global _limits
     import numba
+    import scipy.linalg.cython_blas  # noqa: F401  load SciPy's OpenBLAS now, so the limit reaches it
     from threadpoolctl import threadpool_limits
 
     top = max_threads()
