@@ -159,9 +159,17 @@ def cmd_plot(args: argparse.Namespace) -> int:
     from .run import load_run
 
     run = load_run(args.run)
+    out = Path(args.out) if args.out else Path(args.run)
     x_test, y_test = data.load(run.config.dataset, "test", args.data_dir or run.config.data_dir)
-    paths = make_figures(run.vae, x_test, y_test, run.history, Path(args.run), seed=args.seed)
-    print(f"wrote {', '.join(p.name for p in paths)} in {args.run}")
+    paths = make_figures(run.vae, x_test, y_test, run.history, out, seed=args.seed)
+    if (Path(args.run) / "final.json").is_file():
+        from .checkpoint import atomic_write
+        from .run import summary_markdown
+
+        text = summary_markdown(args.run)
+        atomic_write(out / "summary.md", lambda tmp: Path(tmp).write_text(text))
+        paths.append(out / "summary.md")
+    print(f"wrote {', '.join(p.name for p in paths)} in {out}")
     return 0
 
 
@@ -177,8 +185,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed for z ~ N(0, I)")
     p.add_argument("--out", default=None, help="PNG to write [RUN/samples.png]")
     p.set_defaults(func=cmd_sample)
-    p = _run_parser(sub, "plot", "(re)draw every figure of a run")
+    p = _run_parser(sub, "plot", "(re)draw every figure of a run, and summary.md beside them")
     p.add_argument("--seed", type=int, default=0, help="seed for the prior samples")
+    p.add_argument("--out", default=None, help="folder for the figures [the run folder]")
     p.add_argument("--data-dir", default=None, help="data folder [the run's, else default]")
     p.set_defaults(func=cmd_plot)
     # Listed for --help only: main() hands "gradcheck" to gradcheck_report before parsing.

@@ -66,6 +66,42 @@ def load_run(path: str | Path) -> Run:
     return Run(path, config, vae, int(meta["epoch"]), list(meta["history"]))
 
 
+def summary_markdown(run_dir: str | Path) -> str:
+    """A short Markdown summary of a finished run: ours beside the report's figures."""
+    from .report_figures import REPORT_SPLIT, report_loss
+
+    run_dir = Path(run_dir)
+    config = TrainConfig.from_json(read_json(run_dir / "config.json"))
+    final = read_json(run_dir / "final.json")
+    history = read_json(run_dir / "history.json")
+    key = (config.arch, config.dataset, config.latent_dim)
+    ours_train, test = final["train"], final["test"]
+    hidden = f", hidden {','.join(map(str, config.hidden))}" if config.arch == "mlp" else ""
+    lines = [
+        f"# {config.arch.upper()} VAE, {config.dataset}, z = {config.latent_dim}",
+        "",
+        f"{config.epochs} epochs, batch {config.batch_size}, lr {config.lr}, c = {config.c}, "
+        f"seed {config.seed}{hidden}; training took {final['seconds']:.0f} s "
+        f"({history[-1]['images_per_s']:,.0f} images/s in the last epoch).",
+        "",
+        "| | loss | recon | KL |",
+        "|---|---:|---:|---:|",
+    ]
+    for fig, loss in report_loss(*key).items():
+        split = REPORT_SPLIT.get(key) if fig in ("fig4", "fig5") else None
+        recon, kl = (f"{split[0]:g}", f"{split[1]:g}") if split else ("", "")
+        lines.append(f"| report ({fig.replace('fig', 'figure ')}), final training loss "
+                     f"| {loss:g} | {recon} | {kl} |")
+    rows = [("ours, final training loss (mean over the last epoch)", ours_train),
+            ("ours, full training set, eval mode", final["train_eval"]),
+            ("ours, 100-image test subset, last epoch", history[-1]["test100"]),
+            ("ours, full test set (10,000 images)", test)]
+    for name, d in rows:
+        lines.append(f"| {name} | {d['loss']:.1f} | {d['recon']:.1f} | {d['kl']:.1f} |")
+    lines.append("")
+    return "\n".join(lines)
+
+
 def read_json(path: str | Path) -> Any:
     with open(path) as f:
         return json.load(f)
