@@ -1,4 +1,4 @@
-"""Training on real MNIST: the loss falls, resume is exact, NaN stops cleanly, bad options fail early."""
+"""Training on real MNIST: loss falls, resume is exact, NaN stops cleanly, bad options fail."""
 
 import json
 import os
@@ -166,3 +166,12 @@ def test_readme_main_command_shortened(shared_datasets, tmp_path):
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "s.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    result = subprocess.run([sys.executable, "-m", "numpyvae", "plot", "--run", str(out),
+                             "--out", str(tmp_path / "docs")], env=env, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    summary = (tmp_path / "docs" / "summary.md").read_text()
+    final = json.loads((out / "final.json").read_text())
+    assert "| report (figure 4), final training loss | 307 | 293 | 14 |" in summary
+    assert f"| {final['test']['loss']:.1f} |" in summary
+    assert (tmp_path / "docs" / "manifold.png").is_file()
