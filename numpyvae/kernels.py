@@ -11,33 +11,37 @@ integer stride s and padding p (cross-correlation, as PyTorch's ``conv2d``):
 ``conv2d_grad_input``, its input gradient is ``conv2d_forward`` and its weight
 gradient is ``conv2d_grad_weight`` with the roles of x and dy swapped.
 
-How they run fast: each call is lowered onto one large matrix product (GEMM)
-done by NumPy's BLAS, with parallel numba loops packing the data around it.
-With P = N·Ho·Wo output pixels and one row of ``cols`` per pixel (im2col):
+How they run fast: each call is lowered onto matrix products (GEMM). With
+L = Ho·Wo output pixels per sample and one row of ``cols`` per pixel (im2col):
 
-    cols (P, K·K·C)      cols[(n, i, j), (a, e, c)] = xpad[n, c, i·s + a, j·s + e]
-    forward:       Y  = cols @ Wk                   (P, F), Wk[(a, e, c), f] = w[f, c, a, e]
+    cols (L, K·K·C)      cols[(i, j), (a, e, c)] = xpad[c, i·s + a, j·s + e]
+    forward:       Y  = cols @ Wk                   (L, F), Wk[(a, e, c), f] = w[f, c, a, e]
     grad_input:    dcols = dY @ Wkᵀ,  dx = col2im(dcols)   (col2im adds overlapping windows)
-    grad_weight:   dWk = colsᵀ @ dY,  db = Σ_{n, i, j} dY
+    grad_weight:   dWk = Σ_samples colsᵀ @ dY,  db = Σ_{n, i, j} dY
 
-Inside, one sample at a time is copied channels-last into a zero-bordered
-scratch plane (Hp, Wp·C): a window row is then K·C contiguous numbers, so
-im2col and col2im are runs of contiguous copies and adds that vectorise, with
-no bounds tests (the border supplies the padding's zeros). The arrays the
-functions take and return stay (N, C, H, W).
+The batch is cut into chunks of a few samples whose cols fit in a core's L2
+cache. numba's parallel loop hands each worker thread a range of chunks; the
+worker packs a chunk, multiplies it with a single-threaded BLAS call (numba's
+np.dot) and unpacks it while it is still in cache. One thread pool does
+everything, so numba's threads and BLAS's never fight over the cores.
+
+To pack, a sample is copied channels-last into a zero-bordered scratch plane
+(Hp, Wp·C): a window row is then K·C contiguous numbers, so im2col and col2im
+are runs of contiguous copies and adds that vectorise, with no bounds tests
+(the border supplies the padding's zeros). The arrays the functions take and
+return stay (N, C, H, W).
 
 When F == 1 (a conv down to one channel, like the CNN's last layer) the GEMM
-would be a matrix-vector product streaming the whole of ``cols`` for two
-flops per number, so direct numba loops run instead (``method="auto"``
-picks; ``"gemm"`` and ``"direct"`` force a path, for tests).
+would be a matrix-vector product streaming all of ``cols`` for two flops per
+number, so direct numba loops run instead (``method="auto"`` picks;
+``"gemm"`` and ``"direct"`` force a path, for tests).
 
-Parallel loops only ever split independent outputs: samples (each owns its
-rows of cols and its planes of y and dx) or (f, c) pairs of dw. No two threads
-add into the same element and every sum runs in a fixed order, so the results
-do not depend on the thread count or on scheduling. Work buffers (cols, the
-transposed dy, scratch planes) are kept per thread and dtype and reused
-between calls: allocating and page-faulting tens of MB each step costs as
-much as the packing itself.
+Parallel loops only ever split independent outputs: chunks of samples (each
+owns its planes of y and dx) or (f, c) pairs of dw. No two threads add into the
+same element; weight-gradient partial sums are kept per chunk (chunks depend on
+the shapes, not the thread count) and added in chunk order. So the results are
+bitwise the same at any thread count and under any scheduling. Work buffers
+are kept per thread and dtype and reused between calls.
 
 All jitted functions use ``cache=True`` and carry no explicit signatures:
 float32 compiles when float32 is first used, float64 only when a gradient check
@@ -46,7 +50,9 @@ asks for it.
 
 from __future__ import annotations
 
+import os
 import threading
+from pathlib import Path
 
 import numba
 import numpy as np
@@ -93,13 +99,49 @@ def clear_workspace() -> None:
     _workspace.clear()
 
 
+# Bytes of im2col rows each worker packs and multiplies at a time: small enough
+# to stay in a core's L2 cache, large enough for an efficient matrix product.
+_CHUNK_BYTES = 1 << 19
+
+_inner_blas: list = []  # threadpoolctl controllers of the BLAS that numba's np.dot calls
+
+
+def _pin_inner_blas() -> None:
+    """Keep the BLAS behind numba's np.dot single-threaded.
+
+    The GEMM path calls np.dot from inside numba's parallel loop, one call per
+    worker thread. That BLAS is SciPy's own OpenBLAS (NumPy's is a separate
+    library with its own thread count, untouched here); if it also spawned
+    threads, two pools would fight over the same cores. Checked on every call
+    because a process-wide BLAS thread limit may have raised it since.
+    """
+    if not _inner_blas:
+        import scipy
+        import scipy.linalg.cython_blas  # noqa: F401  (loads the library numba calls)
+        from threadpoolctl import ThreadpoolController
+
+        # SciPy's wheels keep their OpenBLAS in scipy.libs/ (or inside scipy/); a BLAS
+        # shared with NumPy (system or conda builds) lives elsewhere and is left alone
+        pkg = Path(scipy.__file__).resolve().parent
+        homes = (str(pkg) + os.sep, str(pkg) + ".libs" + os.sep)
+        found = [
+            lib for lib in ThreadpoolController().lib_controllers
+            if lib.user_api == "blas"
+            and str(Path(lib.filepath).resolve()).startswith(homes)
+        ]
+        _inner_blas.append(found)
+    for lib in _inner_blas[0]:
+        if lib.num_threads != 1:
+            lib.set_num_threads(1)
+
+
 def _n_chunks(N: int) -> int:
     """Samples are handed out in a few chunks per thread, each with its own scratch plane."""
     return max(1, min(N, 4 * numba.get_num_threads()))
 
 
 # ----------------------------------------------------------------------------
-# Packing kernels for the GEMM path (channels-last scratch)
+# The GEMM path: one sample's packing, then parallel drivers over chunks
 # ----------------------------------------------------------------------------
 @numba.njit(cache=True)
 def _load_channels_last(x_n, p, sc):
@@ -113,79 +155,156 @@ def _load_channels_last(x_n, p, sc):
                 dst[q] = src[q]
 
 
-@numba.njit(parallel=True, cache=True)
-def _im2col(x, K, s, p, Ho, Wo, scratch, cols):
-    """cols[(n, i, j), (a, e, c)] = xpad[n, c, i·s + a, j·s + e]."""
-    N, C = x.shape[0], x.shape[1]
-    n_chunks = scratch.shape[0]
+@numba.njit(cache=True)
+def _im2col_sample(x_n, K, s, p, Ho, Wo, sc, cols):
+    """cols[(i, j), (a, e, c)] = xpad_n[c, i·s + a, j·s + e], for one sample x_n (C, H, W)."""
+    C = x_n.shape[0]
     KC = K * C
-    for ch in prange(n_chunks):
-        sc = scratch[ch]
+    _load_channels_last(x_n, p, sc)
+    for i in range(Ho):
+        for j in range(Wo):
+            r = i * Wo + j
+            for a in range(K):
+                # kernel row a of this window: K pixels × C channels, contiguous in sc
+                src = sc[i * s + a, j * s * C:j * s * C + KC]
+                dst = cols[r, a * KC:(a + 1) * KC]
+                for q in range(KC):
+                    dst[q] = src[q]
+
+
+@numba.njit(cache=True)
+def _col2im_sample(dcols, K, s, p, Ho, Wo, bias, sc, dx_n):
+    """dx_n[c, h, w] = bias[c] + Σ of dcols over every window entry that read (h, w)."""
+    C, H, W = dx_n.shape
+    KC = K * C
+    sc[:, :] = 0
+    for i in range(Ho):
+        for j in range(Wo):
+            r = i * Wo + j
+            for a in range(K):
+                src = dcols[r, a * KC:(a + 1) * KC]
+                dst = sc[i * s + a, j * s * C:j * s * C + KC]
+                for q in range(KC):
+                    dst[q] += src[q]
+    for c in range(C):
+        bc = bias[c]
+        for h in range(H):
+            src = sc[h + p, p * C + c:(p + W) * C:C]
+            dst = dx_n[c, h]
+            for q in range(W):
+                dst[q] = src[q] + bc
+
+
+@numba.njit(cache=True)
+def _rows_to_planes(rows, b, y_n):
+    """y_n[f, l] = rows[l, f] + b[f]:  (L, F) → (F, L), adding the bias."""
+    F, L = y_n.shape
+    for f in range(F):
+        src = rows[:, f]
+        dst = y_n[f]
+        bf = b[f]
+        for q in range(L):
+            dst[q] = src[q] + bf
+
+
+@numba.njit(cache=True)
+def _planes_to_rows(dy_n, rows):
+    """rows[l, f] = dy_n[f, l]:  (F, L) → (L, F)."""
+    F, L = dy_n.shape
+    for f in range(F):
+        src = dy_n[f]
+        dst = rows[:, f]
+        for q in range(L):
+            dst[q] = src[q]
+
+
+# The drivers split the batch into fixed chunks of ``nb`` samples (the number
+# depends on the shapes only, never on the thread count). Worker k of
+# ``n_workers`` takes a contiguous range of chunks and packs, multiplies and
+# unpacks each one inside its own cache-sized buffers; the matrix product is a
+# single-threaded BLAS call (numba's np.dot), so there is one thread pool and
+# no hand-offs between numba's threads and BLAS's. A chunk's result is the same
+# whichever worker computes it, and weight-gradient partial sums are stored per
+# chunk and added in chunk order afterwards.
+@numba.njit(parallel=True, cache=True)
+def _forward_gemm(x, Wk, b, K, s, p, Ho, Wo, nb, planes, cols, rows, y):
+    """y = conv2d(x) + b, chunk by chunk: cols = im2col(x), Y = cols @ Wk, y = Yᵀ + b."""
+    N = x.shape[0]
+    KKC, F = Wk.shape
+    L = Ho * Wo
+    n_chunks = (N + nb - 1) // nb
+    n_workers = planes.shape[0]
+    for k in prange(n_workers):
+        sc = planes[k]
         sc[:, :] = 0
-        for n in range(ch * N // n_chunks, (ch + 1) * N // n_chunks):
-            _load_channels_last(x[n], p, sc)
-            for i in range(Ho):
-                for j in range(Wo):
-                    r = (n * Ho + i) * Wo + j
-                    for a in range(K):
-                        # kernel row a of this window: K pixels × C channels, contiguous
-                        src = sc[i * s + a, j * s * C:j * s * C + KC]
-                        dst = cols[r, a * KC:(a + 1) * KC]
-                        for q in range(KC):
-                            dst[q] = src[q]
+        for ch in range(k * n_chunks // n_workers, (k + 1) * n_chunks // n_workers):
+            n0 = ch * nb
+            m = min(nb, N - n0)
+            cl = cols[k, :m * L * KKC].reshape((m * L, KKC))
+            rw = rows[k, :m * L * F].reshape((m * L, F))
+            for t in range(m):
+                _im2col_sample(x[n0 + t], K, s, p, Ho, Wo, sc, cl[t * L:(t + 1) * L])
+            np.dot(cl, Wk, rw)
+            for t in range(m):
+                _rows_to_planes(rw[t * L:(t + 1) * L], b, y[n0 + t].reshape((F, L)))
 
 
 @numba.njit(parallel=True, cache=True)
-def _col2im(dcols, K, s, p, Ho, Wo, bias, scratch, dx):
-    """dx[n, c, h, w] = bias[c] + Σ of dcols over every window entry that read (h, w)."""
-    N, C, H, W = dx.shape
-    n_chunks = scratch.shape[0]
-    KC = K * C
-    # each chunk owns its samples' planes of dx: no two threads add into one element
-    for ch in prange(n_chunks):
-        sc = scratch[ch]
-        for n in range(ch * N // n_chunks, (ch + 1) * N // n_chunks):
-            sc[:, :] = 0
-            for i in range(Ho):
-                for j in range(Wo):
-                    r = (n * Ho + i) * Wo + j
-                    for a in range(K):
-                        src = dcols[r, a * KC:(a + 1) * KC]
-                        dst = sc[i * s + a, j * s * C:j * s * C + KC]
-                        for q in range(KC):
-                            dst[q] += src[q]
-            for c in range(C):
-                bc = bias[c]
-                for h in range(H):
-                    src = sc[h + p, p * C + c:(p + W) * C:C]
-                    dst = dx[n, c, h]
-                    for q in range(W):
-                        dst[q] = src[q] + bc
+def _grad_input_gemm(dy, Wt, bias, K, s, p, nb, planes, cols, rows, dx):
+    """dx = col2im(dY @ Wkᵀ) + bias, chunk by chunk."""
+    N, F, Ho, Wo = dy.shape
+    KKC = Wt.shape[1]
+    L = Ho * Wo
+    n_chunks = (N + nb - 1) // nb
+    n_workers = planes.shape[0]
+    for k in prange(n_workers):
+        sc = planes[k]
+        for ch in range(k * n_chunks // n_workers, (k + 1) * n_chunks // n_workers):
+            n0 = ch * nb
+            m = min(nb, N - n0)
+            cl = cols[k, :m * L * KKC].reshape((m * L, KKC))
+            rw = rows[k, :m * L * F].reshape((m * L, F))
+            for t in range(m):
+                _planes_to_rows(dy[n0 + t].reshape((F, L)), rw[t * L:(t + 1) * L])
+            np.dot(rw, Wt, cl)
+            for t in range(m):
+                _col2im_sample(cl[t * L:(t + 1) * L], K, s, p, Ho, Wo, bias, sc, dx[n0 + t])
 
 
 @numba.njit(parallel=True, cache=True)
-def _rows_to_nchw(Y, b, y):
-    """y[n, f, l] = Y[n·L + l, f] + b[f]:  (N·L, F) → (N, F, L), adding the bias."""
-    N, F, L = y.shape
-    for n in prange(N):
+def _grad_weight_gemm(dy, x, K, s, p, nb, planes, cols, rows, partials):
+    """partials[chunk] = colsᵀ @ dY over that chunk's samples."""
+    N, F, Ho, Wo = dy.shape
+    KKC = partials.shape[1]
+    L = Ho * Wo
+    n_chunks = partials.shape[0]
+    n_workers = planes.shape[0]
+    for k in prange(n_workers):
+        sc = planes[k]
+        sc[:, :] = 0
+        for ch in range(k * n_chunks // n_workers, (k + 1) * n_chunks // n_workers):
+            n0 = ch * nb
+            m = min(nb, N - n0)
+            cl = cols[k, :m * L * KKC].reshape((m * L, KKC))
+            rw = rows[k, :m * L * F].reshape((m * L, F))
+            for t in range(m):
+                _im2col_sample(x[n0 + t], K, s, p, Ho, Wo, sc, cl[t * L:(t + 1) * L])
+                _planes_to_rows(dy[n0 + t].reshape((F, L)), rw[t * L:(t + 1) * L])
+            np.dot(cl.T, rw, partials[ch])
+
+
+@numba.njit(parallel=True, cache=True)
+def _sum_chunks(partials, out):
+    """out = Σ_chunk partials[chunk], in chunk order for every entry."""
+    n_chunks, R, F = partials.shape
+    for r in prange(R):
+        dst = out[r]
         for f in range(F):
-            src = Y[n * L:(n + 1) * L, f]
-            dst = y[n, f]
-            bf = b[f]
-            for q in range(L):
-                dst[q] = src[q] + bf
-
-
-@numba.njit(parallel=True, cache=True)
-def _nchw_to_rows(dy, dY):
-    """dY[n·L + l, f] = dy[n, f, l]:  (N, F, L) → (N·L, F)."""
-    N, F, L = dy.shape
-    for n in prange(N):
-        for f in range(F):
-            src = dy[n, f]
-            dst = dY[n * L:(n + 1) * L, f]
-            for q in range(L):
-                dst[q] = src[q]
+            dst[f] = partials[0, r, f]
+        for ch in range(1, n_chunks):
+            src = partials[ch, r]
+            for f in range(F):
+                dst[f] += src[f]
 
 
 @numba.njit(parallel=True, cache=True)
@@ -409,13 +528,16 @@ def _bias_or_zeros(b: np.ndarray | None, n: int, dtype: np.dtype, name: str) -> 
     return np.ascontiguousarray(b)
 
 
-def _im2col_into_buffer(x: np.ndarray, K: int, s: int, p: int, Ho: int, Wo: int) -> np.ndarray:
-    N, C, H, W = x.shape
-    n_chunks = _n_chunks(N)
-    scratch = _buffer("scratch", (n_chunks, H + 2 * p, (W + 2 * p) * C), x.dtype)
-    cols = _buffer("cols", (N * Ho * Wo, K * K * C), x.dtype)
-    _im2col(x, K, s, p, Ho, Wo, scratch, cols)
-    return cols
+def _gemm_buffers(N: int, C: int, F: int, H: int, W: int, K: int, p: int, L: int,
+                  dtype: np.dtype) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
+    """Samples per chunk, and per-worker scratch planes, cols and rows buffers."""
+    dtype = np.dtype(dtype)
+    nb = max(1, min(N, _CHUNK_BYTES // (L * K * K * C * dtype.itemsize)))
+    workers = max(1, min(numba.get_num_threads(), -(-N // nb)))
+    planes = _buffer("planes", (workers, H + 2 * p, (W + 2 * p) * C), dtype)
+    cols = _buffer("cols", (workers, nb * L * K * K * C), dtype)
+    rows = _buffer("rows", (workers, nb * L * F), dtype)
+    return nb, planes, cols, rows
 
 
 def conv2d_forward(
@@ -450,11 +572,10 @@ def conv2d_forward(
         outs = _buffer("rows", (n_chunks, (Ho - 1) * Wp + Wo), x.dtype)
         _forward_direct(x, w, b, s, p, planes, outs, y)
         return y
-    cols = _im2col_into_buffer(x, K, s, p, Ho, Wo)
+    _pin_inner_blas()
+    nb, planes, cols, rows = _gemm_buffers(N, C, F, H, W, K, p, Ho * Wo, x.dtype)
     Wk = np.ascontiguousarray(w.transpose(2, 3, 1, 0)).reshape(K * K * C, F)
-    Y = _buffer("rows", (N * Ho * Wo, F), x.dtype)
-    np.matmul(cols, Wk, out=Y)
-    _rows_to_nchw(Y, b, y.reshape(N, F, Ho * Wo))
+    _forward_gemm(x, Wk, b, K, s, p, Ho, Wo, nb, planes, cols, rows, y)
     return y
 
 
@@ -499,13 +620,10 @@ def conv2d_grad_input(
         rows = _buffer("rows", (n_chunks, (Ho - 1) * Wp + Wo), dy.dtype)
         _grad_input_direct(dy, w, s, p, bias, planes, rows, dx)
         return dx
-    dY = _buffer("rows", (N * Ho * Wo, F), dy.dtype)
-    _nchw_to_rows(dy.reshape(N, F, Ho * Wo), dY)
+    _pin_inner_blas()
+    nb, planes, cols, rows = _gemm_buffers(N, C, F, H, W, K, p, Ho * Wo, dy.dtype)
     Wt = np.ascontiguousarray(w.transpose(0, 2, 3, 1)).reshape(F, K * K * C)
-    dcols = _buffer("cols", (N * Ho * Wo, K * K * C), dy.dtype)
-    np.matmul(dY, Wt, out=dcols)
-    scratch = _buffer("scratch", (_n_chunks(N), H + 2 * p, (W + 2 * p) * C), dy.dtype)
-    _col2im(dcols, K, s, p, Ho, Wo, bias, scratch, dx)
+    _grad_input_gemm(dy, Wt, bias, K, s, p, nb, planes, cols, rows, dx)
     return dx
 
 
@@ -542,8 +660,10 @@ def conv2d_grad_weight(
         acc = _buffer("partials", (F * C, K * K, L), dy.dtype)
         _grad_weight_direct(dy, x, K, s, p, planes, rows, acc, dw)
         return dw, db
-    dY = _buffer("rows", (N * Ho * Wo, F), dy.dtype)
-    _nchw_to_rows(dy.reshape(N, F, Ho * Wo), dY)
-    cols = _im2col_into_buffer(x, K, s, p, Ho, Wo)
-    dWk = cols.T @ dY  # (K·K·C, F), rows ordered (a, e, c)
+    _pin_inner_blas()
+    nb, planes, cols, rows = _gemm_buffers(N, C, F, H, W, K, p, Ho * Wo, dy.dtype)
+    partials = _buffer("partials", (-(-N // nb), K * K * C, F), dy.dtype)
+    _grad_weight_gemm(dy, x, K, s, p, nb, planes, cols, rows, partials)
+    dWk = np.empty((K * K * C, F), dtype=dy.dtype)  # rows ordered (a, e, c)
+    _sum_chunks(partials, dWk)
     return np.ascontiguousarray(dWk.reshape(K, K, C, F).transpose(3, 2, 0, 1)), db
