@@ -1,0 +1,202 @@
+"""The direct path: plain numba loops, for convs with a single output channel (F == 1).
+
+There the GEMM would be a matrix-vector product streaming all of cols for two
+flops per number. These loops are correct for any shape (the tests run them
+on the whole grid) but only fast when F is small.
+
+They work on flattened zero-bordered planes of row length Wp = W + 2p, and
+keep outputs with that same row length (the Wp − Wo extra entries at the end
+of each row are scratch). Output q = i·Wp + j with tap (a, e) then reads input
+s·q + a·Wp + e, so every tap is one long axpy or dot product over q instead
+of Ho short ones. A 3×3 stride-1 kernel (the CNN's last layer) gets its nine
+taps fused into one pass.
+"""
+
+import numba
+import numpy as np
+from numba import prange
+
+
+@numba.njit(cache=True)
+def _load_plane(x_nc, p, Wp, plane):
+    """plane[(p + h)·Wp + p + w] = x_nc[h, w]; the plane's zero border is left alone."""
+    H, W = x_nc.shape
+    for h in range(H):
+        src = x_nc[h]
+        dst = plane[(p + h) * Wp + p:(p + h) * Wp + p + W]
+        for q in range(W):
+            dst[q] = src[q]
+
+
+@numba.njit(cache=True)
+def _load_rows(y_nf, Wp, flat):
+    """flat[i·Wp + j] = y_nf[i, j] for j < Wo; the entries between rows stay as they are (0)."""
+    Ho, Wo = y_nf.shape
+    for i in range(Ho):
+        src = y_nf[i]
+        dst = flat[i * Wp:i * Wp + Wo]
+        for q in range(Wo):
+            dst[q] = src[q]
+
+
+@numba.njit(cache=True)
+def _axpy(out, wv, plane, off, s, L):
+    """out[q] += wv · plane[off + s·q] for q < L."""
+    if s == 1:
+        src = plane[off:off + L]  # a contiguous view: this loop vectorises
+        for q in range(L):
+            out[q] += wv * src[q]
+    else:
+        src = plane[off:off + s * (L - 1) + 1:s]
+        for q in range(L):
+            out[q] += wv * src[q]
+
+
+@numba.njit(cache=True)
+def _stencil3(out, w3, plane, Wp, L):
+    """out[q] += Σ_{a, e < 3} w3[a, e] · plane[q + a·Wp + e]: a 3×3 stride-1 tap set in one pass."""
+    r0 = plane[0:L + 2]
+    r1 = plane[Wp:Wp + L + 2]
+    r2 = plane[2 * Wp:2 * Wp + L + 2]
+    w00, w01, w02 = w3[0, 0], w3[0, 1], w3[0, 2]
+    w10, w11, w12 = w3[1, 0], w3[1, 1], w3[1, 2]
+    w20, w21, w22 = w3[2, 0], w3[2, 1], w3[2, 2]
+    for q in range(L):
+        out[q] += (w00 * r0[q] + w01 * r0[q + 1] + w02 * r0[q + 2]
+                   + w10 * r1[q] + w11 * r1[q + 1] + w12 * r1[q + 2]
+                   + w20 * r2[q] + w21 * r2[q + 1] + w22 * r2[q + 2])
+
+
+@numba.njit(cache=True)
+def _axpy_scatter(plane, off, s, wv, d, L):
+    """plane[off + s·q] += wv · d[q] for q < L."""
+    if s == 1:
+        dst = plane[off:off + L]
+        for q in range(L):
+            dst[q] += wv * d[q]
+    else:
+        dst = plane[off:off + s * (L - 1) + 1:s]
+        for q in range(L):
+            dst[q] += wv * d[q]
+
+
+# reassoc lets LLVM split the sum over vector lanes (a fixed order, chosen at
+# compile time, so results stay reproducible); nothing else is relaxed
+@numba.njit(cache=True, fastmath={"reassoc", "contract"})
+def _dot(d, plane, off, s, L):
+    """Σ_{q < L} d[q] · plane[off + s·q]."""
+    total = d[0] * 0
+    if s == 1:
+        src = plane[off:off + L]
+        for q in range(L):
+            total += d[q] * src[q]
+    else:
+        src = plane[off:off + s * (L - 1) + 1:s]
+        for q in range(L):
+            total += d[q] * src[q]
+    return total
+
+
+@numba.njit(parallel=True, cache=True)
+def forward(x, w, b, s, p, planes, outs, y):
+    """y[n, f] = b[f] + Σ_{c, a, e} w[f, c, a, e] · (padded x[n, c] from (a, e), step s)."""
+    N, C, H, W = x.shape
+    F, K = w.shape[0], w.shape[2]
+    Ho, Wo = y.shape[2], y.shape[3]
+    Wp = W + 2 * p
+    L = (Ho - 1) * Wp + Wo
+    n_chunks = planes.shape[0]
+    for ch in prange(n_chunks):
+        sc = planes[ch]
+        sc[:, :] = 0
+        out = outs[ch]
+        for n in range(ch * N // n_chunks, (ch + 1) * N // n_chunks):
+            for c in range(C):
+                _load_plane(x[n, c], p, Wp, sc[c])
+            for f in range(F):
+                out[:] = 0
+                for c in range(C):
+                    if K == 3 and s == 1:
+                        _stencil3(out, w[f, c], sc[c], Wp, L)
+                    else:
+                        for a in range(K):
+                            for e in range(K):
+                                _axpy(out, w[f, c, a, e], sc[c], a * Wp + e, s, L)
+                bf = b[f]
+                for i in range(Ho):
+                    src = out[i * Wp:i * Wp + Wo]
+                    dst = y[n, f, i]
+                    for j in range(Wo):
+                        dst[j] = src[j] + bf
+
+
+@numba.njit(parallel=True, cache=True)
+def grad_input(dy, w, s, p, bias, planes, rows, dx):
+    """Padded dx[n, c] from (a, e), step s  +=  w[f, c, a, e] · dy[n, f]; then crop, + bias."""
+    N, C, H, W = dx.shape
+    F, K = w.shape[0], w.shape[2]
+    Ho, Wo = dy.shape[2], dy.shape[3]
+    Wp = W + 2 * p
+    L = (Ho - 1) * Wp + Wo
+    n_chunks = planes.shape[0]
+    for ch in prange(n_chunks):
+        sc = planes[ch]
+        d = rows[ch]
+        d[:] = 0  # the entries between rows must add zeros
+        for n in range(ch * N // n_chunks, (ch + 1) * N // n_chunks):
+            sc[:, :] = 0
+            for f in range(F):
+                _load_rows(dy[n, f], Wp, d)
+                for c in range(C):
+                    for a in range(K):
+                        for e in range(K):
+                            _axpy_scatter(sc[c], a * Wp + e, s, w[f, c, a, e], d, L)
+            for c in range(C):
+                bc = bias[c]
+                for h in range(H):
+                    src = sc[c, (h + p) * Wp + p:(h + p) * Wp + p + W]
+                    dst = dx[n, c, h]
+                    for q in range(W):
+                        dst[q] = src[q] + bc
+
+
+@numba.njit(parallel=True, cache=True)
+def grad_weight(dy, x, K, s, p, planes, rows, dw):
+    """dw[f, c, a, e] = Σ_{n, i, j} dy[n, f, i, j] · xpad[n, c, i·s + a, j·s + e]."""
+    N, C, H, W = x.shape
+    F, Ho, Wo = dy.shape[1], dy.shape[2], dy.shape[3]
+    Wp = W + 2 * p
+    L = (Ho - 1) * Wp + Wo
+    # one (f, c) pair per iteration, with its own plane and dy rows; sums over n in order
+    for t in prange(F * C):
+        f = t // C
+        c = t - f * C
+        sc = planes[t]
+        sc[:] = 0
+        d = rows[t]
+        d[:] = 0
+        acc = dw[f, c]
+        acc[:, :] = 0
+        for n in range(N):
+            _load_plane(x[n, c], p, Wp, sc)
+            _load_rows(dy[n, f], Wp, d)
+            for a in range(K):
+                for e in range(K):
+                    acc[a, e] += _dot(d, sc, a * Wp + e, s, L)
+
+
+@numba.njit(parallel=True, cache=True)
+def channel_sum(a, out):
+    """out[c] = Σ_{n, l} a[n, c, l] for a (N, C, L), in a fixed order per channel."""
+    N, C, L = a.shape
+    for c in prange(C):
+        # a vector of per-position partial sums vectorises; a scalar sum would not
+        acc = np.zeros(L, dtype=a.dtype)
+        for n in range(N):
+            src = a[n, c]
+            for q in range(L):
+                acc[q] += src[q]
+        total = acc[0] * 0
+        for q in range(L):
+            total += acc[q]
+        out[c] = total
