@@ -322,8 +322,8 @@ def conv2d_grad_weight(
         return dw, db
     _pin_inner_blas()
     nb, planes, cols, rows = _gemm_buffers(N, C, F, H, W, K, p, Ho * Wo, dy.dtype)
-    partials = _buffer("partials", (-(-N // nb), K * K * C, F), dy.dtype)
+    partials = _buffer("partials", (-(-N // nb), F, K * K * C), dy.dtype)
     gemm.grad_weight(dy, x, K, s, p, nb, planes, cols, rows, partials)
-    dWk = np.empty((K * K * C, F), dtype=dy.dtype)  # rows ordered (a, e, c)
-    gemm.sum_chunks(partials, dWk)
-    return np.ascontiguousarray(dWk.reshape(K, K, C, F).transpose(3, 2, 0, 1)), db
+    dWkt = np.empty((F, K * K * C), dtype=dy.dtype)  # columns ordered (a, e, c)
+    gemm.sum_chunks(partials, dWkt)
+    return np.ascontiguousarray(dWkt.reshape(F, K, K, C).transpose(0, 3, 1, 2)), db

@@ -5,7 +5,7 @@ With L = Ho·Wo output pixels per sample and one row of ``cols`` per pixel:
     cols (L, K·K·C)      cols[(i, j), (a, e, c)] = xpad[c, i·s + a, j·s + e]
     forward:       Y  = cols @ Wk                   (L, F), Wk[(a, e, c), f] = w[f, c, a, e]
     grad_input:    dcols = dY @ Wkᵀ,  dx = col2im(dcols)   (col2im adds overlapping windows)
-    grad_weight:   dWk = Σ_samples colsᵀ @ dY
+    grad_weight:   dWkᵀ = Σ_samples dYᵀ @ cols
 
 To pack, a sample is copied channels-last into a zero-bordered scratch plane
 (Hp, Wp·C): a window row is then K·C contiguous numbers, so im2col and col2im
@@ -148,9 +148,9 @@ def grad_input(dy, Wt, bias, K, s, p, nb, planes, cols, rows, dx):
 
 @numba.njit(parallel=True, cache=True)
 def grad_weight(dy, x, K, s, p, nb, planes, cols, rows, partials):
-    """partials[chunk] = colsᵀ @ dY over that chunk's samples."""
+    """partials[chunk] = dYᵀ @ cols over that chunk's samples: (F, K·K·C)."""
     N, F, Ho, Wo = dy.shape
-    KKC = partials.shape[1]
+    KKC = partials.shape[2]
     L = Ho * Wo
     n_chunks = partials.shape[0]
     n_workers = planes.shape[0]
@@ -161,11 +161,15 @@ def grad_weight(dy, x, K, s, p, nb, planes, cols, rows, partials):
             n0 = ch * nb
             m = min(nb, N - n0)
             cl = cols[k, :m * L * KKC].reshape((m * L, KKC))
-            rw = rows[k, :m * L * F].reshape((m * L, F))
+            dYt = rows[k, :F * m * L].reshape((F, m * L))  # dy's planes side by side
             for t in range(m):
                 _im2col_sample(x[n0 + t], K, s, p, Ho, Wo, sc, cl[t * L:(t + 1) * L])
-                _planes_to_rows(dy[n0 + t].reshape((F, L)), rw[t * L:(t + 1) * L])
-            np.dot(cl.T, rw, partials[ch])
+                for f in range(F):
+                    src = dy[n0 + t, f].reshape(L)
+                    dst = dYt[f, t * L:(t + 1) * L]
+                    for q in range(L):
+                        dst[q] = src[q]
+            np.dot(dYt, cl, partials[ch])
 
 
 @numba.njit(parallel=True, cache=True)
