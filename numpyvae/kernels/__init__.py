@@ -62,6 +62,9 @@ _METHODS = ("auto", "gemm", "direct")
 # Bytes of im2col rows each worker packs and multiplies at a time: small enough
 # to stay in a core's L2 cache, large enough for an efficient matrix product.
 _CHUNK_BYTES = 1 << 19
+# The direct weight gradient splits the batch into this many chunks of samples,
+# each with its own slot of partial sums, added in chunk order at the end.
+_DIRECT_CHUNKS = 32
 
 
 def conv_output_size(size: int, kernel_size: int, stride: int, padding: int) -> int:
@@ -314,12 +317,18 @@ def conv2d_grad_weight(
     x = np.ascontiguousarray(x)
     db = channel_sum(dy)
     if _pick(method, F) == "direct":
-        dw = np.empty((F, C, K, K), dtype=dy.dtype)
         Wp = W + 2 * p
-        planes = _buffer("planes", (F * C, (H + 2 * p) * Wp), dy.dtype)
-        rows = _buffer("rows", (F * C, (Ho - 1) * Wp + Wo), dy.dtype)
-        direct.grad_weight(dy, x, K, s, p, planes, rows, dw)
-        return dw, db
+        nb = -(-N // _DIRECT_CHUNKS)  # samples per chunk: set by N alone, not the threads
+        n_chunks = -(-N // nb)
+        workers = min(numba.get_num_threads(), n_chunks)
+        planes = _buffer("planes", (workers, (H + 2 * p) * Wp), dy.dtype)
+        rows = _buffer("rows", (workers, F, (Ho - 1) * Wp + Wo), dy.dtype)
+        partials = _buffer("partials", (n_chunks, F, C * K * K), dy.dtype)
+        direct.grad_weight(dy, x, K, s, p, nb, planes, rows,
+                           partials.reshape(n_chunks, F, C, K, K))
+        dw = np.empty((F, C * K * K), dtype=dy.dtype)
+        gemm.sum_chunks(partials, dw)
+        return dw.reshape(F, C, K, K), db
     _pin_inner_blas()
     nb, planes, cols, rows = _gemm_buffers(N, C, F, H, W, K, p, Ho * Wo, dy.dtype)
     partials = _buffer("partials", (-(-N // nb), F, K * K * C), dy.dtype)

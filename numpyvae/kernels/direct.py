@@ -16,6 +16,10 @@ import numba
 import numpy as np
 from numba import prange
 
+# fastmath here is only "contract" (fused multiply-add) and, for sums, "reassoc",
+# which lets LLVM split a sum over vector lanes: a fixed order chosen at compile
+# time, so results stay reproducible. NaN and inf semantics are untouched.
+
 
 @numba.njit(cache=True)
 def _load_plane(x_nc, p, Wp, plane):
@@ -39,7 +43,7 @@ def _load_rows(y_nf, Wp, flat):
             dst[q] = src[q]
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, fastmath={"contract"})
 def _axpy(out, wv, plane, off, s, L):
     """out[q] += wv · plane[off + s·q] for q < L."""
     if s == 1:
@@ -52,7 +56,7 @@ def _axpy(out, wv, plane, off, s, L):
             out[q] += wv * src[q]
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, fastmath={"contract"})
 def _stencil3(out, w3, plane, Wp, L):
     """out[q] += Σ_{a, e < 3} w3[a, e] · plane[q + a·Wp + e]: a 3×3 stride-1 tap set in one pass."""
     r0 = plane[0:L + 2]
@@ -67,7 +71,7 @@ def _stencil3(out, w3, plane, Wp, L):
                    + w20 * r2[q] + w21 * r2[q + 1] + w22 * r2[q + 2])
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, fastmath={"contract"})
 def _axpy_scatter(plane, off, s, wv, d, L):
     """plane[off + s·q] += wv · d[q] for q < L."""
     if s == 1:
@@ -80,12 +84,10 @@ def _axpy_scatter(plane, off, s, wv, d, L):
             dst[q] += wv * d[q]
 
 
-# reassoc lets LLVM split the sum over vector lanes (a fixed order, chosen at
-# compile time, so results stay reproducible); nothing else is relaxed
 @numba.njit(cache=True, fastmath={"reassoc", "contract"})
 def _dot(d, plane, off, s, L):
     """Σ_{q < L} d[q] · plane[off + s·q]."""
-    total = d[0] * 0
+    total = d.dtype.type(0)
     if s == 1:
         src = plane[off:off + L]
         for q in range(L):
@@ -103,7 +105,7 @@ def _dots3(acc, d, plane, Wp, L):
     r0 = plane[0:L + 2]
     r1 = plane[Wp:Wp + L + 2]
     r2 = plane[2 * Wp:2 * Wp + L + 2]
-    s00 = s01 = s02 = s10 = s11 = s12 = s20 = s21 = s22 = d[0] * 0
+    s00 = s01 = s02 = s10 = s11 = s12 = s20 = s21 = s22 = d.dtype.type(0)
     for q in range(L):
         dq = d[q]
         s00 += dq * r0[q]
@@ -190,31 +192,36 @@ def grad_input(dy, w, s, p, bias, planes, rows, dx):
 
 
 @numba.njit(parallel=True, cache=True)
-def grad_weight(dy, x, K, s, p, planes, rows, dw):
-    """dw[f, c, a, e] = Σ_{n, i, j} dy[n, f, i, j] · xpad[n, c, i·s + a, j·s + e]."""
+def grad_weight(dy, x, K, s, p, nb, planes, rows, partials):
+    """partials[chunk, f, c, a, e] = Σ over the chunk's samples n, and i, j, of
+    dy[n, f, i, j] · xpad[n, c, i·s + a, j·s + e]."""
     N, C, H, W = x.shape
     F, Ho, Wo = dy.shape[1], dy.shape[2], dy.shape[3]
     Wp = W + 2 * p
     L = (Ho - 1) * Wp + Wo
-    # one (f, c) pair per iteration, with its own plane and dy rows; sums over n in order
-    for t in prange(F * C):
-        f = t // C
-        c = t - f * C
-        sc = planes[t]
+    n_chunks = partials.shape[0]
+    n_workers = planes.shape[0]
+    # worker k takes a range of chunks of nb samples; each chunk's sums go to its own slot
+    for k in prange(n_workers):
+        sc = planes[k]
         sc[:] = 0
-        d = rows[t]
-        d[:] = 0
-        acc = dw[f, c]
-        acc[:, :] = 0
-        for n in range(N):
-            _load_plane(x[n, c], p, Wp, sc)
-            _load_rows(dy[n, f], Wp, d)
-            if K == 3 and s == 1:
-                _dots3(acc, d, sc, Wp, L)
-            else:
-                for a in range(K):
-                    for e in range(K):
-                        acc[a, e] += _dot(d, sc, a * Wp + e, s, L)
+        d = rows[k]
+        d[:, :] = 0
+        for ch in range(k * n_chunks // n_workers, (k + 1) * n_chunks // n_workers):
+            acc = partials[ch]
+            acc[:, :, :, :] = 0
+            for n in range(ch * nb, min(N, (ch + 1) * nb)):
+                for f in range(F):
+                    _load_rows(dy[n, f], Wp, d[f])
+                for c in range(C):
+                    _load_plane(x[n, c], p, Wp, sc)
+                    for f in range(F):
+                        if K == 3 and s == 1:
+                            _dots3(acc[f, c], d[f], sc, Wp, L)
+                        else:
+                            for a in range(K):
+                                for e in range(K):
+                                    acc[f, c, a, e] += _dot(d[f], sc, a * Wp + e, s, L)
 
 
 @numba.njit(parallel=True, cache=True)
@@ -228,7 +235,7 @@ def channel_sum(a, out):
             src = a[n, c]
             for q in range(L):
                 acc[q] += src[q]
-        total = acc[0] * 0
+        total = a.dtype.type(0)
         for q in range(L):
             total += acc[q]
         out[c] = total
