@@ -62,6 +62,7 @@ _METHODS = ("auto", "gemm", "direct")
 # Bytes of im2col rows each worker packs and multiplies at a time: small enough
 # to stay in a core's L2 cache, large enough for an efficient matrix product.
 _CHUNK_BYTES = 1 << 19
+_GRAD_WEIGHT_ROWS = 512
 # The direct weight gradient splits the batch into this many chunks of samples,
 # each with its own slot of partial sums, added in chunk order at the end.
 _DIRECT_CHUNKS = 32
@@ -167,10 +168,15 @@ def _n_chunks(N: int) -> int:
 
 
 def _gemm_buffers(N: int, C: int, F: int, H: int, W: int, K: int, p: int, L: int,
-                  dtype: np.dtype) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
-    """Samples per chunk, and per-worker scratch planes, cols and rows buffers."""
+                  dtype: np.dtype, min_rows: int = 1
+                  ) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
+    """Samples per chunk, and per-worker scratch planes, cols and rows buffers.
+
+    A chunk holds about _CHUNK_BYTES of cols, and at least ``min_rows`` rows.
+    """
     dtype = np.dtype(dtype)
-    nb = max(1, min(N, _CHUNK_BYTES // (L * K * K * C * dtype.itemsize)))
+    nb = max(_CHUNK_BYTES // (L * K * K * C * dtype.itemsize), -(-min_rows // L))
+    nb = max(1, min(N, nb))
     workers = max(1, min(numba.get_num_threads(), -(-N // nb)))
     planes = _buffer("planes", (workers, H + 2 * p, (W + 2 * p) * C), dtype)
     cols = _buffer("cols", (workers, nb * L * K * K * C), dtype)
@@ -330,7 +336,10 @@ def conv2d_grad_weight(
         gemm.sum_chunks(partials, dw)
         return dw.reshape(F, C, K, K), db
     _pin_inner_blas()
-    nb, planes, cols, rows = _gemm_buffers(N, C, F, H, W, K, p, Ho * Wo, dy.dtype)
+    # the weight gradient sums over a chunk's rows inside one product: give it at least
+    # _GRAD_WEIGHT_ROWS of them, or tiny images make the products too short to be efficient
+    nb, planes, cols, rows = _gemm_buffers(N, C, F, H, W, K, p, Ho * Wo, dy.dtype,
+                                           min_rows=_GRAD_WEIGHT_ROWS)
     partials = _buffer("partials", (-(-N // nb), F, K * K * C), dy.dtype)
     gemm.grad_weight(dy, x, K, s, p, nb, planes, cols, rows, partials)
     dWkt = np.empty((F, K * K * C), dtype=dy.dtype)  # columns ordered (a, e, c)
