@@ -25,6 +25,7 @@ from conv_reference import (
     conv_transpose2d_reference,
 )
 
+import numpyvae.kernels as kernels
 from numpyvae.kernels import (
     conv2d_forward,
     conv2d_grad_input,
@@ -77,6 +78,22 @@ def _ids(cfg: tuple) -> str:
     return "-".join(map(str, cfg))
 
 
+@pytest.fixture
+def three_samples_per_chunk(monkeypatch):
+    """Make the GEMM path cut the batch into chunks of 3 samples (7 = 3 + 3 + 1).
+
+    At its default size a chunk would hold every test-sized batch whole, and
+    the code that splits a batch, including a short last chunk, would go
+    untested. Returns a function to call with the conv's (C, K, Ho·Wo, dtype).
+    """
+    monkeypatch.setattr(kernels, "_GRAD_WEIGHT_ROWS", 1)
+
+    def set_for(C: int, K: int, L: int, dtype) -> None:
+        monkeypatch.setattr(kernels, "_CHUNK_BYTES", 3 * L * K * K * C * np.dtype(dtype).itemsize)
+
+    return set_for
+
+
 # ----------------------------------------------------------------------------
 # The reference vouches for itself first
 # ----------------------------------------------------------------------------
@@ -117,8 +134,10 @@ def test_transpose_reference_is_the_conv_adjoint():
 # ----------------------------------------------------------------------------
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
 @pytest.mark.parametrize("cfg", CONV_CONFIGS, ids=_ids)
-def test_conv_kernels_match_reference(cfg, dtype):
+def test_conv_kernels_match_reference(cfg, dtype, three_samples_per_chunk):
     N, C, F, H, W, K, s, p = cfg
+    three_samples_per_chunk(C, K, conv_output_size(H, K, s, p) * conv_output_size(W, K, s, p),
+                            dtype)
     rng = np.random.default_rng(abs(hash(cfg)) % 2**32)
     x = rng.standard_normal((N, C, H, W)).astype(dtype)
     w = rng.standard_normal((F, C, K, K)).astype(dtype)
@@ -141,9 +160,10 @@ def test_conv_kernels_match_reference(cfg, dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
 @pytest.mark.parametrize("cfg", TRANSPOSE_CONFIGS, ids=_ids)
-def test_transposed_path_matches_reference(cfg, dtype):
+def test_transposed_path_matches_reference(cfg, dtype, three_samples_per_chunk):
     """ConvTranspose2d = conv2d_grad_input forward, conv2d_forward backward, swapped grad_weight."""
     N, C_in, C_out, H, W, K, s, p, op = cfg
+    three_samples_per_chunk(C_out, K, H * W, dtype)  # the conv view: C_out channels in, H×W out
     rng = np.random.default_rng(abs(hash(cfg)) % 2**32)
     x = rng.standard_normal((N, C_in, H, W)).astype(dtype)
     w = rng.standard_normal((C_in, C_out, K, K)).astype(dtype)
@@ -161,6 +181,19 @@ def test_transposed_path_matches_reference(cfg, dtype):
                      f"transposed grad_input {tag}")
         dw, _ = conv2d_grad_weight(x, g, K, s, p, method=method)
         assert_close(dw, dw_ref, dtype, f"transposed grad_weight {tag}")
+
+
+def test_tolerance_catches_a_one_percent_error():
+    """Negative control: the comparison fails on an answer 1% off, or with one wrong entry."""
+    ref = np.random.default_rng(5).standard_normal((3, 4, 5, 5))
+    for dtype in DTYPES:
+        with pytest.raises(AssertionError):
+            assert_close((ref * 1.01).astype(dtype), ref, dtype, "scaled")
+        bad = ref.astype(dtype)
+        bad[1, 2, 3, 4] += 0.01 * np.abs(ref).max()
+        with pytest.raises(AssertionError):
+            assert_close(bad, ref, dtype, "one entry")
+        assert_close(ref.astype(dtype), ref, dtype, "exact")
 
 
 def test_grid_is_a_few_hundred_configurations():
@@ -210,8 +243,12 @@ def _run_all(case, dtype, rng_seed=3):
     return out, ref
 
 
+@pytest.mark.parametrize("one_sample_chunks", [False, True], ids=["default-chunks", "1-per-chunk"])
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
-def test_one_thread_and_all_threads_agree_bitwise(dtype):
+def test_one_thread_and_all_threads_agree_bitwise(dtype, one_sample_chunks, monkeypatch):
+    if one_sample_chunks:  # as many GEMM chunks as samples, so every worker gets some
+        monkeypatch.setattr(kernels, "_CHUNK_BYTES", 1)
+        monkeypatch.setattr(kernels, "_GRAD_WEIGHT_ROWS", 1)
     full = numba.config.NUMBA_NUM_THREADS
     try:
         results = {}
@@ -227,7 +264,8 @@ def test_one_thread_and_all_threads_agree_bitwise(dtype):
                 results[threads, case] = first
     finally:
         numba.set_num_threads(full)
-    # the numba loops never let the thread count change a sum's order (BLAS threads held fixed)
+    # no sum's order depends on the thread count: chunks are set by the shapes alone, and the
+    # BLAS inside the GEMM path runs single-threaded within each chunk
     for case in THREAD_CASES:
         for name, got in results[1, case].items():
             assert np.array_equal(got, results[full, case][name]), f"{case} {name}: 1 vs {full}"
@@ -236,8 +274,10 @@ def test_one_thread_and_all_threads_agree_bitwise(dtype):
 _SUBPROCESS = """
 import numba, numpy as np, sys
 sys.path.insert(0, {tests!r})
+import numpyvae.kernels as kernels
 from test_kernels import THREAD_CASES, _run_all, assert_close
 assert numba.config.NUMBA_NUM_THREADS == 3
+kernels._CHUNK_BYTES = kernels._GRAD_WEIGHT_ROWS = 1  # one sample per GEMM chunk
 for dtype in (np.float32, np.float64):
     for case in THREAD_CASES:
         numba.set_num_threads(1)
