@@ -28,6 +28,7 @@ from conv_reference import (
 import numpyvae.kernels as kernels
 from numpyvae.kernels import (
     conv2d_forward,
+    conv2d_forward_and_grad_weight,
     conv2d_grad_input,
     conv2d_grad_weight,
     conv_output_size,
@@ -181,6 +182,9 @@ def test_transposed_path_matches_reference(cfg, dtype, three_samples_per_chunk):
                      f"transposed grad_input {tag}")
         dw, _ = conv2d_grad_weight(x, g, K, s, p, method=method)
         assert_close(dw, dw_ref, dtype, f"transposed grad_weight {tag}")
+        dx, dw = conv2d_forward_and_grad_weight(g, w, x, s, p, method=method)
+        assert_close(dx, dx_ref, dtype, f"fused transposed grad_input {tag}")
+        assert_close(dw, dw_ref, dtype, f"fused transposed grad_weight {tag}")
 
 
 def test_tolerance_catches_a_one_percent_error():
@@ -237,9 +241,14 @@ def _run_all(case, dtype, rng_seed=3):
         out[f"{method} grad_input"] = conv2d_grad_input(dy, w, (H, W), s, p, method=method)
         dw, db = conv2d_grad_weight(dy, x, K, s, p, method=method)
         out[f"{method} grad_weight"], out[f"{method} grad_bias"] = dw, db
+        # the fused pair, with dy standing in for the other gradient: y's shape, x's windows
+        out[f"{method} fused_forward"], out[f"{method} fused_weight"] = (
+            conv2d_forward_and_grad_weight(x, w, dy, s, p, method=method))
     ref = {"forward": conv2d_reference(x, w, b, s, p),
            "grad_input": conv2d_grad_input_reference(dy, w, (H, W), s, p)}
     ref["grad_weight"], ref["grad_bias"] = conv2d_grad_weight_reference(dy, x, K, s, p)
+    ref["fused_forward"] = ref["forward"] - b.astype(np.float64)[None, :, None, None]
+    ref["fused_weight"] = ref["grad_weight"]
     return out, ref
 
 
@@ -322,3 +331,5 @@ def test_kernels_reject_bad_input():
         conv2d_forward(x, w, None, 1, 0, method="fft")
     with pytest.raises(ValueError, match="stride"):
         conv2d_forward(x, w, None, 0, 0)
+    with pytest.raises(ValueError, match="expected d of shape"):
+        conv2d_forward_and_grad_weight(x, w, np.zeros((2, 4, 4, 4), np.float32), 1, 0)

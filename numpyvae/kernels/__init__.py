@@ -52,6 +52,7 @@ __all__ = [
     "conv2d_forward",
     "conv2d_grad_input",
     "conv2d_grad_weight",
+    "conv2d_forward_and_grad_weight",
     "conv_output_size",
     "channel_sum",
     "clear_workspace",
@@ -345,3 +346,49 @@ def conv2d_grad_weight(
     dWkt = np.empty((F, K * K * C), dtype=dy.dtype)  # columns ordered (a, e, c)
     gemm.sum_chunks(partials, dWkt)
     return np.ascontiguousarray(dWkt.reshape(F, K, K, C).transpose(0, 3, 1, 2)), db
+
+
+def conv2d_forward_and_grad_weight(
+    x: np.ndarray,
+    w: np.ndarray,
+    d: np.ndarray,
+    stride: int,
+    padding: int,
+    *,
+    method: str = "auto",
+) -> tuple[np.ndarray, np.ndarray]:
+    """(conv2d_forward(x, w, None, s, p), conv2d_grad_weight(d, x, K, s, p)[0]) in one pass.
+
+    Both read the windows of x, so the GEMM path packs each chunk of x once and
+    runs both products on it. x (N, C, H, W), w (F, C, K, K), d (N, F, Ho, Wo)
+    → y (N, F, Ho, Wo), dw (F, C, K, K). (ConvTranspose2d's backward is exactly
+    this pair, with x = dY and d = its input.)
+    """
+    _check_common("conv2d_forward_and_grad_weight", x, w, stride, padding)
+    N, C, H, W = x.shape
+    F, K = w.shape[0], w.shape[2]
+    s, p = int(stride), int(padding)
+    Ho, Wo = conv_output_size(H, K, s, p), conv_output_size(W, K, s, p)
+    if w.shape[1] != C or w.shape[3] != K or Ho < 1 or Wo < 1:
+        raise ValueError(f"conv2d_forward_and_grad_weight: weight {w.shape} does not fit "
+                         f"input {x.shape} with stride {s}, padding {p}")
+    if d.shape != (N, F, Ho, Wo) or d.dtype != x.dtype:
+        raise ValueError(f"conv2d_forward_and_grad_weight: expected d of shape "
+                         f"{(N, F, Ho, Wo)} and dtype {x.dtype}, got {d.shape} {d.dtype}")
+    if _pick(method, F) == "direct":
+        y = conv2d_forward(x, w, None, s, p, method=method)
+        return y, conv2d_grad_weight(d, x, K, s, p, method=method)[0]
+    x = np.ascontiguousarray(x)
+    w = np.ascontiguousarray(w)
+    d = np.ascontiguousarray(d)
+    _pin_inner_blas()
+    nb, planes, cols, rows = _gemm_buffers(N, C, F, H, W, K, p, Ho * Wo, x.dtype,
+                                           min_rows=_GRAD_WEIGHT_ROWS)
+    partials = _buffer("partials", (-(-N // nb), F, K * K * C), x.dtype)
+    Wk = np.ascontiguousarray(w.transpose(2, 3, 1, 0)).reshape(K * K * C, F)
+    y = np.empty((N, F, Ho, Wo), dtype=x.dtype)
+    gemm.forward_and_grad_weight(x, Wk, np.zeros(F, x.dtype), d, K, s, p, Ho, Wo, nb, planes,
+                                 cols, rows, y, partials)
+    dWkt = np.empty((F, K * K * C), dtype=x.dtype)  # columns ordered (a, e, c)
+    gemm.sum_chunks(partials, dWkt)
+    return y, np.ascontiguousarray(dWkt.reshape(F, K, K, C).transpose(0, 3, 1, 2))

@@ -173,6 +173,37 @@ def grad_weight(dy, x, K, s, p, nb, planes, cols, rows, partials):
 
 
 @numba.njit(parallel=True, cache=True)
+def forward_and_grad_weight(x, Wk, b, d, K, s, p, Ho, Wo, nb, planes, cols, rows, y, partials):
+    """y = conv2d(x) + b and partials[chunk] = dᵀ @ cols, from one im2col of each chunk of x."""
+    N = x.shape[0]
+    KKC, F = Wk.shape
+    L = Ho * Wo
+    n_chunks = partials.shape[0]
+    n_workers = planes.shape[0]
+    for k in prange(n_workers):
+        sc = planes[k]
+        sc[:, :] = 0
+        for ch in range(k * n_chunks // n_workers, (k + 1) * n_chunks // n_workers):
+            n0 = ch * nb
+            m = min(nb, N - n0)
+            cl = cols[k, :m * L * KKC].reshape((m * L, KKC))
+            rw = rows[k, :m * L * F].reshape((m * L, F))
+            for t in range(m):
+                _im2col_sample(x[n0 + t], K, s, p, Ho, Wo, sc, cl[t * L:(t + 1) * L])
+            np.dot(cl, Wk, rw)
+            for t in range(m):
+                _rows_to_planes(rw[t * L:(t + 1) * L], b, y[n0 + t].reshape((F, L)))
+            dt = rows[k, :F * m * L].reshape((F, m * L))  # rows is free again: y is written
+            for t in range(m):
+                for f in range(F):
+                    src = d[n0 + t, f].reshape(L)
+                    dst = dt[f, t * L:(t + 1) * L]
+                    for q in range(L):
+                        dst[q] = src[q]
+            np.dot(dt, cl, partials[ch])
+
+
+@numba.njit(parallel=True, cache=True)
 def sum_chunks(partials, out):
     """out = Σ_chunk partials[chunk], in chunk order for every entry."""
     n_chunks, R, F = partials.shape

@@ -30,7 +30,8 @@ class ConvTranspose2d(Layer):
 
     This is exactly the gradient of Conv2d(C_out → C_in) with respect to its
     input, so the same kernels run it: forward = conv2d_grad_input, and
-    backward uses conv2d_forward and conv2d_grad_weight.
+    backward = conv2d_forward (for dx) and conv2d_grad_weight (for dW), run
+    together by conv2d_forward_and_grad_weight.
 
     Initialisation is PyTorch's default: W and b ~ U(−1/√fan_in, 1/√fan_in),
     where PyTorch takes fan_in from the weight's second axis: C_out·K².
@@ -99,12 +100,14 @@ class ConvTranspose2d(Layer):
         _check_grad_shape("ConvTranspose2d", dout,
                           (x.shape[0], self.out_channels, *self.output_size(*x.shape[2:])),
                           x.dtype)
-        dw, _ = kernels.conv2d_grad_weight(x, dout, self.kernel_size, self.stride, self.padding)
+        # dX = conv2d(dY, W) and dW = conv2d_grad_weight(x, dY) both read dY's windows: one call
+        # computes the pair and packs them once
+        dx, dw = kernels.conv2d_forward_and_grad_weight(dout, self.params["weight"], x,
+                                                        self.stride, self.padding)
         self.grads["weight"][...] = dw
         if "bias" in self.grads:
             self.grads["bias"][...] = kernels.channel_sum(dout)
-        return kernels.conv2d_forward(dout, self.params["weight"], None, self.stride,
-                                      self.padding)
+        return dx
 
     def extra_repr(self) -> str:
         s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}"
