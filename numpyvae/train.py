@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from . import data
+from .autoencoder import Autoencoder, build_mlp_autoencoder
 from .checkpoint import load_arrays_into, load_checkpoint, save_checkpoint, write_json
 from .models import ARCHS, DEFAULT_HIDDEN, build_vae
 from .optim import Adam
@@ -32,8 +33,9 @@ EVAL_SEED = 1234  # ε for evaluation: the same draws every epoch and every run
 EVAL_BATCH = 1000
 CHECKPOINT = "checkpoint.npz"
 # Changing these would make a resumed run a different experiment.
-FIXED_ON_RESUME = ("arch", "dataset", "latent_dim", "hidden", "c", "batch_size", "seed", "lr",
-                   "train_subset", "test_subset")
+FIXED_ON_RESUME = ("model", "arch", "dataset", "latent_dim", "hidden", "c", "batch_size", "seed",
+                   "lr", "train_subset", "test_subset")
+MODELS = ("vae", "ae")  # "ae": the plain autoencoder beside the VAE (autoencoder.py)
 
 
 class TrainingDiverged(RuntimeError):
@@ -44,6 +46,7 @@ class TrainingDiverged(RuntimeError):
 class TrainConfig:
     """Everything that defines a run. Defaults are the report's."""
 
+    model: str = "vae"  # or "ae", the plain autoencoder (MLP only)
     arch: str = "mlp"
     dataset: str = "mnist"
     latent_dim: int = 2
@@ -65,6 +68,9 @@ class TrainConfig:
     def validate(self) -> None:
         """Raise ValueError for the first option that is out of range, naming it."""
         checks = [
+            (self.model in MODELS, f"model must be one of {', '.join(MODELS)}, got {self.model!r}"),
+            (self.model == "vae" or self.arch == "mlp",
+             f"the autoencoder is built for arch mlp only, got {self.arch!r}"),
             (self.arch in ARCHS, f"--arch must be one of {', '.join(ARCHS)}, got {self.arch!r}"),
             (self.dataset in DATASETS,
              f"--dataset must be one of {', '.join(DATASETS)}, got {self.dataset!r}"),
@@ -105,9 +111,12 @@ def unique_run_dir(base: str | Path) -> Path:
     return out
 
 
-def build_model(config: TrainConfig, dtype: Any = np.float32) -> VAE:
+def build_model(config: TrainConfig, dtype: Any = np.float32) -> VAE | Autoencoder:
     """The model a config describes, initialised from its seed."""
     rng = np.random.default_rng([config.seed, 0])
+    if config.model == "ae":
+        return build_mlp_autoencoder(config.latent_dim, hidden=config.hidden, c=config.c,
+                                     dtype=dtype, rng=rng)
     return build_vae(config.arch, config.latent_dim, hidden=config.hidden, c=config.c,
                      dtype=dtype, rng=rng)
 
@@ -214,7 +223,8 @@ def train(
     n_batches = data.num_batches(n, bs)
     progress = Progress()
     if start_epoch < config.epochs:
-        log(f"training {config.arch.upper()} VAE on {config.dataset}, z = {config.latent_dim}, "
+        log(f"training {config.arch.upper()} {config.model.upper()} on {config.dataset}, "
+            f"z = {config.latent_dim}, "
             f"{vae.num_params():,} params, {n:,} images, epochs {start_epoch + 1}..{config.epochs}"
             f" -> {out}")
     vae.train()
