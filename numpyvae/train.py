@@ -23,6 +23,7 @@ import numpy as np
 from . import data
 from .autoencoder import Autoencoder, build_mlp_autoencoder
 from .checkpoint import load_arrays_into, load_checkpoint, save_checkpoint, write_json
+from .jit_cache import cache_is_warm
 from .models import ARCHS, DEFAULT_HIDDEN, build_vae
 from .optim import Adam
 from .vae import VAE, Losses
@@ -227,6 +228,8 @@ def train(
             f"z = {config.latent_dim}, "
             f"{vae.num_params():,} params, {n:,} images, epochs {start_epoch + 1}..{config.epochs}"
             f" -> {out}")
+    if start_epoch < config.epochs and not cache_is_warm():
+        log("compiling the numba kernels (first run only: cached on disk afterwards)...")
     vae.train()
     for epoch in range(start_epoch, config.epochs):
         t0 = time.perf_counter()
