@@ -1,4 +1,4 @@
-"""The command line: ``python -m numpyvae train | sample | plot | gradcheck``."""
+"""The command line: ``python -m numpyvae train | sample | plot | reproduce | gradcheck``."""
 
 from __future__ import annotations
 
@@ -190,6 +190,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="folder for the figures [the run folder]")
     p.add_argument("--data-dir", default=None, help="data folder [the run's, else default]")
     p.set_defaults(func=cmd_plot)
+    from .reproduce.command import add_parser as add_reproduce_parser
+
+    add_reproduce_parser(sub)
     # Listed for --help only: main() hands "gradcheck" to gradcheck_report before parsing.
     sub.add_parser("gradcheck", help="check every layer's backward against finite "
                    "differences (see: python -m numpyvae gradcheck --help)", add_help=False)

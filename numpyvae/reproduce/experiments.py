@@ -1,0 +1,141 @@
+"""The report's four experiments as lists of runs, and the settings of a full or quick sweep.
+
+A run is a ``RunSpec`` (model, arch, data set, z, hidden widths, c, seed); its folder
+name says all of it, so one folder serves every experiment that uses the same run
+(the MLP on MNIST at z = 2, seed 0, is in all four). A ``Member`` is a run's place in
+one experiment, with the report's figure to compare it with (experiment 1 with the
+report's figures 4-7, experiment 2 with 8 and 9; the others have none).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from ..models import DEFAULT_HIDDEN
+from ..report_figures import report_figure
+from ..train import TrainConfig
+
+EXPERIMENTS: dict[str, str] = {
+    "arch": "1. Architectures x data sets, z = 2 (the report's figures 4-7)",
+    "latent": "2. Latent dimension, MLP and CNN on MNIST (figures 8 and 9)",
+    "balance": "3. The balance c, MLP on MNIST, z = 2 (figure 10)",
+    "ae": "4. Autoencoder vs VAE latent space, MLP on MNIST, z = 2 (figure 1)",
+}
+DATASETS = ("mnist", "fashion-mnist")
+LATENT_DIMS = (1, 2, 3, 5, 20)
+BALANCES = (0.0001, 0.001, 0.01, 0.05, 0.1, 1.0)
+REPORT_C = 0.05
+MLP_SEEDS = (0, 1, 2)  # MLP runs are cheap: three seeds show how much the numbers move by chance
+CNN_SEEDS = (0,)
+# The report's printout (last hidden width 10, our default) and its text (20).
+WIDTHS = (DEFAULT_HIDDEN, (300, 100, 20))
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One training run. ``hidden`` is None for the CNN, which has no hidden widths."""
+
+    model: str  # "vae" or "ae"
+    arch: str
+    dataset: str
+    latent_dim: int
+    hidden: tuple[int, ...] | None
+    c: float
+    seed: int
+
+    @property
+    def name(self) -> str:
+        """The run's folder name, e.g. ``vae-mlp-mnist-z2-h300.100.10-c0.05-s0``."""
+        widths = f"-h{'.'.join(map(str, self.hidden))}" if self.hidden else ""
+        return (f"{self.model}-{self.arch}-{self.dataset}-z{self.latent_dim}{widths}"
+                f"-c{self.c:g}-s{self.seed}")
+
+    @property
+    def label(self) -> str:
+        """A short human label, e.g. ``MLP 300-100-10 VAE, mnist, z = 2, c = 0.05, seed 0``."""
+        arch = self.arch.upper() + (f" {'-'.join(map(str, self.hidden))}" if self.hidden else "")
+        return (f"{arch} {self.model.upper()}, {self.dataset}, z = {self.latent_dim}, "
+                f"c = {self.c:g}, seed {self.seed}")
+
+    def config(self, settings: Settings, data_dir: str | None = None) -> TrainConfig:
+        """The TrainConfig of this run under ``settings`` (epochs, subsets)."""
+        extra = {"hidden": self.hidden} if self.hidden else {}
+        return TrainConfig(model=self.model, arch=self.arch, dataset=self.dataset,
+                           latent_dim=self.latent_dim, c=self.c, seed=self.seed,
+                           epochs=settings.epochs, train_subset=settings.train_subset,
+                           test_subset=settings.test_subset, data_dir=data_dir, **extra)
+
+
+@dataclass(frozen=True)
+class Member:
+    """A run's place in one experiment, with the report's (figure, loss) to compare, if any."""
+
+    experiment: str
+    spec: RunSpec
+    report: tuple[str, float] | None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How long each run trains and how much is measured: the full sweep or ``--quick``."""
+
+    quick: bool
+    epochs: int = 15
+    train_subset: int | None = None  # None: all 60,000 training images
+    test_subset: int | None = None  # None: all 10,000 test images
+    prior_samples: int = 10_000  # prior samples per model scored by the classifier
+    classifier_epochs: int = 10
+    classifier_subset: int | None = None
+    classifier_test_subset: int | None = None
+
+
+FULL = Settings(quick=False)
+QUICK = Settings(quick=True, epochs=1, train_subset=2048, test_subset=500, prior_samples=1000,
+                 classifier_epochs=1, classifier_subset=8192, classifier_test_subset=500)
+
+
+def _vae(arch: str, dataset: str = "mnist", z: int = 2, hidden: tuple[int, ...] | None = None,
+         c: float = REPORT_C, seed: int = 0) -> RunSpec:
+    if arch == "mlp" and hidden is None:
+        hidden = DEFAULT_HIDDEN
+    return RunSpec("vae", arch, dataset, z, hidden, c, seed)
+
+
+def experiment_specs(name: str) -> list[RunSpec]:
+    """The runs of one experiment, in table order."""
+    if name == "arch":
+        return ([_vae("mlp", d, seed=s) for d in DATASETS for s in MLP_SEEDS]
+                + [_vae("cnn", d, seed=s) for d in DATASETS for s in CNN_SEEDS])
+    if name == "latent":
+        return ([_vae("mlp", z=z, hidden=w, seed=s)
+                 for z in LATENT_DIMS for w in WIDTHS for s in MLP_SEEDS]
+                + [_vae("cnn", z=z, seed=s) for z in LATENT_DIMS for s in CNN_SEEDS])
+    if name == "balance":
+        return [_vae("mlp", c=c) for c in BALANCES]
+    if name == "ae":
+        return [RunSpec("ae", "mlp", "mnist", 2, DEFAULT_HIDDEN, REPORT_C, 0), _vae("mlp")]
+    raise ValueError(f"unknown experiment {name!r}: expected one of {', '.join(EXPERIMENTS)}")
+
+
+# --quick: the MLP and the CNN at z = 2 on MNIST, and the autoencoder.
+QUICK_SPECS = frozenset({_vae("mlp"), _vae("cnn"),
+                         RunSpec("ae", "mlp", "mnist", 2, DEFAULT_HIDDEN, REPORT_C, 0)})
+
+
+def members(settings: Settings, experiments: Iterable[str] = EXPERIMENTS) -> list[Member]:
+    """Every (experiment, run) pair of the sweep; a quick sweep keeps only QUICK_SPECS."""
+    out = []
+    for name in experiments:
+        for spec in experiment_specs(name):
+            if settings.quick and spec not in QUICK_SPECS:
+                continue
+            report = (report_figure(name, spec.arch, spec.dataset, spec.latent_dim)
+                      if spec.model == "vae" else None)
+            out.append(Member(name, spec, report))
+    return out
+
+
+def unique_specs(items: Sequence[Member]) -> list[RunSpec]:
+    """The distinct runs of ``items``, in first-seen order: each is trained once."""
+    return list(dict.fromkeys(m.spec for m in items))

@@ -1,0 +1,300 @@
+"""results.json rows and the Markdown tables of results.md.
+
+A row is one run's place in one experiment (a run shared by several experiments,
+like the MLP on MNIST at z = 2, appears once under each, with the same numbers and
+that experiment's report figure). The keys are the issue's, plus ``model`` ("vae" or
+"ae"), without which experiment 4's two rows could not be told apart.
+
+In the tables a configuration run with several seeds shows mean ± sd (sample sd) and
+each seed; the ratio is our mean final training loss (the mean over the last epoch,
+as the report gives it) over the report's figure. Squared error is per image, summed
+over pixels: SSE = recon · 2c, which compares across c where the loss does not.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from .claims import Claim
+from .experiments import EXPERIMENTS, Member, RunSpec, Settings
+
+ROW_KEYS = ("experiment", "model", "arch", "dataset", "latent_dim", "hidden", "c", "seed",
+            "epochs", "train", "test", "report_loss", "seconds")
+RATIO_BAND = 0.10  # the issue's target: every ratio within ±10%
+
+
+def make_row(member: Member, final: Mapping[str, Any]) -> dict[str, Any]:
+    """The results.json row of a finished run in one experiment."""
+    s = member.spec
+    return {
+        "experiment": member.experiment,
+        "model": s.model,
+        "arch": s.arch,
+        "dataset": s.dataset,
+        "latent_dim": s.latent_dim,
+        "hidden": list(s.hidden) if s.hidden else None,
+        "c": s.c,
+        "seed": s.seed,
+        "epochs": final["epochs"],
+        "train": dict(final["train"]),
+        "test": dict(final["test"]),
+        "report_loss": member.report[1] if member.report else None,
+        "seconds": final["seconds"],
+    }
+
+
+def spec_of(row: Mapping[str, Any]) -> RunSpec:
+    """The RunSpec a row came from (its run folder is ``spec_of(row).name``)."""
+    hidden = tuple(row["hidden"]) if row["hidden"] else None
+    return RunSpec(row["model"], row["arch"], row["dataset"], row["latent_dim"], hidden,
+                   row["c"], row["seed"])
+
+
+def group(rows: Iterable[Mapping[str, Any]]) -> dict[tuple, list[Mapping[str, Any]]]:
+    """Rows by configuration (everything but the seed), in first-seen order."""
+    out: dict[tuple, list[Mapping[str, Any]]] = {}
+    for r in rows:
+        key = (r["experiment"], r["model"], r["arch"], r["dataset"], r["latent_dim"],
+               tuple(r["hidden"] or ()), r["c"])
+        out.setdefault(key, []).append(r)
+    return out
+
+
+def mean(values: Sequence[float]) -> float:
+    return float(statistics.fmean(values))
+
+
+def mean_sd(values: Sequence[float], digits: int = 1) -> str:
+    """"306.1 ± 2.3" (sample sd) for several values, "306.1" for one."""
+    if len(values) == 1:
+        return f"{values[0]:.{digits}f}"
+    return f"{mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
+
+
+def ratio_text(ours: float, report: float | None) -> str:
+    if report is None:
+        return ""
+    r = ours / report
+    flag = f" **outside ±{RATIO_BAND:.0%}**" if abs(r - 1) > RATIO_BAND + 1e-9 else ""  # ±10% is in
+    return f"{r:.3f} ({r - 1:+.1%}){flag}"
+
+
+def _values(rows: Sequence[Mapping[str, Any]], split: str, key: str = "loss") -> list[float]:
+    return [r[split][key] for r in rows]
+
+
+def _sse(rows: Sequence[Mapping[str, Any]], split: str) -> list[float]:
+    return [r[split]["recon"] * 2 * r["c"] for r in rows]
+
+
+def _seeds(rows: Sequence[Mapping[str, Any]]) -> str:
+    return "; ".join(f"s{r['seed']}: {r['train']['loss']:.1f} / {r['test']['loss']:.1f}"
+                     for r in rows)
+
+
+def _arch_label(r: Mapping[str, Any]) -> str:
+    return r["arch"].upper() + (" " + "-".join(map(str, r["hidden"])) if r["hidden"] else "")
+
+
+def _figure(member_reports: Mapping[tuple, tuple[str, float]], r: Mapping[str, Any]) -> str:
+    rep = member_reports.get((r["experiment"], spec_of(r)))
+    return f"{rep[1]:g} ({rep[0].replace('fig', 'fig. ')})" if rep else ""
+
+
+def _table(header: Sequence[str], body: Iterable[Sequence[str]], text: int = 1) -> list[str]:
+    """A Markdown table; the first ``text`` columns are left-aligned, the numbers right."""
+    lines = ["| " + " | ".join(header) + " |",
+             "|" + "|".join("---" if i < text else "---:" for i in range(len(header))) + "|"]
+    lines += ["| " + " | ".join(cells) + " |" for cells in body]
+    return lines
+
+
+def arch_table(rows: Sequence[Mapping[str, Any]], reports: Mapping[tuple, tuple[str, float]],
+               split_of: Mapping[tuple, tuple[float, float]]) -> list[str]:
+    """Experiment 1: architecture × data set at z = 2."""
+    body = []
+    for (_, _, arch, dataset, z, *_), g in group(rows).items():
+        report = g[0]["report_loss"]
+        split = split_of.get((arch, dataset, z))
+        body.append([
+            _arch_label(g[0]), dataset, str(len(g)), _figure(reports, g[0]),
+            f"{split[0]:g} + {split[1]:g}" if split else "",
+            mean_sd(_values(g, "train")),
+            f"{mean(_values(g, 'train', 'recon')):.1f} + {mean(_values(g, 'train', 'kl')):.1f}",
+            mean_sd(_values(g, "test")),
+            ratio_text(mean(_values(g, "train")), report), _seeds(g),
+        ])
+    return _table(["model", "data set", "seeds", "report (figure)", "report recon + KL",
+                   "ours: train", "ours: train recon + KL", "ours: test", "ratio train/report",
+                   "each seed: train / test"], body, text=2)
+
+
+def latent_table(rows: Sequence[Mapping[str, Any]],
+                 reports: Mapping[tuple, tuple[str, float]]) -> list[str]:
+    """Experiment 2: z = 1, 2, 3, 5, 20; MLP at both widths beside the same report figure."""
+    groups = sorted(group(rows).items(),
+                    key=lambda kv: (kv[0][2] != "mlp", kv[0][4], kv[0][5]))
+    body = []
+    for (*_, z, _, _), g in groups:
+        report = g[0]["report_loss"]
+        body.append([
+            _arch_label(g[0]), str(z), str(len(g)), _figure(reports, g[0]),
+            mean_sd(_values(g, "train")),
+            f"{mean(_values(g, 'train', 'recon')):.1f} + {mean(_values(g, 'train', 'kl')):.1f}",
+            mean_sd(_values(g, "test")), ratio_text(mean(_values(g, "train")), report),
+            _seeds(g),
+        ])
+    return _table(["model", "z", "seeds", "report (figure)", "ours: train",
+                   "ours: train recon + KL", "ours: test", "ratio train/report",
+                   "each seed: train / test"], body)
+
+
+def balance_table(rows: Sequence[Mapping[str, Any]],
+                  measures: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """Experiment 3: per-image squared error and KL, separately, across c."""
+    body = []
+    for (*_, c), g in sorted(group(rows).items(), key=lambda kv: kv[0][6]):
+        dist = [measures[spec_of(r).name]["latent"]["cluster_distance"]
+                for r in g if spec_of(r).name in measures]
+        body.append([
+            f"{c:g}", str(len(g)), mean_sd(_sse(g, "train"), 2), mean_sd(_sse(g, "test"), 2),
+            mean_sd(_values(g, "train", "kl"), 2), mean_sd(_values(g, "test", "kl"), 2),
+            mean_sd(_values(g, "train")), mean_sd(dist, 2) if dist else "",
+        ])
+    return _table(["c", "seeds", "squared error / image: train", "squared error: test",
+                   "KL: train", "KL: test", "loss: train (SSE/2c + KL)",
+                   "cluster distance (test)"], body)
+
+
+def ae_table(rows: Sequence[Mapping[str, Any]],
+             measures: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """Experiment 4: the autoencoder beside the VAE, with the statistics of claim D."""
+    body = []
+    for r in rows:
+        m = measures.get(spec_of(r).name, {}).get("latent")
+        body.append([
+            "autoencoder" if r["model"] == "ae" else "VAE", f"{_sse([r], 'test')[0]:.2f}",
+            f"{r['test']['kl']:.2f}", _vec(m["mean"]) if m else "", _vec(m["std"]) if m else "",
+            f"{m['cluster_distance']:.2f}" if m else "",
+        ])
+    return _table(["model (MLP, z = 2)", "squared error / image: test", "KL: test",
+                   "mean of μ per dim", "std of μ per dim", "cluster distance"], body)
+
+
+def scores_table(rows: Sequence[Mapping[str, Any]],
+                 measures: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """The classifier's view of prior samples, for every scored configuration."""
+    body = []
+    seen = set()
+    for (_, model, arch, _, z, hidden, c), g in group(rows).items():
+        key = (model, arch, z, hidden, c)
+        scored = [measures[spec_of(r).name]["samples"] for r in g
+                  if "samples" in measures.get(spec_of(r).name, {})]
+        if key in seen or not scored:
+            continue
+        seen.add(key)
+        body.append([
+            f"{_arch_label(g[0])} {model.upper()}", str(z), f"{c:g}", str(len(scored)),
+            mean_sd([s["confidence"] for s in scored], 3),
+            mean_sd([s["diversity"] for s in scored], 2),
+        ])
+    return _table(["model", "z", "c", "seeds", "confidence (mean max prob)",
+                   "diversity (bits, max 3.32)"], body)
+
+
+def claims_markdown(claims: Sequence[Claim]) -> list[str]:
+    lines = []
+    for cl in claims:
+        lines += [f"### {cl.key}. {cl.title}: **{cl.verdict}**", "",
+                  f"- The report: \"{cl.report}\"", f"- Rule: {cl.rule}", "- Evidence:"]
+        lines += [f"  - {e}" for e in cl.evidence]
+        lines.append("")
+    return lines
+
+
+def results_markdown(
+    rows: Sequence[Mapping[str, Any]],
+    members: Sequence[Member],
+    measures: Mapping[str, Mapping[str, Any]],
+    claims: Sequence[Claim],
+    classifier_info: Mapping[str, Any] | None,
+    timing: Mapping[str, Any],
+    settings: Settings,
+    figures: Sequence[str],
+    split_of: Mapping[tuple, tuple[float, float]],
+) -> str:
+    """The whole of results.md."""
+    reports = {(m.experiment, m.spec): m.report for m in members if m.report}
+    lines = ["# The report reproduced", ""]
+    if settings.quick:
+        plural = "s" if settings.epochs > 1 else ""
+        lines += [f"**--quick**: {settings.epochs} epoch{plural} on {settings.train_subset:,} "
+                  f"training images, evaluation on {settings.test_subset:,} test images. These "
+                  "numbers test the machinery and say nothing about the report.", ""]
+    planned = len({m.spec for m in members})
+    lines += [
+        f"Runs finished: {timing['finished']} of {planned}. Training time summed over runs: "
+        f"{_duration(timing['train_seconds'])}; wall time of the sweep (all invocations that "
+        f"trained): {_duration(timing['wall_seconds'])}.",
+        "",
+        "Loss per image = Σ(x − x̂)²/(2c) + KL, c = 0.05 unless stated. *train* is the mean over "
+        "the last epoch's batches, as the report gives it; *test* is the full test set in eval "
+        "mode (our figure of record). The ratio is ours (train) / the report's.",
+        "",
+    ]
+    by_exp = {name: [r for r in rows if r["experiment"] == name] for name in EXPERIMENTS}
+    sections = [
+        ("arch", lambda rs: arch_table(rs, reports, split_of)),
+        ("latent", lambda rs: latent_table(rs, reports)),
+        ("balance", lambda rs: balance_table(rs, measures)),
+        ("ae", lambda rs: ae_table(rs, measures)),
+    ]
+    for name, table in sections:
+        lines += [f"## {EXPERIMENTS[name]}", ""]
+        lines += table(by_exp[name]) if by_exp[name] else ["No finished runs."]
+        lines.append("")
+    lines += ["## The report's claims", ""]
+    lines += claims_markdown(claims)
+    lines += ["## Sample quality: a classifier's view of 10,000 prior samples per model"
+              if not settings.quick else "## Sample quality: a classifier's view of prior samples",
+              ""]
+    if classifier_info:
+        epochs = classifier_info["epochs"]
+        lines += [f"Classifier: MLP 784-{'-'.join(map(str, classifier_info['hidden']))}-10 from "
+                  f"the package's layers, {epochs} epoch{'s' if epochs > 1 else ''} on "
+                  f"{classifier_info['train_images']:,} training images; test accuracy "
+                  f"**{classifier_info['accuracy']:.2%}** on {classifier_info['test_images']:,} "
+                  f"images. Confidence: mean of the largest class probability; diversity: "
+                  f"entropy of the predicted-class histogram of {settings.prior_samples:,} "
+                  "samples z ~ N(0, I).", ""]
+    lines += scores_table(rows, measures) + [""]
+    if figures:
+        lines += ["## Figures", ""] + [f"![{f}](figures/{f})" for f in figures] + [""]
+    return "\n".join(lines)
+
+
+def console_summary(rows: Sequence[Mapping[str, Any]], claims: Sequence[Claim]) -> str:
+    """The comparison with the report and the verdicts, for the terminal."""
+    lines = [f"{'experiment':<8} {'run':<44} {'report':>7} {'train':>8} {'test':>8}  ratio"]
+    for (exp, *_), g in group(rows).items():
+        report = g[0]["report_loss"]
+        if report is None:
+            continue
+        train = mean(_values(g, "train"))
+        lines.append(f"{exp:<8} {spec_of(g[0]).label.rsplit(', seed', 1)[0][:44]:<44} "
+                     f"{report:7.0f} {train:8.1f} {mean(_values(g, 'test')):8.1f}  "
+                     f"{train / report:.3f}  ({len(g)} seed{'s' if len(g) > 1 else ''})")
+    lines.append("")
+    lines += [f"claim {c.key}: {c.verdict:<26} {c.title}" for c in claims]
+    return "\n".join(lines)
+
+
+def _vec(values: Sequence[float]) -> str:
+    return "(" + ", ".join(f"{x:+.2f}" for x in values) + ")"
+
+
+def _duration(seconds: float) -> str:
+    s = int(round(seconds))
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d} ({seconds:,.0f} s)"

@@ -1,0 +1,264 @@
+"""reproduce: the plan of runs, the claim rules on synthetic numbers, and --quick end to end."""
+
+import json
+import time
+
+import pytest
+
+from numpyvae.cli import main as cli_main
+from numpyvae.models import DEFAULT_HIDDEN
+from numpyvae.reproduce import FULL, QUICK, reproduce
+from numpyvae.reproduce import claims as C
+from numpyvae.reproduce.experiments import EXPERIMENTS, RunSpec, members, unique_specs
+from numpyvae.reproduce.sweep import FIGURES, claim_inputs, judge
+from numpyvae.reproduce.tables import ROW_KEYS, mean_sd, ratio_text
+
+ISSUE_KEYS = {"experiment", "arch", "dataset", "latent_dim", "hidden", "c", "seed", "epochs",
+              "train", "test", "report_loss", "seconds"}
+
+
+# -- the plan ------------------------------------------------------------------
+def test_full_plan_runs_and_report_figures():
+    plan = members(FULL)
+    specs = unique_specs(plan)
+    # arch 8; latent 30 MLP + 5 CNN, 4 of them already in arch; balance 6 (c = 0.05 shared);
+    # ae: the autoencoder and the shared VAE
+    assert len(plan) == 8 + 35 + 6 + 2
+    assert len(specs) == 8 + 31 + 5 + 1 == 45
+    assert len({s.name for s in specs}) == len(specs)  # one folder per run
+    reports = {(m.experiment, m.spec.arch, m.spec.dataset, m.spec.latent_dim, m.spec.hidden):
+               m.report for m in plan}
+    assert reports[("arch", "mlp", "mnist", 2, DEFAULT_HIDDEN)] == ("fig4", 307.0)
+    assert reports[("latent", "mlp", "mnist", 2, DEFAULT_HIDDEN)] == ("fig8", 302.0)
+    assert reports[("latent", "mlp", "mnist", 2, (300, 100, 20))] == ("fig8", 302.0)
+    assert reports[("arch", "cnn", "fashion-mnist", 2, None)] == ("fig7", 246.0)
+    assert reports[("latent", "cnn", "mnist", 20, None)] == ("fig9", 133.0)
+    assert all(m.report is None for m in plan if m.experiment in ("balance", "ae"))
+    seeds = {s.seed for s in specs if s.arch == "mlp" and s.c == 0.05 and s.model == "vae"}
+    assert seeds == {0, 1, 2} and {s.seed for s in specs if s.arch == "cnn"} == {0}
+
+
+def test_quick_plan_is_three_runs_of_one_epoch():
+    plan = members(QUICK)
+    specs = unique_specs(plan)
+    assert len(specs) == 3 and len(plan) == 7
+    assert {(s.model, s.arch, s.latent_dim) for s in specs} == {
+        ("vae", "mlp", 2), ("vae", "cnn", 2), ("ae", "mlp", 2)}
+    config = specs[0].config(QUICK)
+    assert (config.epochs, config.train_subset, config.test_subset) == (1, 2048, 500)
+    assert RunSpec("vae", "cnn", "mnist", 2, None, 0.05, 0).name == "vae-cnn-mnist-z2-c0.05-s0"
+
+
+def test_table_helpers():
+    assert mean_sd([300.0]) == "300.0"
+    assert mean_sd([1.0, 2.0, 3.0]) == "2.0 ± 1.0"
+    assert ratio_text(330.0, 300.0) == "1.100 (+10.0%)"
+    assert "outside ±10%" in ratio_text(340.0, 300.0)
+    assert "outside ±10%" in ratio_text(260.0, 300.0)
+    assert ratio_text(300.0, None) == ""
+
+
+# -- the claim rules: each can give every verdict --------------------------------
+def _losses(mlp, cnn):
+    return {"mlp": dict(zip(C.LATENT_SWEEP, mlp, strict=True)),
+            "cnn": dict(zip(C.LATENT_SWEEP, cnn, strict=True))}
+
+
+def test_claim_a():
+    falling = [365, 302, 258, 204, 154]
+    assert C.claim_a(_losses(falling, falling)).verdict == C.HOLDS
+    assert C.claim_a(_losses(falling, [399, 336, 284, 290, 133])).verdict == C.FAILS
+    assert C.claim_a(_losses(falling, falling[:4] + [falling[3]])).verdict == C.FAILS  # equal
+    partial = _losses(falling, falling)
+    del partial["cnn"][5]
+    assert C.claim_a(partial).verdict == C.UNJUDGED
+    assert C.claim_a({}).verdict == C.UNJUDGED
+
+
+def test_claims_b_and_c():
+    assert C.claim_b(307.0, 322.0).verdict == C.HOLDS
+    assert C.claim_b(330.0, 322.0).verdict == C.FAILS
+    assert C.claim_b(307.0, None).verdict == C.UNJUDGED
+    assert C.claim_c(154.0, 133.0).verdict == C.HOLDS
+    assert C.claim_c(130.0, 133.0).verdict == C.FAILS
+    assert C.claim_c(None, 133.0).verdict == C.UNJUDGED
+
+
+def test_claim_d():
+    vae = {"mean": [0.05, -0.1], "std": [0.9, 0.97]}
+    ae = {"mean": [-4.6, 3.5], "std": [0.8, 0.5]}
+    assert C.claim_d(vae, ae).verdict == C.HOLDS
+    assert C.claim_d(vae, vae).verdict == C.FAILS  # the autoencoder also near the origin
+    assert C.claim_d({"mean": [0.3, 0.0], "std": [0.9, 0.9]}, ae).verdict == C.FAILS
+    assert C.claim_d({"mean": [0.0, 0.0], "std": [1.06, 0.9]}, ae).verdict == C.FAILS
+    assert C.claim_d({"mean": [0.0, 0.0], "std": [0.9, 0.9]},
+                     {"mean": [0.0, 0.0], "std": [2.0, 0.9]}).verdict == C.HOLDS  # std alone
+    assert C.claim_d(vae, None).verdict == C.UNJUDGED
+
+
+def test_claim_e():
+    dist = {0.0001: 5.0, 0.05: 2.0}
+    sse = {1.0: 60.0, 0.05: 30.0}
+    kl = {1.0: 2.0, 0.05: 6.0}
+    assert C.claim_e(dist, sse, kl).verdict == C.HOLDS
+    assert C.claim_e({0.0001: 3.9, 0.05: 2.0}, sse, kl).verdict == C.FAILS  # under 2×
+    assert C.claim_e(dist, {1.0: 20.0, 0.05: 30.0}, kl).verdict == C.FAILS  # SSE not higher
+    assert C.claim_e(dist, sse, {1.0: 7.0, 0.05: 6.0}).verdict == C.FAILS  # KL not lower
+    assert C.claim_e({0.05: 2.0}, sse, kl).verdict == C.UNJUDGED
+    assert C.claim_e(dist, {}, {}).verdict == C.UNJUDGED
+    # one failing part decides even when the other is missing? No: missing means unjudged
+    assert C.claim_e({0.0001: 1.0, 0.05: 2.0}, {}, {}).verdict == C.UNJUDGED
+
+
+def _scores(div1, conf20):
+    by_z = {1: {"diversity": div1, "confidence": 0.9}, 3: {"diversity": 3.2, "confidence": 0.9},
+            20: {"diversity": 3.3, "confidence": conf20}}
+    return {"mlp": by_z, "cnn": by_z}
+
+
+def test_claim_f():
+    assert C.claim_f(_scores(2.0, 0.7), 0.98).verdict == C.HOLDS
+    assert C.claim_f(_scores(3.3, 0.7), 0.98).verdict == C.FAILS  # z = 1 as diverse
+    assert C.claim_f(_scores(2.0, 0.95), 0.98).verdict == C.FAILS  # z = 20 as confident
+    assert C.claim_f(_scores(2.0, 0.7), None).verdict == C.UNJUDGED
+    partial = _scores(2.0, 0.7)
+    partial["cnn"] = {3: partial["cnn"][3]}
+    assert C.claim_f(partial, 0.98).verdict == C.UNJUDGED
+    weak = C.claim_f(_scores(2.0, 0.7), 0.9)
+    assert weak.verdict == C.HOLDS and "below the 97%" in weak.evidence[0]
+
+
+def test_claim_inputs_average_over_seeds_and_pick_the_reference_runs():
+    def vae(arch, z=2, c=0.05, seed=0, hidden=DEFAULT_HIDDEN):
+        return RunSpec("vae", arch, "mnist", z, hidden if arch == "mlp" else None, c, seed)
+
+    def final(loss):
+        return {"test": {"loss": loss, "recon": loss - 5, "kl": 5.0}}
+
+    finished = {vae("mlp", seed=0): final(300.0), vae("mlp", seed=1): final(310.0),
+                vae("mlp", hidden=(300, 100, 20)): final(100.0),  # the other width: not used
+                vae("cnn"): final(320.0), vae("mlp", c=1.0): final(70.0)}
+    measures = {s.name: {"latent": {"cluster_distance": 1.0, "mean": [0, 0], "std": [1, 1]},
+                         "samples": {"confidence": 0.9, "diversity": 3.0}} for s in finished}
+    inputs = claim_inputs(finished, measures)
+    assert inputs["loss"] == {"mlp": {2: 305.0}, "cnn": {2: 320.0}}
+    assert inputs["sse"] == {0.05: pytest.approx(((295 + 305) / 2) * 0.1), 1.0: 130.0}
+    assert inputs["latent"]["ae"] is None and inputs["latent"]["vae"]["cluster_distance"] == 1.0
+    verdicts = {c.key: c.verdict for c in judge(inputs, 0.98)}
+    assert verdicts == {"A": C.UNJUDGED, "B": C.HOLDS, "C": C.UNJUDGED, "D": C.UNJUDGED,
+                        "E": C.UNJUDGED, "F": C.UNJUDGED}
+
+
+# -- --quick end to end -----------------------------------------------------------
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    from conftest import SHARED_DATASETS
+
+    if not (SHARED_DATASETS / "mnist").is_dir():
+        pytest.skip("no data mirror")
+    base = tmp_path_factory.mktemp("reproduce")
+    out, docs = base / "out", base / "docs"
+    lines: list[str] = []
+    t0 = time.perf_counter()
+    result = reproduce(out, quick=True, data_dir=str(SHARED_DATASETS), docs=docs,
+                       log=lines.append)
+    return {"out": out, "docs": docs, "result": result, "log": lines,
+            "seconds": time.perf_counter() - t0, "data": SHARED_DATASETS}
+
+
+def test_quick_writes_results_json(quick_run, shared_datasets):
+    rows = json.loads((quick_run["out"] / "results.json").read_text())
+    assert len(rows) == 7  # arch 2, latent 2, balance 1, ae 2: three runs
+    for row in rows:
+        assert set(row) == set(ROW_KEYS) == ISSUE_KEYS | {"model"}
+        assert set(row["train"]) == set(row["test"]) == {"loss", "recon", "kl"}
+        assert row["epochs"] == 1 and row["seconds"] > 0
+        assert (row["hidden"] is None) == (row["arch"] == "cnn")
+    by = {(r["experiment"], r["model"], r["arch"]): r for r in rows}
+    assert by[("arch", "vae", "mlp")]["report_loss"] == 307.0
+    assert by[("latent", "vae", "cnn")]["report_loss"] == 336.0
+    assert by[("ae", "ae", "mlp")]["report_loss"] is None
+    assert by[("ae", "ae", "mlp")]["test"]["kl"] == 0.0
+    # a shared run: the same numbers in every experiment
+    assert by[("arch", "vae", "mlp")]["test"] == by[("balance", "vae", "mlp")]["test"]
+    assert sorted(quick_run["result"].trained) == sorted(
+        s.name for s in unique_specs(members(QUICK)))
+
+
+def test_quick_writes_results_md_with_every_section_and_claim(quick_run, shared_datasets):
+    text = (quick_run["out"] / "results.md").read_text()
+    assert "--quick" in text
+    for title in EXPERIMENTS.values():
+        assert f"## {title}" in text
+    for key in "ABCDEF":
+        assert f"### {key}. " in text
+    assert "| report (figure) |" in text and "ratio train/report" in text
+    assert "307 (fig. 4)" in text and "302 (fig. 8)" in text
+    assert text.count(f"**{C.UNJUDGED}**") >= 3  # A, C, E and F lack the runs in quick mode
+    assert "squared error / image" in text and "test accuracy" in text
+    verdicts = {c.key: c.verdict for c in quick_run["result"].claims}
+    assert verdicts["A"] == verdicts["C"] == verdicts["E"] == verdicts["F"] == C.UNJUDGED
+    assert all(v in C.VERDICTS for v in verdicts.values())
+    assert any("claim A: not enough runs to judge" in line for line in quick_run["log"])
+
+
+def test_quick_writes_figures_and_the_docs_copy(quick_run, shared_datasets):
+    out, docs = quick_run["out"], quick_run["docs"]
+    for name in FIGURES:
+        assert (out / "figures" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+        assert (docs / "figures" / name).is_file(), name
+    for run in (out / "runs").iterdir():  # per-run figures stay in the run folders
+        assert (run / "samples.png").is_file() and (run / "manifold.png").is_file()
+        assert (run / "reproduce.json").is_file()
+    assert (docs / "results.md").read_text() == (out / "results.md").read_text()
+    assert json.loads((docs / "results.json").read_text()) == json.loads(
+        (out / "results.json").read_text())
+    png = sum(p.stat().st_size for p in (docs / "figures").glob("*.png"))
+    assert png < 800_000, png
+    assert (out / "classifier.npz").is_file()
+    assert quick_run["seconds"] < 180, quick_run["seconds"]
+
+
+def test_second_invocation_skips_finished_runs(quick_run, shared_datasets, capsys):
+    out = quick_run["out"]
+    stamps = {p: p.stat().st_mtime_ns for p in out.glob("runs/*/checkpoint.npz")}
+    t0 = time.perf_counter()
+    code = cli_main(["reproduce", "--quick", "--out", str(out), "--data-dir",
+                     str(shared_datasets)])
+    seconds = time.perf_counter() - t0
+    printed = capsys.readouterr().out
+    assert code == 0
+    assert printed.count("finished, skipped") == 3 and "training MLP" not in printed
+    assert "figures: nothing changed" in printed
+    assert stamps == {p: p.stat().st_mtime_ns for p in out.glob("runs/*/checkpoint.npz")}
+    assert seconds < 30, seconds  # measurements, classifier and figures all come from caches
+    log = json.loads((out / "sweep.json").read_text())
+    assert len(log) >= 2 and log[-1]["trained"] == []
+
+
+def test_a_run_with_a_checkpoint_but_no_final_resumes(quick_run, shared_datasets):
+    out = quick_run["out"]
+    run = out / "runs" / "ae-mlp-mnist-z2-h300.100.10-c0.05-s0"
+    final = json.loads((run / "final.json").read_text())
+    (run / "final.json").unlink()  # as if stopped after the last checkpoint
+    lines: list[str] = []
+    result = reproduce(out, quick=True, only=["ae"], data_dir=str(shared_datasets),
+                       log=lines.append)
+    assert result.trained == [run.name]
+    assert any("resuming from its checkpoint" in line for line in lines)
+    assert json.loads((run / "final.json").read_text())["test"] == final["test"]
+    assert len(json.loads((run / "history.json").read_text())) == 1  # no epoch trained again
+
+
+def test_a_quick_folder_is_not_taken_for_the_full_sweep(quick_run, shared_datasets):
+    with pytest.raises(ValueError, match="choose another --out"):
+        reproduce(quick_run["out"], quick=False, only=["ae"], data_dir=str(shared_datasets),
+                  log=lambda s: None)
+
+
+def test_cli_rejects_an_unknown_experiment(capsys):
+    with pytest.raises(SystemExit):
+        cli_main(["reproduce", "--only", "nonsense"])
+    assert "invalid choice" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="unknown experiment"):
+        reproduce("/nonexistent", only=["nonsense"])
