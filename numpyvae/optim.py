@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from .kernels import elementwise
+
 
 class Adam:
     """Adam over (param, grad) pairs; each ``step()`` updates the params in place.
@@ -20,7 +22,14 @@ class Adam:
     The optimizer keeps references to the pairs: layers overwrite their grads in
     place, so ``step()`` always sees the latest backward pass. ``lr`` may be
     changed between steps.
+
+    ``step()`` runs one fused numba pass per parameter array
+    (``numpyvae.kernels.elementwise.adam_update``) unless ``use_kernels`` is
+    False; ``_update_numpy`` is the same update in NumPy, operation for
+    operation, and the kernel's results are bitwise the same.
     """
+
+    use_kernels = True
 
     def __init__(
         self,
@@ -51,6 +60,9 @@ class Adam:
         self.t = 0
         self.m = [np.zeros_like(p) for p, _ in self.params]
         self.v = [np.zeros_like(p) for p, _ in self.params]
+        # flat views for the kernel, where all four arrays are contiguous and of one float dtype
+        self._flat = [_flat_views(p, g, m, v)
+                      for (p, g), m, v in zip(self.params, self.m, self.v, strict=True)]
 
     @property
     def lr(self) -> float:
@@ -65,17 +77,25 @@ class Adam:
     def step(self) -> None:
         """One update of every param from the grads as they are now."""
         self.t += 1
+        correction1 = 1.0 - self.beta1**self.t
+        correction2 = 1.0 - self.beta2**self.t
+        for (p, g), m, v, flat in zip(self.params, self.m, self.v, self._flat, strict=True):
+            if self.use_kernels and flat is not None:
+                elementwise.adam_update(*flat, self.beta1, self.beta2, correction1, correction2,
+                                        self._lr, self.eps)
+            else:
+                self._update_numpy(p, g, m, v, correction1, correction2)
+
+    def _update_numpy(self, p: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray,
+                      correction1: float, correction2: float) -> None:
         b1, b2 = self.beta1, self.beta2
-        correction1 = 1.0 - b1**self.t
-        correction2 = 1.0 - b2**self.t
-        for (p, g), m, v in zip(self.params, self.m, self.v, strict=True):
-            m *= b1
-            m += (1.0 - b1) * g
-            v *= b2
-            v += (1.0 - b2) * (g * g)
-            m_hat = m / correction1
-            v_hat = v / correction2
-            p -= self._lr * m_hat / (np.sqrt(v_hat) + self.eps)
+        m *= b1
+        m += (1.0 - b1) * g
+        v *= b2
+        v += (1.0 - b2) * (g * g)
+        m_hat = m / correction1
+        v_hat = v / correction2
+        p -= self._lr * m_hat / (np.sqrt(v_hat) + self.eps)
 
     def state_dict(self) -> dict[str, Any]:
         """The state a checkpoint needs, as a flat dict ready for ``np.savez(**state)``:
@@ -115,3 +135,13 @@ class Adam:
             for i, a in enumerate(arrays):
                 a[...] = state[f"{k}.{i}"]
         self.t = t
+
+
+def _flat_views(*arrays: np.ndarray) -> tuple[np.ndarray, ...] | None:
+    """1-D views of arrays that share a float dtype and are C-contiguous, else None."""
+    dtype = arrays[0].dtype
+    if dtype not in (np.float32, np.float64):
+        return None
+    if not all(a.dtype == dtype and a.flags.c_contiguous and a.flags.writeable for a in arrays):
+        return None
+    return tuple(a.reshape(-1) for a in arrays)

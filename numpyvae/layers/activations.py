@@ -4,12 +4,17 @@ They have no parameters, take any shape and either float dtype, and return the
 input's dtype. Each is written so that no intermediate overflows: only e^(−|x|)
 (which lies in (0, 1]) or e^(min(x, 0)) is ever exponentiated, so inputs of
 magnitude 1e4 give exact limits and no RuntimeWarning.
+
+ELU and Sigmoid run fused numba kernels (``numpyvae.kernels.elementwise``)
+unless ``use_kernels`` is False; their ``_forward_numpy``/``_backward_numpy``
+are the plain NumPy reference the kernels are tested against.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from ..kernels import elementwise
 from .base import Layer
 
 
@@ -34,23 +39,32 @@ class _Elementwise(Layer):
 class ELU(_Elementwise):
     """y = x for x > 0, α(e^x − 1) otherwise. Shapes: x, y (N, *)."""
 
+    use_kernels = True
+
     def __init__(self, alpha: float = 1.0) -> None:
         super().__init__()
         self.alpha = float(alpha)  # a python float keeps float32 inputs float32
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         self._check(x)
-        # expm1 of min(x, 0): accurate near 0 and never exponentiates a large positive x
-        y = np.where(x > 0, x, self.alpha * np.expm1(np.minimum(x, 0)))
         self.cache = x
-        return y
+        if self.use_kernels:
+            return elementwise.elu_forward(x, self.alpha)
+        return self._forward_numpy(x)
+
+    def _forward_numpy(self, x: np.ndarray) -> np.ndarray:
+        # expm1 of min(x, 0): accurate near 0 and never exponentiates a large positive x
+        return np.where(x > 0, x, self.alpha * np.expm1(np.minimum(x, 0)))
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        """dout (N, *) → dx (N, *).
-
-        dy/dx = 1 for x > 0, α·e^x otherwise, so dx = dy ⊙ dy/dx.
-        """
+        """dout (N, *) → dx (N, *)."""
         x = self._saved()
+        if self.use_kernels and _same_array_type(dout, x):
+            return elementwise.elu_backward(x, dout, self.alpha)
+        return self._backward_numpy(dout, x)
+
+    def _backward_numpy(self, dout: np.ndarray, x: np.ndarray) -> np.ndarray:
+        """dy/dx = 1 for x > 0, α·e^x otherwise, so dx = dy ⊙ dy/dx."""
         return np.where(x > 0, dout, dout * (self.alpha * np.exp(np.minimum(x, 0))))
 
     def extra_repr(self) -> str:
@@ -77,9 +91,11 @@ class Softplus(_Elementwise):
 class Sigmoid(_Elementwise):
     """y = σ(x) = 1 / (1 + e^(−x)). Shapes: x, y (N, *)."""
 
+    use_kernels = True
+
     def forward(self, x: np.ndarray) -> np.ndarray:
         self._check(x)
-        y = sigmoid(x)
+        y = elementwise.sigmoid_forward(x) if self.use_kernels else sigmoid(x)
         self.cache = y
         return y
 
@@ -90,3 +106,8 @@ class Sigmoid(_Elementwise):
         """
         y = self._saved()
         return dout * y * (1 - y)
+
+
+def _same_array_type(a: np.ndarray, b: np.ndarray) -> bool:
+    """The kernels take two arrays of one shape and dtype; anything else takes the NumPy path."""
+    return isinstance(a, np.ndarray) and a.shape == b.shape and a.dtype == b.dtype

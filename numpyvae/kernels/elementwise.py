@@ -1,0 +1,409 @@
+"""Fused elementwise kernels: ELU, Sigmoid, BatchNorm2d and the Adam update.
+
+These functions know nothing of layers. Each replaces a chain of NumPy calls
+(each of which reads and writes a whole array) by one or two passes over
+memory; the layers keep the readable NumPy form as their reference.
+
+- ``elu_forward``/``elu_backward``, ``sigmoid_forward``: flat loops, cut into
+  fixed chunks of ``_CHUNK`` elements that numba's threads share out.
+- ``batch_moments``: per-channel mean and biased variance of an (N, C, L)
+  array in one pass: each (n, c) plane's sum and squared deviations from its
+  own mean (two passes over a plane that sits in L1 cache), combined per
+  channel afterwards (Chan et al.'s parallel variance formula).
+- ``bn_normalize``, ``bn_grad_sums``, ``bn_grad_input``: BatchNorm's
+  normalisation and its backward pass, plane by plane.
+- ``adam_update``: Adam's moment updates and parameter step in one pass, with
+  the same operations in the same order as the NumPy reference, so the results
+  are bitwise those of ``numpyvae.optim.Adam``'s reference path.
+
+Parallel loops split independent outputs only (chunks of a flat array, or
+(n, c) planes); per-plane partial sums are added per channel in a fixed order
+afterwards. So results are bitwise the same at any thread count.
+
+float32 stays float32: every constant inside a kernel is made with
+``x.dtype.type(...)``, and the callers pass scalars already cast to the
+array's dtype (numba, like NumPy 1, would promote float32 · float64 to float64).
+
+numba's ``math.exp`` in a loop is a scalar libm call per element; for float32
+we use our own exponential (Cody–Waite range reduction and a degree-6
+polynomial, as in Cephes' ``expf``), which LLVM vectorises, 2 ulp accurate.
+float64 (the gradient checks' dtype) keeps libm's ``exp``/``expm1``.
+
+``error_model="numpy"``: a division by zero gives inf or nan as in NumPy, instead
+of numba's default Python check, whose branch stops LLVM from vectorising any
+loop that divides by an array element.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+from numba import prange, types
+from numba.extending import intrinsic, overload
+
+__all__ = [
+    "elu_forward",
+    "elu_backward",
+    "sigmoid_forward",
+    "batch_moments",
+    "bn_normalize",
+    "bn_grad_sums",
+    "bn_grad_input",
+    "adam_update",
+]
+
+# Elements per chunk of a flat parallel loop: a few tens of KB, so each chunk
+# streams through cache and the threads get many chunks each.
+_CHUNK = 1 << 14
+# Below this many elements a parallel region costs more than it saves.
+_SERIAL_BELOW = 1 << 18
+
+# "contract" only (fused multiply-add): no reassociation, NaN and inf semantics kept.
+_FMA = {"contract"}
+# Sums may also be reassociated, so LLVM can split them over vector lanes: an order
+# fixed at compile time, so results stay reproducible.
+_SUMS = {"contract", "reassoc"}
+
+
+# ----------------------------------------------------------------------------
+# e^v and e^v − 1 for v ≤ 0, vectorisable in float32
+# ----------------------------------------------------------------------------
+@intrinsic
+def _f32_from_bits(typingctx, bits):
+    """Reinterpret an int32's bits as a float32 (how 2ⁿ is built from n)."""
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], context.get_value_type(types.float32))
+
+    return types.float32(types.int32), codegen
+
+
+_F = np.float32
+_EXP_LOW = _F(-87.0)  # e^−87 ≈ 1.6e−38 is still a normal float32; below, e^v is taken as 0
+
+
+@numba.njit(inline="always", fastmath=_FMA)
+def _exp_parts32(v):
+    """v ∈ [−87, 0] → (2ⁿ, e^r − 1) with e^v = 2ⁿ·e^r, n = round(v/ln 2), |r| ≤ ln2/2."""
+    n = np.floor(v * _F(1.44269504) + _F(0.5))
+    r = v - n * _F(0.693359375) - n * _F(-2.12194440e-4)  # ln 2 in two parts: r is exact
+    q = (((((_F(1.9875691500e-4) * r + _F(1.3981999507e-3)) * r + _F(8.3334519073e-3)) * r
+           + _F(4.1665795894e-2)) * r + _F(1.6666665459e-1)) * r + _F(5.0000001201e-1))
+    two_n = _f32_from_bits((np.int32(n) + np.int32(127)) << np.int32(23))
+    return two_n, r + r * r * q
+
+
+@numba.njit(inline="always", fastmath=_FMA)
+def _exp32(v):
+    low = v < _EXP_LOW
+    v = min(max(v, _EXP_LOW), _F(0.0))
+    two_n, em1 = _exp_parts32(v)
+    e = two_n + two_n * em1
+    return _F(0.0) if low else e
+
+
+@numba.njit(inline="always", fastmath=_FMA)
+def _expm1_32(v):
+    low = v < _EXP_LOW
+    v = min(max(v, _EXP_LOW), _F(0.0))
+    two_n, em1 = _exp_parts32(v)
+    # e^v − 1 = 2ⁿ(e^r − 1) + (2ⁿ − 1): exact near 0, where n = 0
+    e = two_n * em1 + (two_n - _F(1.0))
+    return _F(-1.0) if low else e
+
+
+def exp_nonpositive(v: float) -> float:
+    """e^v for v ≤ 0 (inside jitted code: vectorisable in float32, libm in float64)."""
+    return math.exp(v)
+
+
+def expm1_nonpositive(v: float) -> float:
+    """e^v − 1 for v ≤ 0 (inside jitted code: vectorisable in float32, libm in float64)."""
+    return math.expm1(v)
+
+
+@overload(exp_nonpositive, inline="always")
+def _exp_nonpositive_impl(v):
+    if v == types.float32:
+        return lambda v: _exp32(v)
+    return lambda v: math.exp(v)
+
+
+@overload(expm1_nonpositive, inline="always")
+def _expm1_nonpositive_impl(v):
+    if v == types.float32:
+        return lambda v: _expm1_32(v)
+    return lambda v: math.expm1(v)
+
+
+# ----------------------------------------------------------------------------
+# Flat elementwise kernels
+# ----------------------------------------------------------------------------
+@numba.njit(cache=True, error_model="numpy", fastmath=_FMA)
+def _elu_forward_chunk(x, alpha, y):
+    zero = x.dtype.type(0)
+    for i in range(x.size):
+        v = x[i]
+        e = expm1_nonpositive(min(v, zero))
+        y[i] = alpha * e if v <= zero else v  # NaN takes the else branch: it propagates
+
+
+@numba.njit(cache=True, error_model="numpy", fastmath=_FMA)
+def _elu_backward_chunk(x, dy, alpha, dx):
+    zero = x.dtype.type(0)
+    for i in range(x.size):
+        v = x[i]
+        e = exp_nonpositive(min(v, zero))
+        dx[i] = dy[i] if v > zero else dy[i] * (alpha * e)
+
+
+@numba.njit(cache=True, error_model="numpy", fastmath=_FMA)
+def _sigmoid_chunk(x, y):
+    zero, one = x.dtype.type(0), x.dtype.type(1)
+    for i in range(x.size):
+        v = x[i]
+        e = exp_nonpositive(-abs(v))  # e^(−|x|) ∈ (0, 1]: never overflows
+        y[i] = one / (one + e) if v >= zero else e / (one + e)
+
+
+@numba.njit(cache=True, error_model="numpy", parallel=True)
+def _elu_forward_par(x, alpha, y):
+    n = x.size
+    for k in prange((n + _CHUNK - 1) // _CHUNK):
+        lo, hi = k * _CHUNK, min((k + 1) * _CHUNK, n)
+        _elu_forward_chunk(x[lo:hi], alpha, y[lo:hi])
+
+
+@numba.njit(cache=True, error_model="numpy", parallel=True)
+def _elu_backward_par(x, dy, alpha, dx):
+    n = x.size
+    for k in prange((n + _CHUNK - 1) // _CHUNK):
+        lo, hi = k * _CHUNK, min((k + 1) * _CHUNK, n)
+        _elu_backward_chunk(x[lo:hi], dy[lo:hi], alpha, dx[lo:hi])
+
+
+@numba.njit(cache=True, error_model="numpy", parallel=True)
+def _sigmoid_par(x, y):
+    n = x.size
+    for k in prange((n + _CHUNK - 1) // _CHUNK):
+        lo, hi = k * _CHUNK, min((k + 1) * _CHUNK, n)
+        _sigmoid_chunk(x[lo:hi], y[lo:hi])
+
+
+def _flat(a: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(a).reshape(-1)
+
+
+def elu_forward(x: np.ndarray, alpha: float) -> np.ndarray:
+    """y = x for x > 0, α(e^x − 1) otherwise. Any shape; y has x's shape and dtype."""
+    xf = _flat(x)
+    y = np.empty_like(xf)
+    a = x.dtype.type(alpha)
+    if xf.size < _SERIAL_BELOW:
+        _elu_forward_chunk(xf, a, y)
+    else:
+        _elu_forward_par(xf, a, y)
+    return y.reshape(x.shape)
+
+
+def elu_backward(x: np.ndarray, dy: np.ndarray, alpha: float) -> np.ndarray:
+    """dx = dy for x > 0, dy·α·e^x otherwise. x, dy of one shape and dtype."""
+    xf, dyf = _flat(x), _flat(dy)
+    dx = np.empty_like(xf)
+    a = x.dtype.type(alpha)
+    if xf.size < _SERIAL_BELOW:
+        _elu_backward_chunk(xf, dyf, a, dx)
+    else:
+        _elu_backward_par(xf, dyf, a, dx)
+    return dx.reshape(x.shape)
+
+
+def sigmoid_forward(x: np.ndarray) -> np.ndarray:
+    """y = 1 / (1 + e^(−x)), from e^(−|x|) only. Any shape; y has x's shape and dtype."""
+    xf = _flat(x)
+    y = np.empty_like(xf)
+    if xf.size < _SERIAL_BELOW:
+        _sigmoid_chunk(xf, y)
+    else:
+        _sigmoid_par(xf, y)
+    return y.reshape(x.shape)
+
+
+# ----------------------------------------------------------------------------
+# BatchNorm2d over an (N, C, L) view, L = H·W
+# ----------------------------------------------------------------------------
+@numba.njit(cache=True, error_model="numpy", parallel=True, fastmath=_SUMS)
+def _plane_moments(x, sums, sq_devs):
+    """sums[n, c] = Σ x[n, c],  sq_devs[n, c] = Σ (x[n, c] − its mean)²."""
+    N, C, L = x.shape
+    T = x.dtype.type
+    inv_L = T(1) / T(L)
+    for k in prange(N * C):
+        n, c = k // C, k % C
+        xs = x[n, c]
+        s = T(0)
+        for i in range(L):
+            s += xs[i]
+        mu = s * inv_L
+        q = T(0)
+        for i in range(L):
+            d = xs[i] - mu
+            q += d * d
+        sums[n, c] = s
+        sq_devs[n, c] = q
+
+
+@numba.njit(cache=True, error_model="numpy", fastmath=_FMA)
+def _combine_moments(sums, sq_devs, L, mean, var):
+    """Per channel: mean = Σ sums / M,  M·var = Σ sq_devs + L·Σ (plane mean − mean)²."""
+    N, C = sums.shape
+    T = sums.dtype.type
+    inv_L, inv_M = T(1) / T(L), T(1) / (T(N) * T(L))
+    for c in range(C):
+        s = T(0)
+        for n in range(N):
+            s += sums[n, c]
+        mu = s * inv_M
+        q = T(0)
+        for n in range(N):
+            d = sums[n, c] * inv_L - mu
+            q += sq_devs[n, c] + T(L) * (d * d)
+        mean[c] = mu
+        var[c] = q * inv_M
+
+
+@numba.njit(cache=True, error_model="numpy", parallel=True, fastmath=_FMA)
+def _bn_normalize(x, mean, scale, shift, y):
+    N, C, L = x.shape
+    for k in prange(N * C):
+        n, c = k // C, k % C
+        xs, ys = x[n, c], y[n, c]
+        mu, a, b = mean[c], scale[c], shift[c]
+        for i in range(L):
+            ys[i] = (xs[i] - mu) * a + b
+
+
+@numba.njit(cache=True, error_model="numpy", parallel=True, fastmath=_SUMS)
+def _bn_plane_grad_sums(x, dy, mean, sum_dy, sum_dy_xc):
+    """sum_dy[n, c] = Σ dy[n, c],  sum_dy_xc[n, c] = Σ dy[n, c]·(x[n, c] − mean[c])."""
+    N, C, L = x.shape
+    T = x.dtype.type
+    for k in prange(N * C):
+        n, c = k // C, k % C
+        xs, ds = x[n, c], dy[n, c]
+        mu = mean[c]
+        s = T(0)
+        q = T(0)
+        for i in range(L):
+            d = ds[i]
+            s += d
+            q += d * (xs[i] - mu)
+        sum_dy[n, c] = s
+        sum_dy_xc[n, c] = q
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _sum_planes(partial, out):
+    """out[c] = Σ_n partial[n, c], in order of n."""
+    N, C = partial.shape
+    for c in range(C):
+        s = partial.dtype.type(0)
+        for n in range(N):
+            s += partial[n, c]
+        out[c] = s
+
+
+@numba.njit(cache=True, error_model="numpy", parallel=True, fastmath=_FMA)
+def _bn_grad_input(x, dy, mean, a, b, d, dx):
+    N, C, L = x.shape
+    for k in prange(N * C):
+        n, c = k // C, k % C
+        xs, ds, out = x[n, c], dy[n, c], dx[n, c]
+        mu, ac, bc, dc = mean[c], a[c], b[c], d[c]
+        for i in range(L):
+            out[i] = ac * ds[i] + (bc * (xs[i] - mu) + dc)
+
+
+def batch_moments(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """x (N, C, L) contiguous → per-channel mean and biased variance, each (C,), x's dtype."""
+    N, C, L = x.shape
+    sums = np.empty((N, C), dtype=x.dtype)
+    sq_devs = np.empty((N, C), dtype=x.dtype)
+    _plane_moments(x, sums, sq_devs)
+    mean = np.empty(C, dtype=x.dtype)
+    var = np.empty(C, dtype=x.dtype)
+    _combine_moments(sums, sq_devs, L, mean, var)
+    return mean, var
+
+
+def bn_normalize(x: np.ndarray, mean: np.ndarray, scale: np.ndarray,
+                 shift: np.ndarray) -> np.ndarray:
+    """y = (x − mean)·scale + shift per channel.  x (N, C, L) contiguous, the rest (C,)."""
+    y = np.empty_like(x)
+    _bn_normalize(x, mean, scale, shift, y)
+    return y
+
+
+def bn_grad_sums(x: np.ndarray, dy: np.ndarray,
+                 mean: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per channel Σ dy and Σ dy·(x − mean).  x, dy (N, C, L) contiguous → two (C,) arrays."""
+    N, C, _ = x.shape
+    plane_dy = np.empty((N, C), dtype=x.dtype)
+    plane_dy_xc = np.empty((N, C), dtype=x.dtype)
+    _bn_plane_grad_sums(x, dy, mean, plane_dy, plane_dy_xc)
+    sum_dy = np.empty(C, dtype=x.dtype)
+    sum_dy_xc = np.empty(C, dtype=x.dtype)
+    _sum_planes(plane_dy, sum_dy)
+    _sum_planes(plane_dy_xc, sum_dy_xc)
+    return sum_dy, sum_dy_xc
+
+
+def bn_grad_input(x: np.ndarray, dy: np.ndarray, mean: np.ndarray, a: np.ndarray,
+                  b: np.ndarray, d: np.ndarray) -> np.ndarray:
+    """dx = a·dy + b·(x − mean) + d per channel.  x, dy (N, C, L) contiguous, the rest (C,)."""
+    dx = np.empty_like(x)
+    _bn_grad_input(x, dy, mean, a, b, d, dx)
+    return dx
+
+
+# ----------------------------------------------------------------------------
+# Adam
+# ----------------------------------------------------------------------------
+# No fastmath: every operation rounds as NumPy's does, so the update is bitwise
+# the reference's (numpyvae.optim.Adam._step_numpy).
+@numba.njit(cache=True, error_model="numpy")
+def _adam_chunk(p, g, m, v, b1, one_minus_b1, b2, one_minus_b2, c1, c2, lr, eps):
+    for i in range(p.size):
+        gi = g[i]
+        mi = m[i] * b1 + one_minus_b1 * gi
+        vi = v[i] * b2 + one_minus_b2 * (gi * gi)
+        m[i] = mi
+        v[i] = vi
+        p[i] -= lr * (mi / c1) / (np.sqrt(vi / c2) + eps)
+
+
+@numba.njit(cache=True, error_model="numpy", parallel=True)
+def _adam_par(p, g, m, v, b1, one_minus_b1, b2, one_minus_b2, c1, c2, lr, eps):
+    n = p.size
+    for k in prange((n + _CHUNK - 1) // _CHUNK):
+        lo, hi = k * _CHUNK, min((k + 1) * _CHUNK, n)
+        _adam_chunk(p[lo:hi], g[lo:hi], m[lo:hi], v[lo:hi], b1, one_minus_b1, b2,
+                    one_minus_b2, c1, c2, lr, eps)
+
+
+def adam_update(p: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray, beta1: float,
+                beta2: float, correction1: float, correction2: float, lr: float,
+                eps: float) -> None:
+    """One Adam step in place on flat contiguous arrays of one dtype:
+    m ← β₁m + (1 − β₁)g,  v ← β₂v + (1 − β₂)g²,  p ← p − lr·(m/c₁)/(√(v/c₂) + eps).
+    The scalars are cast to the arrays' dtype, as NumPy does with Python floats.
+    """
+    T = p.dtype.type
+    args = (p, g, m, v, T(beta1), T(1.0 - beta1), T(beta2), T(1.0 - beta2),
+            T(correction1), T(correction2), T(lr), T(eps))
+    if p.size < _SERIAL_BELOW:
+        _adam_chunk(*args)
+    else:
+        _adam_par(*args)

@@ -1,0 +1,294 @@
+"""The fused numba paths (BatchNorm2d, ELU, Sigmoid, Adam) against the layers' NumPy reference.
+
+Every comparison runs in float32 and float64, at 1 thread and at numba's full thread count,
+on shapes whose batch and channel counts do not divide evenly among threads, and on arrays
+big enough to take the parallel path. Tolerances are a few float32 ulps (or bitwise, where
+the kernel does the reference's operations in the same order): a 1% error fails them, and
+so does a race. The kernels never depend on the thread count, so results must also be
+bitwise the same at 1 thread and at full threads.
+"""
+
+import numba
+import numpy as np
+import pytest
+
+from numpyvae.kernels import elementwise
+from numpyvae.layers import ELU, BatchNorm2d, Sigmoid
+from numpyvae.optim import Adam
+
+DTYPES = [np.float32, np.float64]
+FULL = numba.config.NUMBA_NUM_THREADS
+THREADS = sorted({1, FULL})
+# Batch and channel counts that do not divide evenly among 2 (or 4) threads; the second
+# shape is above the kernels' serial threshold, so it takes the parallel path.
+SMALL = (5, 3, 7, 9)
+LARGE = (37, 7, 33, 35)
+# rtol for outputs of a few roundings in float32 (a 1% error is 1e4 times larger)
+RTOL = {np.float32: 2e-6, np.float64: 1e-14}
+
+
+@pytest.fixture(params=THREADS, ids=lambda n: f"{n}thread")
+def threads(request):
+    before = numba.get_num_threads()
+    numba.set_num_threads(request.param)
+    yield request.param
+    numba.set_num_threads(before)
+
+
+def rng(seed=0):
+    return np.random.default_rng(seed)
+
+
+def assert_close(fast, ref, dtype, scale=None, rtol=None, floor=1e-3, what=""):
+    """|fast − ref| ≤ rtol·(|ref| + floor·scale), scale = max|ref| unless given: relative,
+    with a floor for entries near 0 (floor = 1 where the errors scale with the data's size)."""
+    assert fast.dtype == np.dtype(dtype), f"{what}: dtype {fast.dtype}"
+    assert fast.shape == ref.shape
+    rtol = RTOL[dtype] if rtol is None else rtol
+    scale = np.abs(ref).max() if scale is None else scale
+    err = np.abs(fast.astype(np.float64) - ref.astype(np.float64))
+    bound = rtol * (np.abs(ref.astype(np.float64)) + floor * scale)
+    worst = np.argmax(err / bound)
+    assert (err <= bound).all(), (
+        f"{what}: max error {err.flat[worst]:.3g} at {worst} "
+        f"(fast {fast.flat[worst]!r}, ref {ref.flat[worst]!r})")
+
+
+def elu_inputs(shape, dtype, seed=0):
+    """Both signs, |x| from 1e-6 to 30, and the exact kink 0."""
+    r = rng(seed)
+    x = r.choice([-1.0, 1.0], size=shape) * np.exp(r.uniform(np.log(1e-6), np.log(30), shape))
+    x.flat[:: 97] = 0.0
+    return x.astype(dtype)
+
+
+# -- ELU ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [SMALL, LARGE, (3, 10)], ids=str)
+@pytest.mark.parametrize("alpha", [1.0, 0.5])
+def test_elu_kernels_match_numpy(threads, dtype, shape, alpha):
+    layer = ELU(alpha=alpha)
+    x = elu_inputs(shape, dtype)
+    dy = rng(1).standard_normal(shape).astype(dtype)
+    y = layer.forward(x)
+    dx = layer.backward(dy)
+    assert_close(y, layer._forward_numpy(x), dtype, what="ELU forward")
+    assert_close(dx, layer._backward_numpy(dy, x), dtype, what="ELU backward")
+
+
+def test_elu_float32_exponential_accuracy():
+    """Our float32 e^x − 1 and e^x, checked against float64 over the whole negative range."""
+    x = np.concatenate([np.linspace(-90, 0, 400_001), -np.logspace(-30, 2, 20_001)])
+    x32 = x.astype(np.float32)
+    truth = x32.astype(np.float64)
+    y = elementwise.elu_forward(x32, 1.0)
+    dx = elementwise.elu_backward(x32, np.ones_like(x32), 1.0)
+    ulp = np.finfo(np.float32).eps
+    expm1, exp = np.expm1(truth), np.exp(truth)
+    assert (np.abs(y - expm1) <= 3 * ulp * np.abs(expm1)).all()
+    normal = truth >= -87  # below, e^x is taken as 0 (true value < 1.7e-38)
+    assert (np.abs(dx[normal] - exp[normal]) <= 3 * ulp * exp[normal]).all()
+    assert (dx[~normal] < 1.7e-38).all()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_elu_extremes_and_nan(dtype):
+    x = np.array([-1e4, -200.0, -88.0, -87.0, -1e-30, -0.0, 0.0, 1e-30, 1e4, np.inf, -np.inf],
+                 dtype=dtype)
+    layer = ELU()
+    y = layer.forward(x)
+    dx = layer.backward(np.ones_like(x))
+    assert y[0] == -1.0 and y[-3] == 1e4 and y[-2] == np.inf and y[-1] == -1.0
+    assert dx[0] == 0.0 and dx[-1] == 0.0 and dx[-3] == 1.0
+    assert dx[5] == 1.0 and dx[6] == 1.0  # x = 0: the left branch, α·e⁰
+    finite = np.isfinite(x)
+    assert_close(y[finite], layer._forward_numpy(x)[finite], dtype, scale=1.0,
+                 what="ELU extremes")
+    assert_close(dx, layer._backward_numpy(np.ones_like(x), x), dtype, scale=1.0,
+                 what="ELU backward extremes")
+    assert np.isnan(layer.forward(np.array([np.nan, -1.0], dtype=dtype))[0])
+
+
+# -- Sigmoid ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [SMALL, LARGE], ids=str)
+def test_sigmoid_kernel_matches_numpy(threads, dtype, shape):
+    from numpyvae.layers.activations import sigmoid
+
+    x = rng(2).normal(0, 6, shape).astype(dtype)
+    x.flat[:5] = [-1e4, -90, 0, 90, 1e4]
+    y = Sigmoid().forward(x)
+    assert_close(y, sigmoid(x), dtype, rtol=4 * RTOL[dtype], what="sigmoid")
+    assert y.flat[0] == 0.0 and y.flat[2] == 0.5 and y.flat[4] == 1.0
+
+
+# -- BatchNorm2d ---------------------------------------------------------------------------
+
+
+def bn_pair(c, dtype, training, seed=7):
+    """Two identical BatchNorm2d with non-trivial γ, β and running statistics:
+    the first runs the kernels, the second the NumPy reference."""
+    r = rng(seed)
+    weight, bias = r.uniform(0.5, 1.5, c), r.normal(size=c)
+    mean, var = r.normal(size=c), r.uniform(0.5, 2.0, c)
+    pair = []
+    for use_kernels in (True, False):
+        bn = BatchNorm2d(c, dtype=dtype)
+        bn.use_kernels = use_kernels
+        bn.params["weight"][...] = weight
+        bn.params["bias"][...] = bias
+        bn.buffers["running_mean"][...] = mean
+        bn.buffers["running_var"][...] = var
+        bn.train() if training else bn.eval()
+        pair.append(bn)
+    return pair
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [SMALL, LARGE, (3, 2, 1, 1), (2, 5, 4, 4)], ids=str)
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+def test_batchnorm_kernels_match_numpy(threads, dtype, shape, training):
+    fast, ref = bn_pair(shape[1], dtype, training)
+    x = rng(3).normal(2.0, 3.0, shape).astype(dtype)
+    dy = rng(4).standard_normal(shape).astype(dtype)
+    for step in range(2):  # twice: the running statistics must keep matching
+        y_fast, y_ref = fast.forward(x + step), ref.forward(x + step)
+        # y = γ·x̂ + β: rounding errors scale with |γ·x̂| + |β|, not with |y|, hence floor=1
+        assert_close(y_fast, y_ref, dtype, rtol=4 * RTOL[dtype], floor=1, what="BN forward")
+        dx_fast, dx_ref = fast.backward(dy), ref.backward(dy)
+        # dx is a difference of terms of size |dy|·γ/σ: measure it against that scale
+        scale = np.abs(dy).max() * np.abs(fast.params["weight"]).max()
+        assert_close(dx_fast, dx_ref, dtype, scale=scale, rtol=20 * RTOL[dtype], floor=1,
+                     what="BN backward")
+        for k in ("weight", "bias"):
+            # a sum of M terms of size |dy|·|x̂|: compare against √M of them
+            g_scale = np.abs(dy).max() * 3 * np.sqrt(dy.size / shape[1])
+            assert_close(fast.grads[k], ref.grads[k], dtype, scale=g_scale,
+                         rtol=20 * RTOL[dtype], floor=1, what=f"BN grad {k}")
+        for k in ("running_mean", "running_var"):
+            assert fast.buffers[k].dtype == np.dtype(dtype)
+            assert_close(fast.buffers[k], ref.buffers[k], dtype, rtol=8 * RTOL[dtype],
+                         floor=1, what=f"BN {k}")
+
+
+def test_batchnorm_float32_statistics_against_float64_truth():
+    """A large offset is where a one-pass Σx² formula would fail; ours combines per-plane means."""
+    x = rng(5).normal(1e3, 1.0, (64, 3, 13, 11)).astype(np.float32)
+    mean, var = elementwise.batch_moments(x.reshape(64, 3, -1))
+    x64 = x.astype(np.float64)
+    np.testing.assert_allclose(mean, x64.mean(axis=(0, 2, 3)), rtol=1e-6)
+    np.testing.assert_allclose(var, x64.var(axis=(0, 2, 3)), rtol=1e-4)
+    assert mean.dtype == var.dtype == np.float32
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_batchnorm_kernels_stable_at_1e4(dtype):
+    x = rng(6).choice([-1e4, 1e4], size=(4, 3, 5, 5)).astype(dtype)
+    for training in (True, False):
+        fast, ref = bn_pair(3, dtype, training)
+        y = fast.forward(x)
+        dx = fast.backward(np.ones_like(y))
+        assert np.isfinite(y).all() and np.isfinite(dx).all() and y.dtype == dtype
+        assert_close(y, ref.forward(x), dtype, rtol=8 * RTOL[dtype], floor=1, what="BN at 1e4")
+        assert_close(dx, ref.backward(np.ones_like(y)), dtype, scale=1.0, rtol=8 * RTOL[dtype],
+                     floor=1, what="BN backward at 1e4")
+
+
+def test_batchnorm_backward_follows_the_forward_path():
+    x = rng(8).standard_normal((4, 3, 2, 2))
+    a, b = bn_pair(3, np.float64, training=True)
+    a.forward(x)
+    b.forward(x)
+    a.use_kernels, b.use_kernels = False, True  # switched between forward and backward
+    dy = rng(9).standard_normal(x.shape)
+    np.testing.assert_allclose(a.backward(dy), b.backward(dy), rtol=1e-12, atol=1e-14)
+
+
+def test_batchnorm_backward_rejects_wrong_shape():
+    bn = BatchNorm2d(3)
+    bn.forward(np.zeros((2, 3, 4, 4), np.float32))
+    with pytest.raises(ValueError, match=r"BatchNorm2d.backward: expected dout of shape"):
+        bn.backward(np.zeros((2, 3, 4, 5), np.float32))
+
+
+# -- Adam ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_adam_kernel_is_bitwise_the_numpy_update(threads, dtype):
+    shapes = [(3,), (300, 1000), (7, 5)]  # the middle one takes the parallel path
+    r = rng(10)
+    params = [r.standard_normal(s).astype(dtype) for s in shapes]
+    grads = [np.zeros_like(p) for p in params]
+    twins = [p.copy() for p in params]
+    twin_grads = [np.zeros_like(p) for p in params]
+    fast = Adam(list(zip(params, grads, strict=True)), lr=0.01, betas=(0.8, 0.99), eps=1e-6)
+    ref = Adam(list(zip(twins, twin_grads, strict=True)), lr=0.01, betas=(0.8, 0.99), eps=1e-6)
+    ref.use_kernels = False
+    for _ in range(4):
+        for g, tg in zip(grads, twin_grads, strict=True):
+            g[...] = r.standard_normal(g.shape) * r.choice([1e-4, 1.0, 1e3])
+            tg[...] = g
+        fast.step()
+        ref.step()
+        for a, b in zip(params + fast.m + fast.v, twins + ref.m + ref.v, strict=True):
+            assert a.dtype == np.dtype(dtype)
+            np.testing.assert_array_equal(a, b)
+
+
+def test_adam_non_contiguous_param_takes_the_numpy_path():
+    base = rng(11).standard_normal((6, 4))
+    p = base[:, ::2]  # a view that is not contiguous: the kernel's flat view would be a copy
+    g = np.ones_like(p)
+    before = p.copy()
+    Adam([(p, g)], lr=0.1).step()
+    np.testing.assert_allclose(base[:, ::2], before - 0.1 * g / (np.abs(g) + 1e-8), rtol=1e-12)
+
+
+# -- the same bits at every thread count, and no recompilation ------------------------------
+
+
+def run_everything(dtype):
+    """One pass through every kernel on LARGE-shaped data; returns every output."""
+    x = rng(12).normal(1.0, 2.0, LARGE).astype(dtype)
+    dy = rng(13).standard_normal(LARGE).astype(dtype)
+    bn, _ = bn_pair(LARGE[1], dtype, training=True)
+    elu = ELU()
+    y = elu.forward(bn.forward(x))
+    dx = bn.backward(elu.backward(dy))
+    p, g = x.reshape(-1).copy(), dy.reshape(-1).copy()
+    Adam([(p, g)], lr=1e-3).step()
+    return [y, dx, p, Sigmoid().forward(x), *bn.grads.values(), *bn.buffers.values()]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_bitwise_same_at_any_thread_count(dtype):
+    before = numba.get_num_threads()
+    try:
+        results = {}
+        for n in (FULL, 1, FULL):
+            numba.set_num_threads(n)
+            results.setdefault(n, []).append(run_everything(dtype))
+    finally:
+        numba.set_num_threads(before)
+    runs = [r for rs in results.values() for r in rs]
+    for run in runs[1:]:
+        for a, b in zip(runs[0], run, strict=True):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_no_recompilation_for_other_batch_sizes():
+    kernels = [elementwise._elu_forward_par, elementwise._elu_backward_par,
+               elementwise._plane_moments, elementwise._bn_normalize,
+               elementwise._bn_plane_grad_sums, elementwise._bn_grad_input]
+    run_everything(np.float32)
+    compiled = [len(k.signatures) for k in kernels]
+    for n in (2, 64):
+        x = rng(n).standard_normal((n, 7, 40, 40)).astype(np.float32)
+        bn, elu = BatchNorm2d(7), ELU()
+        bn.backward(elu.backward(elu.forward(bn.forward(x))))
+    assert [len(k.signatures) for k in kernels] == compiled
