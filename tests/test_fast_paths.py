@@ -121,9 +121,14 @@ def test_sigmoid_kernel_matches_numpy(threads, dtype, shape):
 
     x = rng(2).normal(0, 6, shape).astype(dtype)
     x.flat[:5] = [-1e4, -90, 0, 90, 1e4]
-    y = Sigmoid().forward(x)
+    layer = Sigmoid()
+    y = layer.forward(x)
     assert_close(y, sigmoid(x), dtype, rtol=4 * RTOL[dtype], what="sigmoid")
     assert y.flat[0] == 0.0 and y.flat[2] == 0.5 and y.flat[4] == 1.0
+    dy = rng(3).standard_normal(shape).astype(dtype)
+    dx = layer.backward(dy)
+    assert dx.dtype == dtype
+    np.testing.assert_array_equal(dx, dy * y * (1 - y))  # the same operations, in order
 
 
 # -- BatchNorm2d ---------------------------------------------------------------------------
@@ -262,7 +267,9 @@ def run_everything(dtype):
     dx = bn.backward(elu.backward(dy))
     p, g = x.reshape(-1).copy(), dy.reshape(-1).copy()
     Adam([(p, g)], lr=1e-3).step()
-    return [y, dx, p, Sigmoid().forward(x), *bn.grads.values(), *bn.buffers.values()]
+    sig = Sigmoid()
+    s = sig.forward(x)
+    return [y, dx, p, s, sig.backward(dy), *bn.grads.values(), *bn.buffers.values()]
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -4,7 +4,7 @@ These functions know nothing of layers. Each replaces a chain of NumPy calls
 (each of which reads and writes a whole array) by one or two passes over
 memory; the layers keep the readable NumPy form as their reference.
 
-- ``elu_forward``/``elu_backward``, ``sigmoid_forward``: flat loops, cut into
+- ``elu_forward``/``elu_backward``, ``sigmoid_forward``/``sigmoid_backward``: flat loops, cut into
   fixed chunks of ``_CHUNK`` elements that numba's threads share out.
 - ``batch_moments``: per-channel mean and biased variance of an (N, C, L)
   array in one pass: each (n, c) plane's sum and squared deviations from its
@@ -47,6 +47,7 @@ __all__ = [
     "elu_forward",
     "elu_backward",
     "sigmoid_forward",
+    "sigmoid_backward",
     "batch_moments",
     "bn_normalize",
     "bn_grad_sums",
@@ -168,6 +169,13 @@ def _sigmoid_chunk(x, y):
         y[i] = one / (one + e) if v >= zero else e / (one + e)
 
 
+@numba.njit(cache=True, error_model="numpy")
+def _sigmoid_backward_chunk(y, dy, dx):
+    one = y.dtype.type(1)
+    for i in range(y.size):
+        dx[i] = dy[i] * y[i] * (one - y[i])
+
+
 @numba.njit(cache=True, error_model="numpy", parallel=True)
 def _elu_forward_par(x, alpha, y):
     n = x.size
@@ -190,6 +198,14 @@ def _sigmoid_par(x, y):
     for k in prange((n + _CHUNK - 1) // _CHUNK):
         lo, hi = k * _CHUNK, min((k + 1) * _CHUNK, n)
         _sigmoid_chunk(x[lo:hi], y[lo:hi])
+
+
+@numba.njit(cache=True, error_model="numpy", parallel=True)
+def _sigmoid_backward_par(y, dy, dx):
+    n = y.size
+    for k in prange((n + _CHUNK - 1) // _CHUNK):
+        lo, hi = k * _CHUNK, min((k + 1) * _CHUNK, n)
+        _sigmoid_backward_chunk(y[lo:hi], dy[lo:hi], dx[lo:hi])
 
 
 def _flat(a: np.ndarray) -> np.ndarray:
@@ -229,6 +245,17 @@ def sigmoid_forward(x: np.ndarray) -> np.ndarray:
     else:
         _sigmoid_par(xf, y)
     return y.reshape(x.shape)
+
+
+def sigmoid_backward(y: np.ndarray, dy: np.ndarray) -> np.ndarray:
+    """dx = dy·y·(1 − y) from the forward output y. y, dy of one shape and dtype."""
+    yf, dyf = _flat(y), _flat(dy)
+    dx = np.empty_like(yf)
+    if yf.size < _SERIAL_BELOW:
+        _sigmoid_backward_chunk(yf, dyf, dx)
+    else:
+        _sigmoid_backward_par(yf, dyf, dx)
+    return dx.reshape(y.shape)
 
 
 # ----------------------------------------------------------------------------

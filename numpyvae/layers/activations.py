@@ -105,6 +105,8 @@ class Sigmoid(_Elementwise):
         dσ/dx = σ(x)(1 − σ(x)) = y(1 − y), so dx = dy ⊙ y(1 − y).
         """
         y = self._saved()
+        if self.use_kernels and _same_array_type(dout, y):
+            return elementwise.sigmoid_backward(y, dout)
         return dout * y * (1 - y)
 
 

@@ -59,7 +59,7 @@ class Dense(Layer):
         y_nj = Σ_i x_ni W_ij + b_j, so  dX = dY Wᵀ,  dW = Xᵀ dY,  db = Σ_n dY.
         """
         x = self._saved()
-        self.grads["weight"][...] = x.T @ dout
+        np.matmul(x.T, dout, out=self.grads["weight"])  # dW = Xᵀ dY, straight into the grad
         if "bias" in self.grads:
             self.grads["bias"][...] = dout.sum(axis=0)
         return dout @ self.params["weight"].T
