@@ -250,10 +250,16 @@ def test_a_run_with_a_checkpoint_but_no_final_resumes(quick_run, shared_datasets
     assert len(json.loads((run / "history.json").read_text())) == 1  # no epoch trained again
 
 
-def test_a_quick_folder_is_not_taken_for_the_full_sweep(quick_run, shared_datasets):
+def test_a_quick_folder_is_not_taken_for_the_full_sweep(quick_run, shared_datasets, capsys):
     with pytest.raises(ValueError, match="choose another --out"):
         reproduce(quick_run["out"], quick=False, only=["ae"], data_dir=str(shared_datasets),
                   log=lambda s: None)
+    # --list shows the state of every run without training anything
+    assert cli_main(["reproduce", "--list", "--quick", "--out", str(quick_run["out"])]) == 0
+    assert "3 of 3 runs finished" in capsys.readouterr().out
+    assert cli_main(["reproduce", "--list", "--out", str(quick_run["out"])]) == 0
+    listed = capsys.readouterr().out
+    assert listed.count("CONFLICT") == 3 and "0 of 45 runs finished" in listed
 
 
 def test_cli_rejects_an_unknown_experiment(capsys):

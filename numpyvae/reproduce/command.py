@@ -41,6 +41,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--docs", default=None, metavar="DIR",
                    help="afterwards, copy results.md, results.json and the figures "
                    "(small PNGs) into DIR, e.g. docs/report")
+    p.add_argument("--list", action="store_true",
+                   help="list the runs with their state in --out (finished, epochs done, to "
+                   "train) and stop")
     p.set_defaults(func=cmd_reproduce)
     return p
 
@@ -50,8 +53,15 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         from ..threads import set_threads
 
         set_threads(args.threads)
-    from .sweep import reproduce
+    from .sweep import plan_status, reproduce
 
+    if args.list:
+        status = plan_status(args.out, quick=args.quick, only=args.only)
+        for spec, state in status:
+            print(f"{state:<12} {spec.name}")
+        done = sum(state == "finished" for _, state in status)
+        print(f"{done} of {len(status)} runs finished")
+        return 0
     try:
         reproduce(args.out, quick=args.quick, only=args.only, data_dir=args.data_dir,
                   docs=args.docs)

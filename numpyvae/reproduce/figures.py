@@ -8,7 +8,7 @@
 - ``losses_vs_report.png``: our losses beside the report's, for every run it has a figure for
 
 A panel whose run has not finished says so instead of failing. ``write_docs_png``
-stores a copy with at most 64 colours, which keeps the curated set small.
+stores a copy with at most 128 colours, which keeps the curated set small.
 """
 
 from __future__ import annotations
@@ -142,13 +142,17 @@ def losses_figure(rows: Sequence[Mapping[str, Any]], path: str | Path) -> Path:
     return save_figure(fig, path)
 
 
-def write_docs_png(src: str | Path, dst: str | Path, colors: int = 64) -> Path:
-    """Copy a PNG with an adaptive palette of at most ``colors`` colours (grey ones stay grey)."""
+def write_docs_png(src: str | Path, dst: str | Path, colors: int = 128) -> Path:
+    """Copy a PNG with an adaptive palette of at most ``colors`` colours (grey ones stay grey).
+
+    The octree quantizer keeps the ten class colours of a scatter apart (median cut,
+    swamped by the many greys of the digit grids, merged some of them).
+    """
     dst = Path(dst)
     with Image.open(src) as img:
         img.load()
         if img.mode not in ("L", "P"):
-            img = img.convert("RGB").quantize(colors=colors, method=Image.Quantize.MEDIANCUT,
+            img = img.convert("RGB").quantize(colors=colors, method=Image.Quantize.FASTOCTREE,
                                               dither=Image.Dither.NONE)
 
         atomic_write(dst, lambda tmp: img.save(tmp, format="png", optimize=True), suffix=".png")

@@ -81,18 +81,26 @@ def run_dir(out: Path, spec: RunSpec) -> Path:
     return out / "runs" / spec.name
 
 
+def _differs(path: Path, config: TrainConfig) -> str | None:
+    """The first setting in which the run in ``path`` differs from ``config``, or None."""
+    saved = TrainConfig.from_json(read_json(path / "config.json"))
+    for name in FIXED_ON_RESUME + ("epochs",):
+        if getattr(saved, name) != getattr(config, name):
+            return (f"{name} = {getattr(saved, name)!r}, but this sweep needs "
+                    f"{getattr(config, name)!r}")
+    return None
+
+
 def _finished(path: Path, config: TrainConfig) -> bool:
     """True if the run in ``path`` is done; a folder holding another run is an error."""
     if not (path / "final.json").is_file():
         return False
-    saved = TrainConfig.from_json(read_json(path / "config.json"))
-    for name in FIXED_ON_RESUME + ("epochs",):
-        if getattr(saved, name) != getattr(config, name):
-            raise ValueError(
-                f"{path} holds a run with {name} = {getattr(saved, name)!r}, but this sweep "
-                f"needs {getattr(config, name)!r} (a --quick folder reused for the full sweep, "
-                "or the reverse?): choose another --out, nothing was changed"
-            )
+    difference = _differs(path, config)
+    if difference:
+        raise ValueError(
+            f"{path} holds a run with {difference} (a --quick folder reused for the full "
+            "sweep, or the reverse?): choose another --out, nothing was changed"
+        )
     return True
 
 
@@ -286,7 +294,7 @@ def make_figures(out: Path, finished: dict[RunSpec, dict[str, Any]], rows: list[
 
 def write_docs(out: Path, docs: Path, figure_names: Sequence[str],
                log: Callable[[str], None]) -> int:
-    """Copy results.md, results.json and the figures (64-colour PNGs) into ``docs``.
+    """Copy results.md, results.json and the figures (128-colour PNGs) into ``docs``.
 
     Returns the total size in bytes of what was written.
     """
@@ -303,6 +311,39 @@ def write_docs(out: Path, docs: Path, figure_names: Sequence[str],
     return total + png
 
 
+def plan_status(out: str | Path | None = None, quick: bool = False,
+                only: Sequence[str] | None = None) -> list[tuple[RunSpec, str]]:
+    """Each run the sweep would train, with its state in ``out``: finished, partly
+    trained (epochs done of total) or not started."""
+    settings = QUICK if quick else FULL
+    out = _default_out(out, quick)
+    status = []
+    for spec in unique_specs(members(settings, _check_only(only))):
+        path = run_dir(out, spec)
+        if (path / "config.json").is_file() and _differs(path, spec.config(settings)):
+            state = "CONFLICT"  # another run's folder: reproduce will stop on it
+        elif (path / "final.json").is_file():
+            state = "finished"
+        elif (path / "history.json").is_file():
+            state = f"{len(read_json(path / 'history.json'))}/{settings.epochs} epochs"
+        else:
+            state = "to train"
+        status.append((spec, state))
+    return status
+
+
+def _default_out(out: str | Path | None, quick: bool) -> Path:
+    return Path(out) if out is not None else (DEFAULT_QUICK_OUT if quick else DEFAULT_OUT)
+
+
+def _check_only(only: Sequence[str] | None) -> Sequence[str]:
+    unknown = [name for name in only or () if name not in EXPERIMENTS]
+    if unknown:
+        raise ValueError(f"unknown experiment {unknown[0]!r}: expected some of "
+                         f"{', '.join(EXPERIMENTS)}")
+    return only or tuple(EXPERIMENTS)
+
+
 def reproduce(
     out: str | Path | None = None,
     quick: bool = False,
@@ -314,21 +355,18 @@ def reproduce(
     """Run the sweep (or its ``quick`` version) into ``out``; see the module docstring."""
     t_start = time.perf_counter()
     settings = QUICK if quick else FULL
-    unknown = [name for name in only or () if name not in EXPERIMENTS]
-    if unknown:
-        raise ValueError(f"unknown experiment {unknown[0]!r}: expected some of "
-                         f"{', '.join(EXPERIMENTS)}")
-    out = Path(out) if out is not None else (DEFAULT_QUICK_OUT if quick else DEFAULT_OUT)
+    only = _check_only(only)
+    out = _default_out(out, quick)
     plan = members(settings)
-    to_train = unique_specs(members(settings, only or EXPERIMENTS))
+    to_train = unique_specs(members(settings, only))
     # The data first: a missing data set fails before anything is written.
     for dataset in sorted({s.dataset for s in to_train} | {"mnist"}):
         data.load(dataset, "test", data_dir)
     out.mkdir(parents=True, exist_ok=True)
     log(f"reproduce{' --quick' if quick else ''}: {len(to_train)} runs to check in {out} "
-        f"({', '.join(only or EXPERIMENTS)})")
+        f"({', '.join(only)})")
     record: dict[str, Any] = {"started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                              "quick": quick, "only": list(only or []), "trained": []}
+                              "quick": quick, "only": list(only), "trained": []}
     previous = read_json(out / "sweep.json") if (out / "sweep.json").is_file() else []
     try:
         trained, skipped = train_missing(to_train, out, settings, data_dir, log, record["trained"])
