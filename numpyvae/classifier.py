@@ -10,7 +10,8 @@ a set of generated images (``score_samples``):
   ≈ 3.32 when every digit is drawn equally often, 0 when all are one digit.
 
 The network is an MLP, 784 → 256 → 128 → 10 with ELU between, trained with softmax
-cross-entropy (``losses.py``) and Adam; five epochs reach about 98% test accuracy.
+cross-entropy (``losses.py``) and Adam (lr 1e-3, batch 128); ten epochs on the 60,000
+training images reach about 97.7% test accuracy (measured: 97.3% after five).
 """
 
 from __future__ import annotations
@@ -95,7 +96,7 @@ class Classifier:
 def train_classifier(
     x: np.ndarray,
     y: np.ndarray,
-    epochs: int = 5,
+    epochs: int = 10,
     batch_size: int = 128,
     lr: float = 1e-3,
     seed: int = 0,
