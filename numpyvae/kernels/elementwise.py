@@ -9,7 +9,7 @@ memory; the layers keep the readable NumPy form as their reference.
 - ``batch_moments``: per-channel mean and biased variance of an (N, C, L)
   array in one pass: each (n, c) plane's sum and squared deviations from its
   own mean (two passes over a plane that sits in L1 cache), combined per
-  channel afterwards (Chan et al.'s parallel variance formula).
+  channel afterwards (Chan et al.'s parallel variance formula) by NumPy.
 - ``bn_normalize``, ``bn_grad_sums``, ``bn_grad_input``: BatchNorm's
   normalisation and its backward pass, plane by plane.
 - ``adam_update``: Adam's moment updates and parameter step in one pass, with
@@ -282,25 +282,6 @@ def _plane_moments(x, sums, sq_devs):
         sq_devs[n, c] = q
 
 
-@numba.njit(cache=True, error_model="numpy", fastmath=_FMA)
-def _combine_moments(sums, sq_devs, L, mean, var):
-    """Per channel: mean = Σ sums / M,  M·var = Σ sq_devs + L·Σ (plane mean − mean)²."""
-    N, C = sums.shape
-    T = sums.dtype.type
-    inv_L, inv_M = T(1) / T(L), T(1) / (T(N) * T(L))
-    for c in range(C):
-        s = T(0)
-        for n in range(N):
-            s += sums[n, c]
-        mu = s * inv_M
-        q = T(0)
-        for n in range(N):
-            d = sums[n, c] * inv_L - mu
-            q += sq_devs[n, c] + T(L) * (d * d)
-        mean[c] = mu
-        var[c] = q * inv_M
-
-
 @numba.njit(cache=True, error_model="numpy", parallel=True, fastmath=_FMA)
 def _bn_normalize(x, mean, scale, shift, y):
     N, C, L = x.shape
@@ -331,17 +312,6 @@ def _bn_plane_grad_sums(x, dy, mean, sum_dy, sum_dy_xc):
         sum_dy_xc[n, c] = q
 
 
-@numba.njit(cache=True, error_model="numpy")
-def _sum_planes(partial, out):
-    """out[c] = Σ_n partial[n, c], in order of n."""
-    N, C = partial.shape
-    for c in range(C):
-        s = partial.dtype.type(0)
-        for n in range(N):
-            s += partial[n, c]
-        out[c] = s
-
-
 @numba.njit(cache=True, error_model="numpy", parallel=True, fastmath=_FMA)
 def _bn_grad_input(x, dy, mean, a, b, d, dx):
     N, C, L = x.shape
@@ -359,9 +329,11 @@ def batch_moments(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     sums = np.empty((N, C), dtype=x.dtype)
     sq_devs = np.empty((N, C), dtype=x.dtype)
     _plane_moments(x, sums, sq_devs)
-    mean = np.empty(C, dtype=x.dtype)
-    var = np.empty(C, dtype=x.dtype)
-    _combine_moments(sums, sq_devs, L, mean, var)
+    # combine the planes per channel (N·C numbers: NumPy, in a fixed order):
+    # M·var = Σ sq_devs + L·Σ (plane mean − mean)²  (Chan et al.)
+    mean = sums.sum(axis=0) * (1.0 / (N * L))
+    between = sums * (1.0 / L) - mean
+    var = (sq_devs.sum(axis=0) + L * (between * between).sum(axis=0)) * (1.0 / (N * L))
     return mean, var
 
 
@@ -380,11 +352,7 @@ def bn_grad_sums(x: np.ndarray, dy: np.ndarray,
     plane_dy = np.empty((N, C), dtype=x.dtype)
     plane_dy_xc = np.empty((N, C), dtype=x.dtype)
     _bn_plane_grad_sums(x, dy, mean, plane_dy, plane_dy_xc)
-    sum_dy = np.empty(C, dtype=x.dtype)
-    sum_dy_xc = np.empty(C, dtype=x.dtype)
-    _sum_planes(plane_dy, sum_dy)
-    _sum_planes(plane_dy_xc, sum_dy_xc)
-    return sum_dy, sum_dy_xc
+    return plane_dy.sum(axis=0), plane_dy_xc.sum(axis=0)
 
 
 def bn_grad_input(x: np.ndarray, dy: np.ndarray, mean: np.ndarray, a: np.ndarray,
