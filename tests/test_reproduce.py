@@ -144,7 +144,8 @@ def test_claim_inputs_average_over_seeds_and_pick_the_reference_runs():
                          "samples": {"confidence": 0.9, "diversity": 3.0}} for s in finished}
     inputs = claim_inputs(finished, measures)
     assert inputs["loss"] == {"mlp": {2: 305.0}, "cnn": {2: 320.0}}
-    assert inputs["sse"] == {0.05: pytest.approx(((295 + 305) / 2) * 0.1), 1.0: 130.0}
+    # E takes the balance experiment's runs only (seed 0), not the other seeds at c = 0.05
+    assert inputs["sse"] == {0.05: pytest.approx(295 * 0.1), 1.0: 130.0}
     assert inputs["latent"]["ae"] is None and inputs["latent"]["vae"]["cluster_distance"] == 1.0
     verdicts = {c.key: c.verdict for c in judge(inputs, 0.98)}
     assert verdicts == {"A": C.UNJUDGED, "B": C.HOLDS, "C": C.UNJUDGED, "D": C.UNJUDGED,

@@ -168,7 +168,7 @@ def claim_e(distance: Mapping[float, float], sse: Mapping[float, float],
     rule = (f"E1: at c = {C_SMALL:g} the mean over classes of ‖class mean of μ‖ is at least "
             f"{FAR_FACTOR:g}× that at c = {C_REPORT:g}. E2: at c = {C_LARGE:g} the test KL is "
             f"lower and the per-image squared error higher than at c = {C_REPORT:g}. "
-            "Both must hold (MLP, MNIST, z = 2).")
+            "Both must hold (MLP, MNIST, z = 2, seed 0: the balance experiment's runs).")
     evidence = []
     d_small, d_ref = distance.get(C_SMALL), distance.get(C_REPORT)
     if d_small is None or d_ref is None:

@@ -214,10 +214,11 @@ def claim_inputs(finished: dict[RunSpec, dict[str, Any]],
             if scored:
                 scores.setdefault(arch, {})[z] = {
                     k: _mean(sc[k] for sc in scored) for k in ("confidence", "diversity")}
+    # E compares the balance experiment's own runs (seed 0 at every c), like with like
+    balance_runs = set(experiment_specs("balance"))
     distance, sse, kl = {}, {}, {}
     for c in BALANCES:
-        specs = [s for s in finished if s.model == "vae" and s.arch == "mlp" and s.c == c
-                 and s.dataset == "mnist" and s.latent_dim == 2 and s.hidden == DEFAULT_HIDDEN]
+        specs = [s for s in finished if s in balance_runs and s.c == c]
         if specs:
             test = [finished[s]["test"] for s in specs]
             sse[c] = _mean(t["recon"] * 2 * c for t in test)

@@ -188,7 +188,11 @@ def scores_table(rows: Sequence[Mapping[str, Any]],
     """The classifier's view of prior samples, for every scored configuration."""
     body = []
     seen = set()
-    for (_, model, arch, _, z, hidden, c), g in group(rows).items():
+    # model, arch, hidden, c, z: each architecture's sweep over z reads down the table
+    order = sorted(group(rows).items(),
+                   key=lambda kv: (kv[0][1] != "vae", kv[0][2] != "mlp", kv[0][5], kv[0][6],
+                                   kv[0][4]))
+    for (_, model, arch, _, z, hidden, c), g in order:
         key = (model, arch, z, hidden, c)
         scored = [measures[spec_of(r).name]["samples"] for r in g
                   if "samples" in measures.get(spec_of(r).name, {})]
@@ -257,9 +261,8 @@ def results_markdown(
         lines.append("")
     lines += ["## The report's claims", ""]
     lines += claims_markdown(claims)
-    lines += ["## Sample quality: a classifier's view of 10,000 prior samples per model"
-              if not settings.quick else "## Sample quality: a classifier's view of prior samples",
-              ""]
+    lines += [f"## Sample quality: a classifier's view of {settings.prior_samples:,} prior "
+              "samples per model", ""]
     if classifier_info:
         epochs = classifier_info["epochs"]
         lines += [f"Classifier: MLP 784-{'-'.join(map(str, classifier_info['hidden']))}-10 from "
