@@ -95,32 +95,37 @@ QUICK = Settings(quick=True, epochs=1, train_subset=2048, test_subset=500, prior
                  classifier_epochs=1, classifier_subset=8192, classifier_test_subset=500)
 
 
-def _vae(arch: str, dataset: str = "mnist", z: int = 2, hidden: tuple[int, ...] | None = None,
-         c: float = REPORT_C, seed: int = 0) -> RunSpec:
+def vae_spec(arch: str, dataset: str = "mnist", z: int = 2,
+             hidden: tuple[int, ...] | None = None, c: float = REPORT_C, seed: int = 0
+             ) -> RunSpec:
+    """A VAE run, the report's settings unless given (the MLP at its default widths)."""
     if arch == "mlp" and hidden is None:
         hidden = DEFAULT_HIDDEN
     return RunSpec("vae", arch, dataset, z, hidden, c, seed)
 
 
+# Experiment 4's autoencoder: the VAE's MLP without sampling or KL (autoencoder.py)
+AE_SPEC = RunSpec("ae", "mlp", "mnist", 2, DEFAULT_HIDDEN, REPORT_C, 0)
+
+
 def experiment_specs(name: str) -> list[RunSpec]:
     """The runs of one experiment, in table order."""
     if name == "arch":
-        return ([_vae("mlp", d, seed=s) for d in DATASETS for s in MLP_SEEDS]
-                + [_vae("cnn", d, seed=s) for d in DATASETS for s in CNN_SEEDS])
+        return ([vae_spec("mlp", d, seed=s) for d in DATASETS for s in MLP_SEEDS]
+                + [vae_spec("cnn", d, seed=s) for d in DATASETS for s in CNN_SEEDS])
     if name == "latent":
-        return ([_vae("mlp", z=z, hidden=w, seed=s)
+        return ([vae_spec("mlp", z=z, hidden=w, seed=s)
                  for z in LATENT_DIMS for w in WIDTHS for s in MLP_SEEDS]
-                + [_vae("cnn", z=z, seed=s) for z in LATENT_DIMS for s in CNN_SEEDS])
+                + [vae_spec("cnn", z=z, seed=s) for z in LATENT_DIMS for s in CNN_SEEDS])
     if name == "balance":
-        return [_vae("mlp", c=c) for c in BALANCES]
+        return [vae_spec("mlp", c=c) for c in BALANCES]
     if name == "ae":
-        return [RunSpec("ae", "mlp", "mnist", 2, DEFAULT_HIDDEN, REPORT_C, 0), _vae("mlp")]
+        return [AE_SPEC, vae_spec("mlp")]
     raise ValueError(f"unknown experiment {name!r}: expected one of {', '.join(EXPERIMENTS)}")
 
 
 # --quick: the MLP and the CNN at z = 2 on MNIST, and the autoencoder.
-QUICK_SPECS = frozenset({_vae("mlp"), _vae("cnn"),
-                         RunSpec("ae", "mlp", "mnist", 2, DEFAULT_HIDDEN, REPORT_C, 0)})
+QUICK_SPECS = frozenset({vae_spec("mlp"), vae_spec("cnn"), AE_SPEC})
 
 
 def members(settings: Settings, experiments: Iterable[str] = EXPERIMENTS) -> list[Member]:

@@ -39,22 +39,22 @@ from ..train import FIXED_ON_RESUME, TrainConfig, train
 from . import claims as claim_rules
 from . import figures as figs
 from .experiments import (
+    AE_SPEC,
     BALANCES,
     EXPERIMENTS,
     FULL,
     LATENT_DIMS,
     QUICK,
     REPORT_C,
-    Member,
     RunSpec,
     Settings,
-    _vae,
     experiment_specs,
     members,
     unique_specs,
+    vae_spec,
 )
 from .measures import measure_run
-from .tables import ROW_KEYS, console_summary, make_row, results_markdown
+from .tables import console_summary, make_row, results_markdown
 
 DEFAULT_OUT = Path("runs/report")
 DEFAULT_QUICK_OUT = Path("runs/report-quick")
@@ -62,7 +62,6 @@ CLASSIFIER_FILE = "classifier.npz"
 CLASSIFIER_SEED = 0
 FIGURES = ("mlp_mnist_z2.png", "cnn_mnist_z2.png", "samples_across_z.png",
            "samples_across_c.png", "ae_vs_vae.png", "losses_vs_report.png")
-AE_SPEC = experiment_specs("ae")[0]
 
 
 @dataclass
@@ -227,9 +226,8 @@ def claim_inputs(finished: dict[RunSpec, dict[str, Any]],
                     if s.name in measures]
             if dist:
                 distance[c] = _mean(dist)
-    vae_spec = _vae("mlp")
     latent = {name: measures[spec.name]["latent"] if spec.name in measures else None
-              for name, spec in (("vae", vae_spec), ("ae", AE_SPEC))}
+              for name, spec in (("vae", vae_spec("mlp")), ("ae", AE_SPEC))}
     return {"loss": loss, "scores": scores, "distance": distance, "sse": sse, "kl": kl,
             "latent": latent}
 
@@ -271,21 +269,21 @@ def make_figures(out: Path, finished: dict[RunSpec, dict[str, Any]], rows: list[
 
     x, y = tests("mnist")
     for arch in ("mlp", "cnn"):
-        m = model(_vae(arch))
+        m = model(vae_spec(arch))
         path = folder / f"{arch}_mnist_z2.png"
         if m is not None:
-            figs.model_figure(m, x, y, path, f"{_vae(arch).label.rsplit(', seed', 1)[0]}")
+            figs.model_figure(m, x, y, path, f"{vae_spec(arch).label.rsplit(', seed', 1)[0]}")
         elif path.exists():
             path.unlink()
     figs.samples_row_figure(
-        [(arch.upper(), [(f"z = {z}", model(_vae(arch, z=z))) for z in LATENT_DIMS])
+        [(arch.upper(), [(f"z = {z}", model(vae_spec(arch, z=z))) for z in LATENT_DIMS])
          for arch in ("mlp", "cnn")],
         folder / "samples_across_z.png",
         "Samples from the prior across the latent size z (MNIST, seed 0)")
     figs.samples_row_figure(
-        [("MLP, z = 2", [(f"c = {c:g}", model(_vae("mlp", c=c))) for c in BALANCES])],
+        [("MLP, z = 2", [(f"c = {c:g}", model(vae_spec("mlp", c=c))) for c in BALANCES])],
         folder / "samples_across_c.png", "Samples from the prior across the balance c")
-    figs.ae_vs_vae_figure(model(AE_SPEC), model(_vae("mlp")), x, y, folder / "ae_vs_vae.png")
+    figs.ae_vs_vae_figure(model(AE_SPEC), model(vae_spec("mlp")), x, y, folder / "ae_vs_vae.png")
     figs.losses_figure(rows, folder / "losses_vs_report.png")
     stamp_file.write_text(stamp)
     names = [f for f in FIGURES if (folder / f).is_file()]
@@ -402,5 +400,3 @@ def reproduce(
         write_json(out / "sweep.json", [*previous, record])
     return Result(out, rows, claims, trained, skipped, time.perf_counter() - t_start)
 
-
-__all__ = ["ROW_KEYS", "Member", "reproduce", "Result"]
