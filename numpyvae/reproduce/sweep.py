@@ -153,8 +153,9 @@ def classifier_for(out: Path, settings: Settings, data_dir: str | None,
     if settings.classifier_test_subset:
         x_test, y_test = x_test[:settings.classifier_test_subset], \
             y_test[:settings.classifier_test_subset]
-    log(f"training the MNIST classifier that scores samples ({settings.classifier_epochs} "
-        f"epochs on {len(x):,} images)")
+    epochs = settings.classifier_epochs
+    log(f"training the MNIST classifier that scores samples ({epochs} "
+        f"epoch{'s' if epochs > 1 else ''} on {len(x):,} images)")
     t0 = time.perf_counter()
     clf = train_classifier(x, y, epochs=settings.classifier_epochs, seed=CLASSIFIER_SEED,
                            log=lambda s: log(f"    {s}"))
