@@ -299,3 +299,39 @@ def test_no_recompilation_for_other_batch_sizes():
         bn, elu = BatchNorm2d(7), ELU()
         bn.backward(elu.backward(elu.forward(bn.forward(x))))
     assert [len(k.signatures) for k in kernels] == compiled
+
+
+# -- Dense: small products on one thread ---------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("sizes", [(37, 512, 4), (37, 2, 512), (300, 784, 300)], ids=str)
+def test_dense_small_and_large_products_match_numpy(dtype, sizes):
+    """The CNN's Dense layers (512 → 4, 2 → 512) take the single-thread path; 784 → 300
+    at batch 300 is above the threshold and takes NumPy's matmul."""
+    from numpyvae.layers import Dense
+
+    n, d_in, d_out = sizes
+    layer = Dense(d_in, d_out, dtype=dtype, rng=rng(14))
+    x = rng(15).standard_normal((n, d_in)).astype(dtype)
+    dy = rng(16).standard_normal((n, d_out)).astype(dtype)
+    W, b = layer.params["weight"], layer.params["bias"]
+    y = layer.forward(x)
+    dx = layer.backward(dy)
+    assert y.dtype == dx.dtype == layer.grads["weight"].dtype == np.dtype(dtype)
+    rtol = 1e-5 if dtype == np.float32 else 1e-12
+    scale = np.sqrt(d_in)  # a dot product of d_in terms
+    assert_close(y, x @ W + b, dtype, scale=scale, rtol=rtol, floor=1, what="Dense forward")
+    assert_close(dx, dy @ W.T, dtype, scale=np.sqrt(d_out), rtol=rtol, floor=1,
+                 what="Dense dX")
+    assert_close(layer.grads["weight"], x.T @ dy, dtype, scale=np.sqrt(n), rtol=rtol, floor=1,
+                 what="Dense dW")
+
+
+def test_small_matmul_handles_transposed_operands():
+    a = rng(17).standard_normal((64, 40)).astype(np.float32)
+    b = rng(18).standard_normal((64, 8)).astype(np.float32)
+    np.testing.assert_allclose(elementwise.small_matmul(a.T, b), a.T @ b, rtol=1e-5, atol=1e-5)
+    out = np.empty((8, 40), np.float32)
+    elementwise.small_matmul(b.T, a, out)
+    np.testing.assert_allclose(out, b.T @ a, rtol=1e-5, atol=1e-5)

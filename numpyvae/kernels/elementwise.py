@@ -12,6 +12,7 @@ memory; the layers keep the readable NumPy form as their reference.
   channel afterwards (Chan et al.'s parallel variance formula) by NumPy.
 - ``bn_normalize``, ``bn_grad_sums``, ``bn_grad_input``: BatchNorm's
   normalisation and its backward pass, plane by plane.
+- ``small_matmul``: a @ b on the calling thread, for Dense layers' small products.
 - ``adam_update``: Adam's moment updates and parameter step in one pass, with
   the same operations in the same order as the NumPy reference, so the results
   are bitwise those of ``numpyvae.optim.Adam``'s reference path.
@@ -53,6 +54,7 @@ __all__ = [
     "bn_grad_sums",
     "bn_grad_input",
     "adam_update",
+    "small_matmul",
 ]
 
 # Elements per chunk of a flat parallel loop: a few tens of KB, so each chunk
@@ -361,6 +363,35 @@ def bn_grad_input(x: np.ndarray, dy: np.ndarray, mean: np.ndarray, a: np.ndarray
     dx = np.empty_like(x)
     _bn_grad_input(x, dy, mean, a, b, d, dx)
     return dx
+
+
+# ----------------------------------------------------------------------------
+# Small matrix products on one thread
+# ----------------------------------------------------------------------------
+# Below this many multiply-adds a matrix product takes tens of microseconds on one
+# core, and a second BLAS thread saves less than it costs.
+SMALL_MATMUL = 1 << 21
+
+
+@numba.njit(cache=True)
+def _dot_into(a, b, out):
+    np.dot(a, b, out)
+
+
+def small_matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """a @ b for 2-D C- or F-contiguous arrays of one float dtype, on the calling thread.
+
+    NumPy's BLAS splits even a small product over its threads, and after each call its
+    idle threads spin for a while: beside numba's threads (the conv kernels) that costs a
+    core. This calls, from numba, the single-threaded BLAS the conv kernels use.
+    """
+    from . import _pin_inner_blas  # the kernels' BLAS-thread policy (kernels/__init__.py)
+
+    _pin_inner_blas()
+    if out is None:
+        out = np.empty((a.shape[0], b.shape[1]), dtype=a.dtype)
+    _dot_into(a, b, out)
+    return out
 
 
 # ----------------------------------------------------------------------------

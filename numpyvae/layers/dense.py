@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from ..kernels import elementwise
 from .base import Layer
 
 
@@ -47,7 +48,7 @@ class Dense(Layer):
             raise ValueError(
                 f"Dense: expected input of shape (N, {self.in_features}), got shape {x.shape}"
             )
-        y = x @ self.params["weight"]
+        y = _matmul(x, self.params["weight"])
         if "bias" in self.params:
             y += self.params["bias"]
         self.cache = x
@@ -59,11 +60,23 @@ class Dense(Layer):
         y_nj = Σ_i x_ni W_ij + b_j, so  dX = dY Wᵀ,  dW = Xᵀ dY,  db = Σ_n dY.
         """
         x = self._saved()
-        np.matmul(x.T, dout, out=self.grads["weight"])  # dW = Xᵀ dY, straight into the grad
+        _matmul(x.T, dout, out=self.grads["weight"])  # dW = Xᵀ dY, straight into the grad
         if "bias" in self.grads:
             self.grads["bias"][...] = dout.sum(axis=0)
-        return dout @ self.params["weight"].T
+        return _matmul(dout, self.params["weight"].T)
 
     def extra_repr(self) -> str:
         bias = "" if "bias" in self.params else ", bias=False"
         return f"{self.in_features}, {self.out_features}{bias}"
+
+
+def _matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """a @ b. Small products run on one thread (``kernels.elementwise.small_matmul``): a
+    multi-threaded BLAS call costs more than it saves there, and leaves BLAS threads
+    spinning beside the conv kernels' threads."""
+    if (a.shape[0] * a.shape[1] * b.shape[1] < elementwise.SMALL_MATMUL
+            and a.dtype == b.dtype and a.dtype in (np.float32, np.float64)
+            and (out is None or (out.dtype == a.dtype and out.flags.c_contiguous))
+            and all(m.flags.c_contiguous or m.flags.f_contiguous for m in (a, b))):
+        return elementwise.small_matmul(a, b, out)
+    return np.matmul(a, b, out=out)
