@@ -87,7 +87,7 @@ _F = np.float32
 _EXP_LOW = _F(-87.0)  # e^−87 ≈ 1.6e−38 is still a normal float32; below, e^v is taken as 0
 
 
-@numba.njit(inline="always", fastmath=_FMA)
+@numba.njit(fastmath=_FMA)
 def _exp_parts32(v):
     """v ∈ [−87, 0] → (2ⁿ, e^r − 1) with e^v = 2ⁿ·e^r, n = round(v/ln 2), |r| ≤ ln2/2."""
     n = np.floor(v * _F(1.44269504) + _F(0.5))
@@ -98,7 +98,7 @@ def _exp_parts32(v):
     return two_n, r + r * r * q
 
 
-@numba.njit(inline="always", fastmath=_FMA)
+@numba.njit(fastmath=_FMA)
 def _exp32(v):
     low = v < _EXP_LOW
     v = min(max(v, _EXP_LOW), _F(0.0))
@@ -107,7 +107,7 @@ def _exp32(v):
     return _F(0.0) if low else e
 
 
-@numba.njit(inline="always", fastmath=_FMA)
+@numba.njit(fastmath=_FMA)
 def _expm1_32(v):
     low = v < _EXP_LOW
     v = min(max(v, _EXP_LOW), _F(0.0))
@@ -127,14 +127,14 @@ def expm1_nonpositive(v: float) -> float:
     return math.expm1(v)
 
 
-@overload(exp_nonpositive, inline="always")
+@overload(exp_nonpositive)
 def _exp_nonpositive_impl(v):
     if v == types.float32:
         return lambda v: _exp32(v)
     return lambda v: math.exp(v)
 
 
-@overload(expm1_nonpositive, inline="always")
+@overload(expm1_nonpositive)
 def _expm1_nonpositive_impl(v):
     if v == types.float32:
         return lambda v: _expm1_32(v)
