@@ -335,3 +335,38 @@ def test_small_matmul_handles_transposed_operands():
     out = np.empty((8, 40), np.float32)
     elementwise.small_matmul(b.T, a, out)
     np.testing.assert_allclose(out, b.T @ a, rtol=1e-5, atol=1e-5)
+
+
+def test_float32_kernels_hold_no_float64_values():
+    """numba types float32 · (python float) as float64: every constant must be cast. Compile an
+    uncached copy of each kernel for float32 and look for float64 values in its typed IR
+    (the float literals handed to np.float32(...) at compile time are the only ones allowed)."""
+    import io
+
+    E = elementwise
+    f32 = np.float32
+    v = np.ones(10, f32)
+    x3, planes, c, a = np.ones((2, 3, 4), f32), np.ones((2, 3), f32), np.ones(3, f32), f32(1)
+    cases = [
+        (E._elu_forward_chunk, (v, a, v.copy())),
+        (E._elu_backward_chunk, (v, v, a, v.copy())),
+        (E._sigmoid_chunk, (v, v.copy())),
+        (E._sigmoid_backward_chunk, (v, v, v.copy())),
+        (E._exp32, (a,)),
+        (E._expm1_32, (a,)),
+        (E._exp_parts32, (a,)),
+        (E._plane_moments, (x3, planes, planes.copy())),
+        (E._bn_normalize, (x3, c, c, c, x3.copy())),
+        (E._bn_plane_grad_sums, (x3, x3, c, planes, planes.copy())),
+        (E._bn_grad_input, (x3, x3, c, c, c, c, x3.copy())),
+        (E._adam_chunk, (v, v.copy(), v.copy(), v.copy(), *[a] * 8)),
+    ]
+    for kernel, args in cases:
+        options = {k: w for k, w in kernel.targetoptions.items() if k not in ("cache", "nopython")}
+        fresh = numba.njit(**options)(kernel.py_func)
+        fresh(*args)
+        typed = io.StringIO()
+        fresh.inspect_types(file=typed)
+        wide = [line.strip() for line in typed.getvalue().splitlines()
+                if ":: float64" in line and "= const(float," not in line]
+        assert not wide, f"{kernel.py_func.__name__}: {wide[:3]}"
