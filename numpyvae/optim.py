@@ -88,6 +88,7 @@ class Adam:
 
     def _update_numpy(self, p: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray,
                       correction1: float, correction2: float) -> None:
+        """The update of the class docstring, in NumPy: the reference the kernel matches."""
         b1, b2 = self.beta1, self.beta2
         m *= b1
         m += (1.0 - b1) * g
