@@ -59,6 +59,25 @@ def _mlp(widths: Sequence[int], dtype: Any, rng: np.random.Generator) -> list:
     return layers
 
 
+def mlp_encoder_decoder(
+    code_width: int,
+    latent_dim: int,
+    hidden: Sequence[int],
+    dtype: Any,
+    rng: np.random.Generator | None,
+) -> tuple[Sequential, Sequential]:
+    """784 → hidden… → code_width, and latent_dim → …hidden reversed → 784 → (1, 28, 28)."""
+    hidden = tuple(int(h) for h in hidden)
+    if not hidden or min(hidden) < 1:
+        raise ValueError(f"MLP hidden widths must be positive, got {hidden}")
+    rng = np.random.default_rng() if rng is None else rng
+    encoder = Sequential(Flatten(), *_mlp((PIXELS, *hidden, code_width), dtype, rng))
+    decoder = Sequential(
+        *_mlp((latent_dim, *hidden[::-1], PIXELS), dtype, rng), Reshape(*IMAGE_SHAPE)
+    )
+    return encoder, decoder
+
+
 def build_mlp_vae(
     latent_dim: int,
     hidden: Sequence[int] = DEFAULT_HIDDEN,
@@ -68,14 +87,7 @@ def build_mlp_vae(
     output_activation: str = "sigmoid",
 ) -> VAE:
     """The report's MLP VAE (figure 2): 784-300-100-10-2z and its mirror."""
-    hidden = tuple(int(h) for h in hidden)
-    if not hidden or min(hidden) < 1:
-        raise ValueError(f"build_mlp_vae: hidden widths must be positive, got {hidden}")
-    rng = np.random.default_rng() if rng is None else rng
-    encoder = Sequential(Flatten(), *_mlp((PIXELS, *hidden, 2 * latent_dim), dtype, rng))
-    decoder = Sequential(
-        *_mlp((latent_dim, *hidden[::-1], PIXELS), dtype, rng), Reshape(*IMAGE_SHAPE)
-    )
+    encoder, decoder = mlp_encoder_decoder(2 * latent_dim, latent_dim, hidden, dtype, rng)
     return VAE(encoder, decoder, latent_dim, c=c, output_activation=output_activation)
 
 
