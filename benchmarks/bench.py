@@ -493,18 +493,10 @@ def print_summary(rows: list[dict[str, Any]]) -> None:
 
 
 def write_json(path: str, rows: list[dict[str, Any]]) -> None:
-    """Write atomically: a reader never sees half a file."""
-    target = Path(path).resolve()
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(rows, f, indent=1)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write atomically (temporary name, then rename): a reader never sees half a file."""
+    from numpyvae.checkpoint import write_json as write_json_atomic
+
+    write_json_atomic(Path(path).resolve(), rows)
 
 
 # ----------------------------------------------------------------------------
