@@ -30,11 +30,13 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:
         help="train a VAE and write its figures",
         description="Train a VAE (the report's defaults: batch 256, Adam, lr 0.0025 MLP / "
         "0.0015 CNN, 15 epochs, c = 0.05) and write checkpoint, history and figures to a "
-        "run folder.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        "run folder. Defaults are in brackets.",
     )
     # Defaults of None mean "not given", so --resume can tell what the user asked to change.
     p.add_argument("--arch", choices=("mlp", "cnn"), default=None, help="architecture [mlp]")
+    p.add_argument("--model", choices=("vae", "ae"), default=None,
+                   help="a VAE, or the plain autoencoder the report compares it with (MLP "
+                   "only) [vae]")
     p.add_argument("--dataset", choices=("mnist", "fashion-mnist"), default=None,
                    help="data set [mnist]")
     p.add_argument("--latent-dim", type=int, default=None, help="latent dimension z [2]")
@@ -68,7 +70,7 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:
 def _config_from_args(args: argparse.Namespace):
     from .train import TrainConfig
 
-    names = ("arch", "dataset", "latent_dim", "hidden", "epochs", "lr", "batch_size", "c",
+    names = ("arch", "model", "dataset", "latent_dim", "hidden", "epochs", "lr", "batch_size", "c",
              "seed", "train_subset", "test_subset", "data_dir")
     given = {k: getattr(args, k) for k in names if getattr(args, k) is not None}
     if args.resume:
@@ -92,7 +94,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     config.validate()
     if args.out is None:
         out = unique_run_dir(
-            RUNS_DIR / f"{config.arch}-{config.dataset}-z{config.latent_dim}-s{config.seed}"
+            RUNS_DIR / f"{'ae-' if config.model == 'ae' else ''}{config.arch}-{config.dataset}"
+            f"-z{config.latent_dim}-s{config.seed}"
         )
     else:
         out = Path(args.out)

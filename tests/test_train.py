@@ -175,3 +175,15 @@ def test_readme_main_command_shortened(shared_datasets, tmp_path):
     assert "| report (figure 4), final training loss | 307 | 293 | 14 |" in summary
     assert f"| {final['test']['loss']:.1f} |" in summary
     assert (tmp_path / "docs" / "manifold.png").is_file()
+
+
+def test_cli_trains_the_autoencoder_and_names_its_folder(shared_datasets, tmp_path, monkeypatch,
+                                                         capsys):
+    monkeypatch.chdir(tmp_path)
+    args = ["train", "--model", "ae", "--epochs", "1", "--train-subset", "256",
+            "--test-subset", "100", "--no-figures", "--data-dir", str(shared_datasets)]
+    assert _cli(args) == 0
+    final = json.loads((tmp_path / "runs" / "ae-mlp-mnist-z2-s0" / "final.json").read_text())
+    assert final["train"]["kl"] == 0.0
+    assert _cli([*args, "--arch", "cnn"]) == 2
+    assert "autoencoder is built for arch mlp only" in capsys.readouterr().err
