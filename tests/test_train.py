@@ -187,3 +187,10 @@ def test_cli_trains_the_autoencoder_and_names_its_folder(shared_datasets, tmp_pa
     assert final["train"]["kl"] == 0.0
     assert _cli([*args, "--arch", "cnn"]) == 2
     assert "autoencoder is built for arch mlp only" in capsys.readouterr().err
+
+
+def test_cli_threads_out_of_range_is_an_error(tmp_path, capsys):
+    out = tmp_path / "never"
+    assert _cli(["train", "--threads", "999", "--out", str(out)]) == 2
+    assert "--threads must be between 1 and" in capsys.readouterr().err
+    assert not out.exists()
