@@ -55,12 +55,8 @@ class Autoencoder(EncoderDecoder):
         """Mean losses over the batch x. ``eps`` and ``rng`` are accepted for the VAE's
         interface and ignored: nothing is sampled."""
         z = self._encode(x)
-        logits = self.decoder.forward(z)
-        x_hat = self._output(logits)
-        self._check_reconstruction(x_hat, x)
-        diff = x_hat - x
-        recon = float(np.mean(np.sum(diff * diff, axis=tuple(range(1, x.ndim))))) / (2 * self.c)
-        self.cache = diff
+        recon = float(np.mean(self.likelihood.nll(x, self.decoder.forward(z))))
+        self.cache = len(x)
         return Losses(recon, recon, 0.0)
 
     def backward(self) -> None:
@@ -68,9 +64,8 @@ class Autoencoder(EncoderDecoder):
 
         dL/dx̂ = (x̂ − x) / (cN), then back through the sigmoid, the decoder and the encoder.
         """
-        diff = self._saved()
-        dx_hat = diff * (1 / (self.c * diff.shape[0]))
-        dlogits = self._output_backward(dx_hat)
+        n = self._saved()
+        dlogits = self.likelihood.backward(1 / n)
         self.encoder.backward(self.decoder.backward(dlogits))
 
     def _encode(self, x: np.ndarray) -> np.ndarray:

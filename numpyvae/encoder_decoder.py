@@ -1,7 +1,11 @@
-"""What the VAE and the plain autoencoder share: two networks, a decoder output, plumbing.
+"""What the VAE and the plain autoencoder share: two networks, p(x|z), labels, plumbing.
 
 The training loop, checkpoints, ``load_run`` and the figures use only this
 interface (plus each model's ``forward`` returning ``Losses`` and ``backward``).
+
+A conditional model has ``ConcatLabels`` layers in its encoder and decoder
+(``num_classes`` > 0): every method that runs them takes the class labels ``y``
+(N,), which are handed to those layers before the networks run.
 """
 
 from __future__ import annotations
@@ -10,10 +14,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .layers.activations import Sigmoid
 from .layers.base import Layer
+from .layers.concat_labels import ConcatLabels
+from .layers.sequential import Sequential
+from .likelihoods import LIKELIHOODS, OUTPUT_ACTIVATIONS, Likelihood, make_likelihood
 
-OUTPUT_ACTIVATIONS = ("sigmoid", "identity")
+__all__ = ["EncoderDecoder", "Losses", "LIKELIHOODS", "OUTPUT_ACTIVATIONS"]
 
 
 @dataclass
@@ -28,8 +34,17 @@ class Losses:
         return {"loss": self.loss, "recon": self.recon, "kl": self.kl}
 
 
+def _label_layers(net: Layer) -> list[ConcatLabels]:
+    layers = net.layers if isinstance(net, Sequential) else [net]
+    return [layer for layer in layers if isinstance(layer, ConcatLabels)]
+
+
 class EncoderDecoder:
-    """An encoder, a decoder and the decoder's output activation (sigmoid or identity)."""
+    """An encoder, a decoder and the decoder's distribution p(x|z) (``likelihoods.py``).
+
+    ``likelihood`` is "gaussian" (the report's: variance c, output activation
+    sigmoid or identity) or "bernoulli" (the decoder's outputs are logits).
+    """
 
     def __init__(
         self,
@@ -38,6 +53,7 @@ class EncoderDecoder:
         latent_dim: int,
         c: float = 0.05,
         output_activation: str = "sigmoid",
+        likelihood: str = "gaussian",
     ) -> None:
         name = type(self).__name__
         if latent_dim < 1:
@@ -54,7 +70,12 @@ class EncoderDecoder:
         self.latent_dim = int(latent_dim)
         self.c = float(c)
         self.output_activation = output_activation
-        self.sigmoid = Sigmoid() if output_activation == "sigmoid" else None
+        self.likelihood: Likelihood = make_likelihood(likelihood, c, output_activation)
+        self.label_layers = _label_layers(encoder) + _label_layers(decoder)
+        sizes = {layer.num_classes for layer in self.label_layers}
+        if len(sizes) > 1:
+            raise ValueError(f"{name}: the ConcatLabels layers disagree on num_classes: {sizes}")
+        self.num_classes = sizes.pop() if sizes else 0
         self.cache = None
 
     # -- modes and parameters ---------------------------------------------
@@ -89,28 +110,47 @@ class EncoderDecoder:
     def num_params(self) -> int:
         return self.encoder.num_params() + self.decoder.num_params()
 
+    @property
+    def conditional(self) -> bool:
+        return self.num_classes > 0
+
     # -- the decoder side -----------------------------------------------------
-    def decode(self, z: np.ndarray) -> np.ndarray:
-        """The decoder's mean f(z): (N, latent_dim) → images."""
-        return self._output(self.decoder.forward(np.ascontiguousarray(z, dtype=self.dtype)))
+    def decode_logits(self, z: np.ndarray, y: np.ndarray | None = None) -> np.ndarray:
+        """The decoder's raw outputs for z (N, latent_dim): what p(x|z) is built from."""
+        z = np.ascontiguousarray(z, dtype=self.dtype)
+        self._set_labels(y, len(z))
+        return self.decoder.forward(z)
 
-    def sample(self, n: int, rng: np.random.Generator | None = None) -> np.ndarray:
-        """Decode n draws from the prior z ~ N(0, I)."""
+    def decode(self, z: np.ndarray, y: np.ndarray | None = None) -> np.ndarray:
+        """The mean of p(x|z): (N, latent_dim) → images."""
+        return self.likelihood.mean(self.decode_logits(z, y))
+
+    def sample(
+        self, n: int, rng: np.random.Generator | None = None, labels: int | np.ndarray | None = None
+    ) -> np.ndarray:
+        """Decode n draws from the prior z ~ N(0, I); a conditional model needs ``labels``
+        (one class for all, or one per draw)."""
         rng = np.random.default_rng() if rng is None else rng
-        return self.decode(rng.standard_normal((n, self.latent_dim), dtype=self.dtype))
+        z = rng.standard_normal((n, self.latent_dim), dtype=self.dtype)
+        if labels is not None:
+            labels = np.broadcast_to(np.asarray(labels), (n,))
+        return self.decode(z, labels)
 
-    def _output(self, logits: np.ndarray) -> np.ndarray:
-        return self.sigmoid.forward(logits) if self.sigmoid else logits
-
-    def _output_backward(self, dx_hat: np.ndarray) -> np.ndarray:
-        return self.sigmoid.backward(dx_hat) if self.sigmoid else dx_hat
-
-    def _check_reconstruction(self, x_hat: np.ndarray, x: np.ndarray) -> None:
-        if x_hat.shape != x.shape:
-            raise ValueError(
-                f"{type(self).__name__}: the decoder gives shape {x_hat.shape[1:]} per image, "
-                f"the data {x.shape[1:]}"
-            )
+    def _set_labels(self, y: np.ndarray | None, n: int) -> None:
+        """Hand the labels to the ConcatLabels layers; refuse them for a plain model."""
+        name = type(self).__name__
+        if not self.conditional:
+            if y is not None:
+                raise ValueError(f"{name}: labels given, but this model is not conditional")
+            return
+        if y is None:
+            raise ValueError(f"{name}: this model is conditional on the class: give labels y "
+                             f"(N,) with values in [0, {self.num_classes})")
+        y = np.asarray(y)
+        if y.shape != (n,):
+            raise ValueError(f"{name}: expected labels of shape ({n},), got {y.shape}")
+        for layer in self.label_layers:
+            layer.set_labels(y)
 
     def _check_encoder_output(self, out: np.ndarray, x: np.ndarray, width: int) -> None:
         if out.ndim != 2 or out.shape[1] != width:
@@ -130,7 +170,9 @@ class EncoderDecoder:
         enc = repr(self.encoder).replace("\n", "\n  ")
         dec = repr(self.decoder).replace("\n", "\n  ")
         return (
-            f"{type(self).__name__}(latent_dim={self.latent_dim}, c={self.c}, "
-            f"output={self.output_activation})  # {self.num_params():,} params\n"
+            f"{type(self).__name__}(latent_dim={self.latent_dim}, "
+            f"likelihood={self.likelihood.name}, c={self.c}, output={self.output_activation}"
+            f"{f', num_classes={self.num_classes}' if self.conditional else ''})"
+            f"  # {self.num_params():,} params\n"
             f"  (encoder): {enc}\n  (decoder): {dec}"
         )

@@ -22,6 +22,11 @@ out = (in − 1)s − 2p + k + output_padding for a transposed conv):
 The report's printout lists ConvTranspose2d(512, 64, …) right after Dense(z → 512):
 a 512-channel 1×1 input gives 1 → 3 → 6 → 12 pixels, never 28×28, so the
 512 numbers are read as a (32, 4, 4) map, the mirror of the encoder's.
+
+Conditional (``num_classes`` = K > 0): a ``ConcatLabels`` layer appends onehot(y)
+where each network first becomes a vector. The MLP's encoder sees [x, onehot(y)]
+(784 + K → 300) and its decoder [z, onehot(y)] (z + K → 10); the CNN's encoder
+appends it to the flattened features (512 + K → 2z) and its decoder to z (z + K → 512).
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ import numpy as np
 from .layers import (
     ELU,
     BatchNorm2d,
+    ConcatLabels,
     Conv2d,
     ConvTranspose2d,
     Dense,
@@ -59,21 +65,34 @@ def _mlp(widths: Sequence[int], dtype: Any, rng: np.random.Generator) -> list:
     return layers
 
 
+def _labels(num_classes: int) -> list:
+    """[ConcatLabels(K)] for a conditional model, [] for a plain one."""
+    if num_classes < 0 or num_classes == 1:
+        raise ValueError(f"num_classes must be 0 (not conditional) or >= 2, got {num_classes}")
+    return [ConcatLabels(num_classes)] if num_classes else []
+
+
 def mlp_encoder_decoder(
     code_width: int,
     latent_dim: int,
     hidden: Sequence[int],
     dtype: Any,
     rng: np.random.Generator | None,
+    num_classes: int = 0,
 ) -> tuple[Sequential, Sequential]:
-    """784 → hidden… → code_width, and latent_dim → …hidden reversed → 784 → (1, 28, 28)."""
+    """784 (+K) → hidden… → code_width, and latent_dim (+K) → …hidden reversed → 784 →
+    (1, 28, 28); K = num_classes one-hot label columns for a conditional model."""
     hidden = tuple(int(h) for h in hidden)
     if not hidden or min(hidden) < 1:
         raise ValueError(f"MLP hidden widths must be positive, got {hidden}")
     rng = np.random.default_rng() if rng is None else rng
-    encoder = Sequential(Flatten(), *_mlp((PIXELS, *hidden, code_width), dtype, rng))
+    k = num_classes
+    encoder = Sequential(
+        Flatten(), *_labels(k), *_mlp((PIXELS + k, *hidden, code_width), dtype, rng)
+    )
     decoder = Sequential(
-        *_mlp((latent_dim, *hidden[::-1], PIXELS), dtype, rng), Reshape(*IMAGE_SHAPE)
+        *_labels(k), *_mlp((latent_dim + k, *hidden[::-1], PIXELS), dtype, rng),
+        Reshape(*IMAGE_SHAPE),
     )
     return encoder, decoder
 
@@ -85,10 +104,14 @@ def build_mlp_vae(
     dtype: Any = np.float32,
     rng: np.random.Generator | None = None,
     output_activation: str = "sigmoid",
+    likelihood: str = "gaussian",
+    num_classes: int = 0,
 ) -> VAE:
     """The report's MLP VAE (figure 2): 784-300-100-10-2z and its mirror."""
-    encoder, decoder = mlp_encoder_decoder(2 * latent_dim, latent_dim, hidden, dtype, rng)
-    return VAE(encoder, decoder, latent_dim, c=c, output_activation=output_activation)
+    encoder, decoder = mlp_encoder_decoder(2 * latent_dim, latent_dim, hidden, dtype, rng,
+                                           num_classes)
+    return VAE(encoder, decoder, latent_dim, c=c, output_activation=output_activation,
+               likelihood=likelihood)
 
 
 def _conv_block(layer, channels: int, dtype: Any) -> list:
@@ -101,19 +124,24 @@ def build_cnn_vae(
     dtype: Any = np.float32,
     rng: np.random.Generator | None = None,
     output_activation: str = "sigmoid",
+    likelihood: str = "gaussian",
+    num_classes: int = 0,
 ) -> VAE:
     """The report's CNN VAE (figure 3), with the decoder fixed to reach 28×28 (see above)."""
     rng = np.random.default_rng() if rng is None else rng
     kw = {"dtype": dtype, "rng": rng}
+    k = num_classes
     encoder = Sequential(
         *_conv_block(Conv2d(1, 32, 3, stride=2, padding=1, **kw), 32, dtype),
         *_conv_block(Conv2d(32, 64, 3, stride=2, padding=1, **kw), 64, dtype),
         *_conv_block(Conv2d(64, 32, 3, stride=2, padding=1, **kw), 32, dtype),
         Flatten(),
-        Dense(512, 2 * latent_dim, **kw),
+        *_labels(k),
+        Dense(512 + k, 2 * latent_dim, **kw),
     )
     decoder = Sequential(
-        Dense(latent_dim, 512, **kw),
+        *_labels(k),
+        Dense(latent_dim + k, 512, **kw),
         Reshape(32, 4, 4),
         *_conv_block(ConvTranspose2d(32, 64, 3, stride=2, padding=1, **kw), 64, dtype),
         *_conv_block(
@@ -124,12 +152,14 @@ def build_cnn_vae(
         ),
         Conv2d(32, 1, 3, stride=1, padding=1, **kw),
     )
-    return VAE(encoder, decoder, latent_dim, c=c, output_activation=output_activation)
+    return VAE(encoder, decoder, latent_dim, c=c, output_activation=output_activation,
+               likelihood=likelihood)
 
 
 def build_vae(arch: str, latent_dim: int, hidden: Sequence[int] = DEFAULT_HIDDEN, **kw: Any
               ) -> VAE:
-    """Either model by name: ``arch`` is "mlp" or "cnn"."""
+    """Either model by name: ``arch`` is "mlp" or "cnn"; ``kw`` as for the builders
+    (c, dtype, rng, output_activation, likelihood, num_classes)."""
     if arch == "mlp":
         return build_mlp_vae(latent_dim, hidden=hidden, **kw)
     if arch == "cnn":

@@ -42,8 +42,8 @@ def test_gradcheck_catches_a_one_percent_error(monkeypatch):
     rng = np.random.default_rng(2)
     ae = build_mlp_autoencoder(2, hidden=(8,), dtype=np.float64, rng=rng)
     x = rng.uniform(0, 1, (4, 1, 28, 28))
-    original = ae.sigmoid.backward
-    monkeypatch.setattr(ae.sigmoid, "backward", lambda d: original(d * 1.01))
+    original = ae.likelihood.sigmoid.backward
+    monkeypatch.setattr(ae.likelihood.sigmoid, "backward", lambda d: original(d * 1.01))
     assert max(r.max_error for r in _check_model(ae, x)) > 1e-3
 
 

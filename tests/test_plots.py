@@ -161,9 +161,9 @@ def test_figures_run_in_eval_mode_and_restore_the_mode(tmp_path, data, start_in_
     modes = []
     original = vae.decode
 
-    def spy(z):
+    def spy(z, y=None):
         modes.append(vae.decoder.training)
-        return original(z)
+        return original(z, y)
 
     vae.decode = spy
     plots.save_samples(vae, tmp_path / "s.png", n=4)
@@ -179,9 +179,9 @@ def test_latent_means_batches_the_model_calls(monkeypatch, data):
     calls = []
     original = vae.encode
 
-    def spy(b):
+    def spy(b, y=None):
         calls.append(len(b))
-        return original(b)
+        return original(b, y)
 
     monkeypatch.setattr(plots, "BATCH", 16)
     vae.encode = spy

@@ -3,6 +3,7 @@
 from .activations import ELU, Sigmoid, Softplus
 from .base import Layer
 from .batchnorm import BatchNorm2d
+from .concat_labels import ConcatLabels
 from .conv import Conv2d
 from .conv_transpose import ConvTranspose2d
 from .dense import Dense
@@ -21,4 +22,5 @@ __all__ = [
     "Sigmoid",
     "Flatten",
     "Reshape",
+    "ConcatLabels",
 ]
