@@ -81,7 +81,9 @@ def build_mlp_autoencoder(
     dtype: Any = np.float32,
     rng: np.random.Generator | None = None,
     output_activation: str = "sigmoid",
+    likelihood: str = "gaussian",
 ) -> Autoencoder:
     """The VAE's MLP as a plain autoencoder: 784-300-100-10-z and the VAE's decoder."""
     encoder, decoder = mlp_encoder_decoder(latent_dim, latent_dim, hidden, dtype, rng)
-    return Autoencoder(encoder, decoder, latent_dim, c=c, output_activation=output_activation)
+    return Autoencoder(encoder, decoder, latent_dim, c=c, output_activation=output_activation,
+                       likelihood=likelihood)

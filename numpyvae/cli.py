@@ -37,6 +37,15 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", choices=("vae", "ae"), default=None,
                    help="a VAE, or the plain autoencoder the report compares it with (MLP "
                    "only) [vae]")
+    p.add_argument("--conditional", action="store_const", const=True, default=None,
+                   help="a conditional VAE: encoder and decoder also see the one-hot class "
+                   "label, so 'sample --label K' draws class K")
+    p.add_argument("--likelihood", choices=("gaussian", "bernoulli"), default=None,
+                   help="the decoder's p(x|z): the report's Gaussian with variance c, or "
+                   "Bernoulli (binary cross-entropy on logits) [gaussian]")
+    p.add_argument("--binarize", action=argparse.BooleanOptionalAction, default=None,
+                   help="train and evaluate on binary pixels drawn from the grey levels, "
+                   "fresh each time an image is seen [on with bernoulli, else off]")
     p.add_argument("--dataset", choices=("mnist", "fashion-mnist"), default=None,
                    help="data set [mnist]")
     p.add_argument("--latent-dim", type=int, default=None, help="latent dimension z [2]")
@@ -71,7 +80,8 @@ def _config_from_args(args: argparse.Namespace):
     from .train import TrainConfig
 
     names = ("arch", "model", "dataset", "latent_dim", "hidden", "epochs", "lr", "batch_size", "c",
-             "seed", "train_subset", "test_subset", "data_dir")
+             "seed", "train_subset", "test_subset", "data_dir", "conditional", "likelihood",
+             "binarize")
     given = {k: getattr(args, k) for k in names if getattr(args, k) is not None}
     if args.resume:
         if args.out is None:
@@ -93,9 +103,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     config = _config_from_args(args)
     config.validate()
     if args.out is None:
+        prefix = "ae-" if config.model == "ae" else "cvae-" if config.conditional else ""
+        suffix = "-bernoulli" if config.likelihood == "bernoulli" else ""
         out = unique_run_dir(
-            RUNS_DIR / f"{'ae-' if config.model == 'ae' else ''}{config.arch}-{config.dataset}"
-            f"-z{config.latent_dim}-s{config.seed}"
+            RUNS_DIR / f"{prefix}{config.arch}-{config.dataset}-z{config.latent_dim}{suffix}"
+            f"-s{config.seed}"
         )
     else:
         out = Path(args.out)
@@ -151,9 +163,24 @@ def cmd_sample(args: argparse.Namespace) -> int:
     from .run import load_run
 
     run = load_run(args.run)
-    out = Path(args.out) if args.out else Path(args.run) / "samples.png"
-    path = save_samples(run.vae, out, n=args.n, seed=args.seed)
-    print(f"wrote {args.n} samples from the prior to {path}")
+    vae = run.vae
+    if args.label is not None and not vae.conditional:
+        raise ValueError(f"--label: the model in {args.run} is not conditional (train it "
+                         "with --conditional to draw a chosen class)")
+    if args.label is not None and not 0 <= args.label < vae.num_classes:
+        raise ValueError(f"--label must be in 0..{vae.num_classes - 1}, got {args.label}")
+    if vae.conditional and args.label is None:
+        from .plots import save_class_samples
+
+        out = Path(args.out) if args.out else Path(args.run) / "samples.png"
+        path = save_class_samples(vae, out, n=10, seed=args.seed)
+        print(f"wrote 10 samples of each class (the same z in every row) to {path}")
+        return 0
+    name = "samples.png" if args.label is None else f"samples-label{args.label}.png"
+    out = Path(args.out) if args.out else Path(args.run) / name
+    path = save_samples(vae, out, n=args.n, seed=args.seed, labels=args.label)
+    what = "" if args.label is None else f" of class {args.label}"
+    print(f"wrote {args.n} samples{what} from the prior to {path}")
     return 0
 
 
@@ -185,6 +212,9 @@ def build_parser() -> argparse.ArgumentParser:
     _train_parser(sub)
     p = _run_parser(sub, "sample", "decode draws from the prior into an image grid")
     p.add_argument("--n", type=int, default=100, help="how many samples")
+    p.add_argument("--label", type=int, default=None,
+                   help="for a conditional model: draw this class only (without it, a "
+                   "conditional model gives one row per class)")
     p.add_argument("--seed", type=int, default=0, help="seed for z ~ N(0, I)")
     p.add_argument("--out", default=None, help="PNG to write [RUN/samples.png]")
     p.set_defaults(func=cmd_sample)

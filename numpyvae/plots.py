@@ -109,9 +109,12 @@ def _eval_mode(vae: VAE) -> Iterator[VAE]:
             vae.train()
 
 
-def _batched(fn: Callable[[np.ndarray], Any], x: np.ndarray) -> np.ndarray:
-    """fn applied to x in slices of BATCH rows, the results stacked."""
-    return np.concatenate([np.array(fn(x[i : i + BATCH])) for i in range(0, len(x), BATCH)])
+def _batched(fn: Callable[..., Any], x: np.ndarray, y: np.ndarray | None = None) -> np.ndarray:
+    """fn applied to x (and the labels y, if given) in slices of BATCH rows, stacked."""
+    if y is None:
+        return np.concatenate([np.array(fn(x[i : i + BATCH])) for i in range(0, len(x), BATCH)])
+    return np.concatenate([np.array(fn(x[i : i + BATCH], y[i : i + BATCH]))
+                           for i in range(0, len(x), BATCH)])
 
 
 def _as_batch(vae: VAE, x: np.ndarray, where: str) -> np.ndarray:
@@ -134,15 +137,30 @@ def _as_one_image(vae: VAE, x: np.ndarray, where: str) -> np.ndarray:
     return np.ascontiguousarray(x, dtype=vae.dtype)
 
 
-def _decode(vae: VAE, z: np.ndarray) -> np.ndarray:
-    return _batched(vae.decode, np.ascontiguousarray(z, dtype=vae.dtype))
+def _decode(vae: VAE, z: np.ndarray, y: np.ndarray | None = None) -> np.ndarray:
+    return _batched(vae.decode, np.ascontiguousarray(z, dtype=vae.dtype), y)
 
 
-def latent_means(vae: VAE, x: np.ndarray) -> np.ndarray:
-    """The posterior means m of q(z|x) for images x (N, C, H, W): (N, latent_dim), eval mode."""
+def _labels_for(vae: VAE, y: np.ndarray | None, n: int) -> np.ndarray | None:
+    """The labels a conditional model needs (None for a plain one)."""
+    if not getattr(vae, "conditional", False):
+        return None
+    if y is None:
+        raise ValueError("this model is conditional on the class: give the labels y too")
+    return np.asarray(y).reshape(-1)[:n]
+
+
+def latent_means(vae: VAE, x: np.ndarray, y: np.ndarray | None = None) -> np.ndarray:
+    """The posterior means m of q(z|x) for images x (N, C, H, W): (N, latent_dim), eval mode.
+
+    ``y``: the class labels (N,), needed by a conditional model only.
+    """
     x = _as_batch(vae, x, "latent_means")
+    y = _labels_for(vae, y, len(x))
     with _eval_mode(vae):
-        return _batched(lambda b: vae.encode(b)[0], x)
+        if y is None:
+            return _batched(lambda b: vae.encode(b)[0], x)
+        return _batched(lambda b, yb: vae.encode(b, yb)[0], x, y)
 
 
 # -- drawing on an Axes ------------------------------------------------------
@@ -267,14 +285,25 @@ def _class_colormap() -> Any:
 
 # -- the figures of a run ----------------------------------------------------
 def save_samples(
-    vae: VAE, path: str | Path, n: int = 100, seed: int = 0, label: str | None = None
+    vae: VAE,
+    path: str | Path,
+    n: int = 100,
+    seed: int = 0,
+    label: str | None = None,
+    labels: int | np.ndarray | None = None,
 ) -> Path:
-    """Decode n draws z ~ N(0, I) (from ``default_rng(seed)``) as a square-ish grid."""
+    """Decode n draws z ~ N(0, I) (from ``default_rng(seed)``) as a square-ish grid.
+
+    ``labels``: for a conditional model, the class to draw (one for all, or one each).
+    """
     if n < 1:
         raise ValueError(f"save_samples: n must be >= 1, got {n}")
     z = np.random.default_rng(seed).standard_normal((n, vae.latent_dim), dtype=vae.dtype)
+    y = None if labels is None else np.broadcast_to(np.asarray(labels), (n,))
+    if y is not None and label is None:
+        label = f"class {labels}" if np.ndim(labels) == 0 else None
     with _eval_mode(vae):
-        images = _decode(vae, z)
+        images = _decode(vae, z, _labels_for(vae, y, n) if y is not None else None)
     cols = math.ceil(math.sqrt(n))
     rows = math.ceil(n / cols)
     fig = new_figure(6.0, 6.0 * rows / cols + 0.5)
@@ -283,15 +312,49 @@ def save_samples(
     return save_figure(fig, path)
 
 
-def save_reconstructions(
-    vae: VAE, x: np.ndarray, path: str | Path, n: int = 10, label: str | None = None
+def save_class_samples(
+    vae: VAE, path: str | Path, n: int = 10, seed: int = 0, label: str | None = None
 ) -> Path:
-    """The first n images of x above their reconstructions (decoded posterior means)."""
+    """For a conditional model: row k decodes the same n prior draws z with class k.
+
+    The same z in every row: if the model separates style from class, a column
+    keeps its slant and stroke while the digit changes down the rows.
+    """
+    if not getattr(vae, "conditional", False):
+        raise ValueError("save_class_samples: the model is not conditional on the class")
+    if n < 1:
+        raise ValueError(f"save_class_samples: n must be >= 1, got {n}")
+    k = vae.num_classes
+    z = np.random.default_rng(seed).standard_normal((n, vae.latent_dim), dtype=vae.dtype)
+    with _eval_mode(vae):
+        images = _decode(vae, np.tile(z, (k, 1)), np.repeat(np.arange(k), n))
+    fig = new_figure(0.6 * n + 0.6, 0.6 * k + 0.6)
+    ax = fig.add_subplot()
+    draw_image_grid(ax, images, n)
+    ax.set_ylabel("class 0 (top) … 9 (bottom)")
+    ax.set_xlabel(f"the same {n} draws z ~ N(0, I) in every row")
+    fig.suptitle(_title(f"Conditional samples, z = {vae.latent_dim}", label))
+    return save_figure(fig, path)
+
+
+def save_reconstructions(
+    vae: VAE,
+    x: np.ndarray,
+    path: str | Path,
+    n: int = 10,
+    label: str | None = None,
+    y: np.ndarray | None = None,
+) -> Path:
+    """The first n images of x above their reconstructions (decoded posterior means).
+
+    ``y``: the class labels, needed by a conditional model only.
+    """
     x = _as_batch(vae, x, "save_reconstructions")[:n]
     if len(x) == 0:
         raise ValueError("save_reconstructions: no images given")
+    y = _labels_for(vae, y, len(x))
     with _eval_mode(vae):
-        recon = _batched(vae.reconstruct, x)
+        recon = _batched(vae.reconstruct, x, y)
     width = max(6.0, 0.7 * len(x))
     fig = new_figure(width, 2 * width / len(x) + 0.8)  # two rows of square images and a title
     top, bottom = fig.subplots(2, 1)
@@ -417,7 +480,7 @@ def save_latent_scatter(
 
     z = 2: the means themselves; z > 2: a 2-D PCA of them; z = 1: a strip.
     """
-    means = latent_means(vae, x)
+    means = latent_means(vae, x, y)
     fig = new_figure(7.0, 6.0 if vae.latent_dim >= 2 else 4.5)
     view = draw_latent_scatter(fig.add_subplot(), means, y, seed=seed)
     fig.suptitle(_title(f"Latent space by class, z = {vae.latent_dim}: {view}", label))
@@ -455,6 +518,10 @@ def make_figures(
     samples.png, reconstructions.png, curves.png, interpolation.png,
     latent_scatter.png, and for latent_dim == 2 also manifold.png.
     ``label`` (e.g. "MLP, MNIST") is added to every title.
+
+    A conditional model gets samples.png as the class-by-style grid
+    (``save_class_samples``), and no interpolation or manifold: both would need
+    a class to decode with.
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -463,6 +530,15 @@ def make_figures(
         raise ValueError(
             f"make_figures: {len(x_test)} images but {np.asarray(y_test).size} labels"
         )
+    if getattr(vae, "conditional", False):
+        return [
+            save_class_samples(vae, run_dir / "samples.png", seed=seed, label=label),
+            save_reconstructions(vae, x_test, run_dir / "reconstructions.png", label=label,
+                                 y=y_test),
+            save_curves(history, run_dir / "curves.png", label=label),
+            save_latent_scatter(vae, x_test, y_test, run_dir / "latent_scatter.png", seed=seed,
+                                label=label),
+        ]
     i, j = interpolation_pair(y_test)
     paths = [
         save_samples(vae, run_dir / "samples.png", seed=seed, label=label),

@@ -24,6 +24,7 @@ from . import data
 from .autoencoder import Autoencoder, build_mlp_autoencoder
 from .checkpoint import load_arrays_into, load_checkpoint, save_checkpoint, write_json
 from .jit_cache import cache_is_warm
+from .likelihoods import LIKELIHOODS
 from .models import ARCHS, DEFAULT_HIDDEN, build_vae
 from .optim import Adam
 from .vae import VAE, Losses
@@ -35,7 +36,7 @@ EVAL_BATCH = 1000
 CHECKPOINT = "checkpoint.npz"
 # Changing these would make a resumed run a different experiment.
 FIXED_ON_RESUME = ("model", "arch", "dataset", "latent_dim", "hidden", "c", "batch_size", "seed",
-                   "lr", "train_subset", "test_subset")
+                   "lr", "train_subset", "test_subset", "likelihood", "conditional", "binarize")
 MODELS = ("vae", "ae")  # "ae": the plain autoencoder beside the VAE (autoencoder.py)
 
 
@@ -59,12 +60,17 @@ class TrainConfig:
     seed: int = 0
     train_subset: int | None = None  # train on the first N shuffled images (quick runs, CI)
     test_subset: int | None = None  # evaluate on the first N test images
+    likelihood: str = "gaussian"  # p(x|z): "gaussian" (the report's, uses c) or "bernoulli"
+    conditional: bool = False  # encoder and decoder also see the one-hot class label
+    binarize: bool | None = None  # draw binary pixels from the grey levels; None: on for bernoulli
     data_dir: str | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         self.hidden = tuple(int(h) for h in self.hidden)
         if self.lr is None and self.arch in DEFAULT_LR:
             self.lr = DEFAULT_LR[self.arch]
+        if self.binarize is None:
+            self.binarize = self.likelihood == "bernoulli"
 
     def validate(self) -> None:
         """Raise ValueError for the first option that is out of range, naming it."""
@@ -72,6 +78,10 @@ class TrainConfig:
             (self.model in MODELS, f"model must be one of {', '.join(MODELS)}, got {self.model!r}"),
             (self.model == "vae" or self.arch == "mlp",
              f"the autoencoder is built for arch mlp only, got {self.arch!r}"),
+            (self.model == "vae" or not self.conditional,
+             "--conditional is for the VAE only, not the autoencoder"),
+            (self.likelihood in LIKELIHOODS,
+             f"--likelihood must be one of {', '.join(LIKELIHOODS)}, got {self.likelihood!r}"),
             (self.arch in ARCHS, f"--arch must be one of {', '.join(ARCHS)}, got {self.arch!r}"),
             (self.dataset in DATASETS,
              f"--dataset must be one of {', '.join(DATASETS)}, got {self.dataset!r}"),
@@ -117,13 +127,25 @@ def build_model(config: TrainConfig, dtype: Any = np.float32) -> VAE | Autoencod
     rng = np.random.default_rng([config.seed, 0])
     if config.model == "ae":
         return build_mlp_autoencoder(config.latent_dim, hidden=config.hidden, c=config.c,
-                                     dtype=dtype, rng=rng)
+                                     dtype=dtype, rng=rng, likelihood=config.likelihood)
     return build_vae(config.arch, config.latent_dim, hidden=config.hidden, c=config.c,
-                     dtype=dtype, rng=rng)
+                     dtype=dtype, rng=rng, likelihood=config.likelihood,
+                     num_classes=data.NUM_CLASSES if config.conditional else 0)
 
 
-def evaluate(vae: VAE, x: np.ndarray, batch_size: int = EVAL_BATCH) -> Losses:
-    """Mean losses over ``x`` in eval mode (BatchNorm uses its running statistics).
+def evaluation_images(config: TrainConfig, x: np.ndarray) -> np.ndarray:
+    """The images a run is evaluated on: ``x`` itself, or for a binarized run one fixed
+    binary draw of it (the same for every epoch, run and command)."""
+    if not config.binarize:
+        return x
+    return data.binarize(x, np.random.default_rng(data.BINARIZE_SEED))
+
+
+def evaluate(
+    vae: VAE, x: np.ndarray, batch_size: int = EVAL_BATCH, y: np.ndarray | None = None
+) -> Losses:
+    """Mean losses over ``x`` (with labels ``y`` for a conditional model) in eval mode
+    (BatchNorm uses its running statistics).
 
     z is still sampled, with one ε per image from a generator of fixed seed, so
     the figure is comparable from epoch to epoch and from run to run.
@@ -134,7 +156,8 @@ def evaluate(vae: VAE, x: np.ndarray, batch_size: int = EVAL_BATCH) -> Losses:
     total = np.zeros(2)
     for start in range(0, len(x), batch_size):
         xb = x[start:start + batch_size]
-        losses = vae.forward(xb, rng=rng)
+        yb = None if y is None else y[start:start + batch_size]
+        losses = vae.forward(xb, rng=rng, y=yb)
         total += len(xb) * np.array([losses.recon, losses.kl])
     if was_training:
         vae.train()
@@ -185,12 +208,16 @@ def train(
     out = Path(out_dir)
     ckpt_path = out / CHECKPOINT
     # Data first: a missing data set must fail before anything is written.
-    x_train, _ = data.load(config.dataset, "train", config.data_dir)
+    x_train, y_train = data.load(config.dataset, "train", config.data_dir)
     x_test, y_test = data.load(config.dataset, "test", config.data_dir)
     if config.train_subset:
-        x_train = x_train[data.epoch_order(len(x_train), config.seed, 10**6)[:config.train_subset]]
+        keep = data.epoch_order(len(x_train), config.seed, 10**6)[:config.train_subset]
+        x_train, y_train = x_train[keep], y_train[keep]
     if config.test_subset:
         x_test, y_test = x_test[:config.test_subset], y_test[:config.test_subset]
+    x_test_eval = evaluation_images(config, x_test)
+    # The labels go to the model only when it is conditional.
+    label_train, label_test = (y_train, y_test) if config.conditional else (None, None)
 
     vae = build_model(config)
     adam = Adam(vae.parameters(), lr=config.lr)
@@ -218,7 +245,9 @@ def train(
     else:
         out.mkdir(parents=True, exist_ok=False)
     write_json(out / "config.json", config.to_json())
-    monitor = x_test[data.monitor_indices(len(x_test), min(data.MONITOR_SIZE, len(x_test)))]
+    monitor_idx = data.monitor_indices(len(x_test), min(data.MONITOR_SIZE, len(x_test)))
+    monitor = x_test_eval[monitor_idx]
+    monitor_labels = None if label_test is None else label_test[monitor_idx]
 
     n, bs = len(x_train), config.batch_size
     n_batches = data.num_batches(n, bs)
@@ -235,7 +264,11 @@ def train(
         t0 = time.perf_counter()
         sums = np.zeros(3)
         for b, idx in enumerate(data.batches(n, bs, config.seed, epoch)):
-            losses = vae.forward(x_train[idx], rng=noise_rng)
+            xb = x_train[idx]
+            if config.binarize:
+                xb = data.binarize(xb, noise_rng)
+            losses = vae.forward(xb, rng=noise_rng,
+                                 y=None if label_train is None else label_train[idx])
             if not math.isfinite(losses.loss):
                 progress.clear()
                 raise TrainingDiverged(
@@ -255,7 +288,7 @@ def train(
             )
         seconds = time.perf_counter() - t0
         mean = sums / n_batches
-        test100 = evaluate(vae, monitor)
+        test100 = evaluate(vae, monitor, y=monitor_labels)
         entry = {
             "epoch": epoch + 1,
             "train": {"loss": mean[0], "recon": mean[1], "kl": mean[2]},
@@ -276,8 +309,8 @@ def train(
     log("evaluating on the full training and test sets (eval mode)...")
     final = {
         "train": history[-1]["train"],
-        "train_eval": evaluate(vae, x_train).as_dict(),
-        "test": evaluate(vae, x_test).as_dict(),
+        "train_eval": evaluate(vae, evaluation_images(config, x_train), y=label_train).as_dict(),
+        "test": evaluate(vae, x_test_eval, y=label_test).as_dict(),
         "epochs": config.epochs,
         "seconds": sum(h["seconds"] for h in history),
     }

@@ -12,10 +12,13 @@ into it with ``python data_fetch.py`` or ``fetch("mnist")``.
 from .catalog import DATASETS, FILES, SPLIT_FILES, SPLITS, fetch_command, resolve_data_dir
 from .datasets import (
     BATCH_SIZE,
+    BINARIZE_SEED,
     MONITOR_SEED,
     MONITOR_SIZE,
+    NUM_CLASSES,
     DataNotFoundError,
     batches,
+    binarize,
     epoch_order,
     load,
     monitor_indices,
@@ -26,10 +29,12 @@ from .idx import IDXError, read_idx, write_idx
 
 __all__ = [
     "BATCH_SIZE",
+    "BINARIZE_SEED",
     "DATASETS",
     "FILES",
     "MONITOR_SEED",
     "MONITOR_SIZE",
+    "NUM_CLASSES",
     "SPLITS",
     "SPLIT_FILES",
     "DataNotFoundError",
@@ -37,6 +42,7 @@ __all__ = [
     "FileResult",
     "IDXError",
     "batches",
+    "binarize",
     "epoch_order",
     "fetch",
     "fetch_command",

@@ -132,3 +132,17 @@ def monitor_indices(n_test: int = 10_000, size: int = MONITOR_SIZE) -> np.ndarra
     rng = np.random.default_rng(MONITOR_SEED)
     return np.sort(rng.choice(n_test, size=size, replace=False))
 
+
+
+BINARIZE_SEED = 0  # the fixed binarization of an evaluation set
+
+
+def binarize(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Each pixel 1 with probability its grey level, else 0, drawn anew per call.
+
+    This is the usual "dynamically binarized MNIST": a Bernoulli decoder then
+    models true binary data, so its log p(x) is a log-probability. Training draws
+    afresh each time an image is seen; evaluation uses one fixed draw
+    (``rng = default_rng(BINARIZE_SEED)``) so that figures are comparable.
+    """
+    return (rng.random(x.shape, dtype=np.float32) < x).astype(x.dtype)
