@@ -86,8 +86,8 @@ def test_nan_stops_and_keeps_the_last_good_checkpoint(shared_datasets, tmp_path,
     real_forward = VAE.forward
     calls = {"n": 0}
 
-    def poisoned(self, x, eps=None, rng=None):
-        losses = real_forward(self, x, eps, rng)
+    def poisoned(self, x, eps=None, rng=None, y=None):
+        losses = real_forward(self, x, eps, rng, y)
         calls["n"] += 1
         if calls["n"] == 3:
             losses.loss = float("nan")
