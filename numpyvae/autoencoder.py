@@ -40,21 +40,25 @@ class Autoencoder(EncoderDecoder):
     """
 
     # -- inference ----------------------------------------------------------
-    def encode(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def encode(self, x: np.ndarray, y: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """The code z (N, latent_dim) and a variance of zeros (the VAE's (m, v) interface)."""
-        z = self._encode(x)
+        z = self._encode(x, y)
         return z, np.zeros_like(z)
 
-    def reconstruct(self, x: np.ndarray) -> np.ndarray:
-        return self.decode(self._encode(x))
+    def reconstruct(self, x: np.ndarray, y: np.ndarray | None = None) -> np.ndarray:
+        return self.decode(self._encode(x, y), y)
 
     # -- training -----------------------------------------------------------
     def forward(
-        self, x: np.ndarray, eps: np.ndarray | None = None, rng: np.random.Generator | None = None
+        self,
+        x: np.ndarray,
+        eps: np.ndarray | None = None,
+        rng: np.random.Generator | None = None,
+        y: np.ndarray | None = None,
     ) -> Losses:
         """Mean losses over the batch x. ``eps`` and ``rng`` are accepted for the VAE's
         interface and ignored: nothing is sampled."""
-        z = self._encode(x)
+        z = self._encode(x, y)
         recon = float(np.mean(self.likelihood.nll(x, self.decoder.forward(z))))
         self.cache = len(x)
         return Losses(recon, recon, 0.0)
@@ -68,7 +72,8 @@ class Autoencoder(EncoderDecoder):
         dlogits = self.likelihood.backward(1 / n)
         self.encoder.backward(self.decoder.backward(dlogits))
 
-    def _encode(self, x: np.ndarray) -> np.ndarray:
+    def _encode(self, x: np.ndarray, y: np.ndarray | None = None) -> np.ndarray:
+        self._set_labels(y, len(x))
         z = self.encoder.forward(x)
         self._check_encoder_output(z, x, self.latent_dim)
         return z
