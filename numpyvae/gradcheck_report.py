@@ -20,6 +20,7 @@ from .gradcheck import MAX_ENTRIES, STEP, TOLERANCE, GradResult, gradcheck_layer
 from .layers import (
     ELU,
     BatchNorm2d,
+    ConcatLabels,
     Conv2d,
     ConvTranspose2d,
     Dense,
@@ -30,6 +31,7 @@ from .layers import (
     Sigmoid,
     Softplus,
 )
+from .likelihoods import Bernoulli, Gaussian, Likelihood
 
 F64 = np.float64
 Builder = Callable[[np.random.Generator], tuple[Layer, np.ndarray]]
@@ -56,6 +58,34 @@ def _signed_away_from_zero(rng: np.random.Generator, shape: tuple[int, ...]) -> 
     """Both signs, |x| in [0.05, 2]: crosses ELU's kink at 0 without any entry sitting on it
     (a finite difference across the kink would measure neither one-sided slope)."""
     return rng.choice([-1.0, 1.0], size=shape) * rng.uniform(0.05, 2.0, size=shape)
+
+
+def _concat_labels(rng: np.random.Generator, n: int, num_classes: int) -> ConcatLabels:
+    layer = ConcatLabels(num_classes)
+    layer.set_labels(rng.integers(0, num_classes, n))
+    return layer
+
+
+class NLLOfDecoderOutput(Layer):
+    """A likelihood as a layer: decoder outputs (N, C, H, W) → nll per image (N, 1), the
+    data x held fixed, so the gradient check of p(x|z) runs like any layer's."""
+
+    def __init__(self, likelihood: Likelihood, x: np.ndarray) -> None:
+        super().__init__(dtype=F64)
+        self.likelihood, self.x = likelihood, x
+
+    def forward(self, out: np.ndarray) -> np.ndarray:
+        return self.likelihood.nll(self.x, out)[:, None]
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        return self.likelihood.backward(dout[:, 0])
+
+
+def _likelihood(likelihood: Likelihood, rng: np.random.Generator, binary: bool
+                ) -> tuple[Layer, np.ndarray]:
+    x = rng.uniform(0, 1, (3, 1, 4, 5))
+    x = (x < 0.5).astype(F64) if binary else x
+    return NLLOfDecoderOutput(likelihood, x), 3 * rng.standard_normal(x.shape)
 
 
 def _batchnorm(channels: int, rng: np.random.Generator, training: bool) -> BatchNorm2d:
@@ -106,6 +136,12 @@ def _cases() -> list[Case]:
         Case("ConvTranspose2d", "3 → 2, k3 s2 p1 op1, x (2, 3, 3, 3)",
              lambda r: (_conv_transpose2d(3, 2, 3, stride=2, padding=1, output_padding=1, rng=r),
                         normal(r, 2, 3, 3, 3))),
+        Case("ConcatLabels", "(4, 5) + one-hot of 3 classes",
+             lambda r: (_concat_labels(r, 4, 3), normal(r, 4, 5))),
+        Case("Gaussian p(x|z)", "c = 0.05, sigmoid output, nll per image",
+             lambda r: _likelihood(Gaussian(0.05), r, binary=False)),
+        Case("Bernoulli p(x|z)", "logits, binary x, nll per image",
+             lambda r: _likelihood(Bernoulli(), r, binary=True)),
         Case("Sequential", "Dense → ELU → Dense → Softplus",
              lambda r: (Sequential(Dense(6, 5, dtype=F64, rng=r), ELU(),
                                    Dense(5, 3, dtype=F64, rng=r), Softplus()),
