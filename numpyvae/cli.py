@@ -1,4 +1,5 @@
-"""The command line: ``python -m numpyvae train | sample | plot | reproduce | gradcheck``."""
+"""The command line:
+``python -m numpyvae train | sample | plot | explore | reproduce | gradcheck``."""
 
 from __future__ import annotations
 
@@ -203,6 +204,29 @@ def cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def _explore_parser(sub: argparse._SubParsersAction) -> None:
+    p = _run_parser(sub, "explore", "move through the latent space by hand: a window with one "
+                    "slider per latent dimension (and for z = 2 a clickable latent scatter); "
+                    "with no display, or with --out, the same view as a PNG")
+    p.add_argument("--z", default=None,
+                   help="the starting point, one comma-separated value per latent dimension "
+                   "(write --z=-1,0.5 when the first is negative) [all 0]")
+    p.add_argument("--label", type=int, default=None,
+                   help="for a conditional model: the class to decode [0]")
+    p.add_argument("--out", default=None,
+                   help="write the view as this PNG instead of opening a window "
+                   "[RUN/explore.png when there is no display]")
+    p.add_argument("--data-dir", default=None,
+                   help="data folder for the z = 2 scatter [the run's, else default]")
+    p.set_defaults(func=cmd_explore)
+
+
+def cmd_explore(args: argparse.Namespace) -> int:
+    from .explore import explore
+
+    return explore(args.run, z=args.z, label=args.label, out=args.out, data_dir=args.data_dir)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m numpyvae",
@@ -223,6 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="folder for the figures [the run folder]")
     p.add_argument("--data-dir", default=None, help="data folder [the run's, else default]")
     p.set_defaults(func=cmd_plot)
+    _explore_parser(sub)
     from .reproduce.command import add_parser as add_reproduce_parser
 
     add_reproduce_parser(sub)
