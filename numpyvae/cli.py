@@ -1,5 +1,5 @@
 """The command line:
-``python -m numpyvae train | sample | plot | explore | reproduce | gradcheck``."""
+``python -m numpyvae train | sample | plot | explore | evaluate | reproduce | gradcheck``."""
 
 from __future__ import annotations
 
@@ -227,6 +227,90 @@ def cmd_explore(args: argparse.Namespace) -> int:
     return explore(args.run, z=args.z, label=args.label, out=args.out, data_dir=args.data_dir)
 
 
+def _evaluate_parser(sub: argparse._SubParsersAction) -> None:
+    p = _run_parser(sub, "evaluate", "estimate log p(x) on the test set by importance "
+                    "sampling (the IWAE bound, K samples per image), beside the ELBO")
+    p.add_argument("--iw", type=int, default=1000,
+                   help="K: importance samples per image (more: tighter, and slower)")
+    p.add_argument("--subset", type=int, default=None,
+                   help="the first N test images only [all 10,000]")
+    p.add_argument("--seed", type=int, default=0, help="seed for the draws z ~ q(z|x)")
+    p.add_argument("--data-dir", default=None, help="data folder [the run's, else default]")
+    p.add_argument("--out", default=None,
+                   help="JSON file for the result [RUN/loglik-k{K}-n{N}.json]")
+    p.set_defaults(func=cmd_evaluate)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    import os
+    import time
+
+    from .checkpoint import write_json
+    from .iwae import log_likelihood
+    from .run import load_run, read_json
+    from .train import Progress, _fmt_seconds, evaluation_images
+    from .vae import VAE
+
+    if args.iw < 1:
+        raise ValueError(f"--iw must be >= 1, got {args.iw}")
+    if args.subset is not None and args.subset < 1:
+        raise ValueError(f"--subset must be >= 1, got {args.subset}")
+    run = load_run(args.run)
+    config, vae = run.config, run.vae
+    if not isinstance(vae, VAE):
+        raise ValueError(f"{args.run} holds a plain autoencoder: with no posterior q(z|x) "
+                         "there is no likelihood to estimate")
+    x, y = data.load(config.dataset, "test", args.data_dir or config.data_dir)
+    if args.subset is not None and args.subset > len(x):
+        raise ValueError(f"--subset {args.subset}: the test set has {len(x)} images")
+    n = args.subset or len(x)
+    out = Path(args.out) if args.out else Path(args.run) / f"loglik-k{args.iw}-n{n}.json"
+    if not os.access(out.parent, os.W_OK):  # fail now, not after the work
+        raise ValueError(f"cannot write in {out.parent}: choose another file with --out")
+    x_eval = evaluation_images(config, x[:n])
+    progress, t0 = Progress(), time.perf_counter()
+
+    def show(done: int, total: int) -> None:
+        eta = (time.perf_counter() - t0) / done * (total - done)
+        progress.update(f"evaluate: {done:,}/{total:,} images, K = {args.iw}  "
+                        f"ETA {_fmt_seconds(eta)}")
+
+    try:
+        est = log_likelihood(vae, x_eval, y[:n] if vae.conditional else None, k=args.iw,
+                             seed=args.seed, progress=show)
+    finally:
+        progress.clear()
+    images = f"{config.dataset} test images" + (", binarized" if config.binarize else "")
+    print(f"{args.run}: K = {est.k} importance samples per image, n = {est.n:,} {images}, "
+          f"{est.seconds:.1f} s")
+    print(f"  ELBO      {est.elbo:10.2f} ± {est.elbo_se:.2f} nats/image")
+    print(f"  log p(x)  {est.log_px:10.2f} ± {est.log_px_se:.2f} nats/image   (± one standard "
+          "error over images)")
+    if est.likelihood == "gaussian":
+        print(f"Gaussian decoder, c = {config.c:g}: both figures include the normalising "
+              f"constant −(784/2)·log(2πc) = {est.log_normalizer:+.2f} nats. This is a density "
+              "of grey-level images, so the value can be positive, and it is not comparable "
+              "with a Bernoulli model's figure (a probability of binarized images).")
+        final = Path(args.run) / "final.json"
+        if final.is_file():
+            run_n = min(config.test_subset or len(x), len(x))
+            print(f"Without the constant, −ELBO + {est.log_normalizer:.2f} = "
+                  f"{est.log_normalizer - est.elbo:.2f} is the training loss's form; the run's "
+                  f"test loss in final.json is {read_json(final)['test']['loss']:.2f} "
+                  f"(first {run_n:,} test images, one z each).")
+    else:
+        print("Bernoulli decoder: log p(x) is the log-probability of the binarized test "
+              "images (one fixed binary draw, as the run is evaluated), in nats per image.")
+        if not config.binarize:
+            print("note: this run does not binarize: on grey-level pixels the Bernoulli "
+                  "likelihood is not normalised, so this is not a true log-probability.")
+    write_json(out, est.as_dict() | {"run": str(args.run), "dataset": config.dataset,
+                                     "iw": args.iw, "subset": args.subset, "seed": args.seed,
+                                     "data_dir": args.data_dir, "binarized": bool(config.binarize)})
+    print(f"wrote {out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m numpyvae",
@@ -248,6 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", default=None, help="data folder [the run's, else default]")
     p.set_defaults(func=cmd_plot)
     _explore_parser(sub)
+    _evaluate_parser(sub)
     from .reproduce.command import add_parser as add_reproduce_parser
 
     add_reproduce_parser(sub)
