@@ -34,6 +34,7 @@ from typing import Any
 import matplotlib
 import numpy as np
 from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.widgets import Slider
 
@@ -97,11 +98,16 @@ class View:
         # a placeholder until update() below decodes z; the images are drawn in [0, 1]
         self.artist = image_ax.imshow(np.zeros((2, 2)), cmap="gray", vmin=0.0, vmax=1.0,
                                       interpolation="nearest")
+        # A bare Agg canvas has no window: it draws when saved, not on every move
+        # (its draw_idle would render the whole figure at once).
+        self.on_screen = type(fig.canvas) is not FigureCanvasAgg
         self.marker = None
         if scatter_ax is not None:
             (self.marker,) = scatter_ax.plot([], [], marker="X", markersize=13, color="black",
                                              markeredgecolor="white", markeredgewidth=1.5,
                                              linestyle="none", zorder=5)
+        for slider in [*sliders, *([label_slider] if label_slider else [])]:
+            slider.drawon = self.on_screen
         for i, slider in enumerate(sliders):
             slider.on_changed(lambda value, i=i: self._move_coordinate(i, value))
         if label_slider is not None:
@@ -144,15 +150,16 @@ class View:
         self.image_ax.set_title(title)
         if self.marker is not None:
             self.marker.set_data([self.z[0]], [self.z[1]])
-        self.fig.canvas.draw_idle()
+        if self.on_screen:
+            self.fig.canvas.draw_idle()
 
     @staticmethod
     def _sync(sliders: list[Slider], values: Any) -> None:
         for slider, value in zip(sliders, values, strict=False):
             if slider.val != value:
-                slider.eventson, slider.drawon = False, False
+                drawon, slider.eventson, slider.drawon = slider.drawon, False, False
                 slider.set_val(value)
-                slider.eventson, slider.drawon = True, True
+                slider.eventson, slider.drawon = True, drawon
 
     def _move_coordinate(self, i: int, value: float) -> None:
         z = self.z.copy()
@@ -362,6 +369,8 @@ def open_window(model: EncoderDecoder, **view_args: Any) -> View | None:
         print(f"note: could not open a window ({type(e).__name__}: {e}): writing the view "
               "as a PNG instead", file=sys.stderr)
         return None
+    if fig.canvas.manager is not None:
+        fig.canvas.manager.set_window_title("numpyvae explore")
     return build_view(fig, model, **view_args)
 
 
