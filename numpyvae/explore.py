@@ -155,6 +155,7 @@ class View:
 
     @staticmethod
     def _sync(sliders: list[Slider], values: Any) -> None:
+        # z may be longer than the sliders: the coordinates past MAX_SLIDERS have none
         for slider, value in zip(sliders, values, strict=False):
             if slider.val != value:
                 drawon, slider.eventson, slider.drawon = slider.drawon, False, False
