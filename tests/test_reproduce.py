@@ -24,9 +24,10 @@ def test_full_plan_runs_and_report_figures():
     plan = members(FULL)
     specs = unique_specs(plan)
     # arch 8; latent 30 MLP + 5 CNN, 4 of them already in arch; balance 6 (c = 0.05 shared);
-    # ae: the autoencoder and the shared VAE
-    assert len(plan) == 8 + 35 + 6 + 2
-    assert len(specs) == 8 + 31 + 5 + 1 == 45
+    # ae: the autoencoder and the shared VAE; beyond: plain (shared), conditional and
+    # Bernoulli MLP at z = 2 and 20
+    assert len(plan) == 8 + 35 + 6 + 2 + 6
+    assert len(specs) == 8 + 31 + 5 + 1 + 4 == 49
     assert len({s.name for s in specs}) == len(specs)  # one folder per run
     reports = {(m.experiment, m.spec.arch, m.spec.dataset, m.spec.latent_dim, m.spec.hidden):
                m.report for m in plan}
@@ -35,17 +36,23 @@ def test_full_plan_runs_and_report_figures():
     assert reports[("latent", "mlp", "mnist", 2, (300, 100, 20))] == ("fig8", 302.0)
     assert reports[("arch", "cnn", "fashion-mnist", 2, None)] == ("fig7", 246.0)
     assert reports[("latent", "cnn", "mnist", 20, None)] == ("fig9", 133.0)
-    assert all(m.report is None for m in plan if m.experiment in ("balance", "ae"))
+    assert all(m.report is None for m in plan if m.experiment in ("balance", "ae", "beyond"))
+    beyond = {s.name for s in specs if s.conditional or s.likelihood == "bernoulli"}
+    assert beyond == {"cvae-mlp-mnist-z2-h300.100.10-c0.05-s0",
+                      "cvae-mlp-mnist-z20-h300.100.10-c0.05-s0",
+                      "vae-mlp-mnist-z2-h300.100.10-bernoulli-s0",
+                      "vae-mlp-mnist-z20-h300.100.10-bernoulli-s0"}
     seeds = {s.seed for s in specs if s.arch == "mlp" and s.c == 0.05 and s.model == "vae"}
     assert seeds == {0, 1, 2} and {s.seed for s in specs if s.arch == "cnn"} == {0}
 
 
-def test_quick_plan_is_three_runs_of_one_epoch():
+def test_quick_plan_is_five_runs_of_one_epoch():
     plan = members(QUICK)
     specs = unique_specs(plan)
-    assert len(specs) == 3 and len(plan) == 7
-    assert {(s.model, s.arch, s.latent_dim) for s in specs} == {
-        ("vae", "mlp", 2), ("vae", "cnn", 2), ("ae", "mlp", 2)}
+    assert len(specs) == 5 and len(plan) == 10
+    assert {(s.kind, s.arch, s.latent_dim, s.likelihood) for s in specs} == {
+        ("vae", "mlp", 2, "gaussian"), ("vae", "cnn", 2, "gaussian"), ("ae", "mlp", 2, "gaussian"),
+        ("cvae", "mlp", 2, "gaussian"), ("vae", "mlp", 2, "bernoulli")}
     config = specs[0].config(QUICK)
     assert (config.epochs, config.train_subset, config.test_subset) == (1, 2048, 500)
     assert RunSpec("vae", "cnn", "mnist", 2, None, 0.05, 0).name == "vae-cnn-mnist-z2-c0.05-s0"
@@ -182,9 +189,15 @@ def quick_run(tmp_path_factory):
 
 def test_quick_writes_results_json(quick_run, shared_datasets):
     rows = json.loads((quick_run["out"] / "results.json").read_text())
-    assert len(rows) == 7  # arch 2, latent 2, balance 1, ae 2: three runs
+    assert len(rows) == 10  # arch 2, latent 2, balance 1, ae 2, beyond 3: five runs
     for row in rows:
-        assert set(row) == set(ROW_KEYS) == ISSUE_KEYS | {"model"}
+        assert set(row) == set(ROW_KEYS) == ISSUE_KEYS | {"model", "likelihood", "conditional",
+                                                          "log_px"}
+        if row["model"] == "ae":
+            assert row["log_px"] is None
+        else:  # K = 50 samples on 100 images in --quick; the bound is above the ELBO
+            assert (row["log_px"]["k"], row["log_px"]["n"]) == (50, 100)
+            assert row["log_px"]["log_px"] >= row["log_px"]["elbo"]
         assert set(row["train"]) == set(row["test"]) == {"loss", "recon", "kl"}
         assert row["epochs"] == 1 and row["seconds"] > 0
         assert (row["hidden"] is None) == (row["arch"] == "cnn")
@@ -195,6 +208,10 @@ def test_quick_writes_results_json(quick_run, shared_datasets):
     assert by[("ae", "ae", "mlp")]["test"]["kl"] == 0.0
     # a shared run: the same numbers in every experiment
     assert by[("arch", "vae", "mlp")]["test"] == by[("balance", "vae", "mlp")]["test"]
+    beyond = {(r["conditional"], r["likelihood"]) for r in rows if r["experiment"] == "beyond"}
+    assert beyond == {(False, "gaussian"), (True, "gaussian"), (False, "bernoulli")}
+    bern = next(r for r in rows if r["likelihood"] == "bernoulli")
+    assert bern["log_px"]["log_normalizer"] == 0 and bern["log_px"]["log_px"] < 0
     assert sorted(quick_run["result"].trained) == sorted(
         s.name for s in unique_specs(members(QUICK)))
 
@@ -210,6 +227,8 @@ def test_quick_writes_results_md_with_every_section_and_claim(quick_run, shared_
     assert "307 (fig. 4)" in text and "302 (fig. 8)" in text
     assert text.count(f"**{C.UNJUDGED}**") >= 3  # A, C, E and F lack the runs in quick mode
     assert "squared error / image" in text and "test accuracy" in text
+    assert "| classified as the asked-for class |" in text and "| log p(x) (nats, ± se) |" in text
+    assert "−(784/2)·log(2πc)" in text  # the Gaussian log p(x) says it is a density
     verdicts = {c.key: c.verdict for c in quick_run["result"].claims}
     assert verdicts["A"] == verdicts["C"] == verdicts["E"] == verdicts["F"] == C.UNJUDGED
     assert all(v in C.VERDICTS for v in verdicts.values())
@@ -222,8 +241,13 @@ def test_quick_writes_figures_and_the_docs_copy(quick_run, shared_datasets):
         assert (out / "figures" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
         assert (docs / "figures" / name).is_file(), name
     for run in (out / "runs").iterdir():  # per-run figures stay in the run folders
-        assert (run / "samples.png").is_file() and (run / "manifold.png").is_file()
+        conditional = run.name.startswith("cvae-")  # no manifold: it needs a class
+        assert (run / "samples.png").is_file()
+        assert (run / "manifold.png").is_file() != conditional
         assert (run / "reproduce.json").is_file()
+    asked = json.loads((out / "runs" / "cvae-mlp-mnist-z2-h300.100.10-c0.05-s0" /
+                        "reproduce.json").read_text())["asked"]
+    assert 0 <= asked["rate"] <= 1 and 0 < asked["confidence"] < 1
     assert (docs / "results.md").read_text() == (out / "results.md").read_text()
     assert json.loads((docs / "results.json").read_text()) == json.loads(
         (out / "results.json").read_text())
@@ -242,7 +266,7 @@ def test_second_invocation_skips_finished_runs(quick_run, shared_datasets, capsy
     seconds = time.perf_counter() - t0
     printed = capsys.readouterr().out
     assert code == 0
-    assert printed.count("finished, skipped") == 3 and "training MLP" not in printed
+    assert printed.count("finished, skipped") == 5 and "training MLP" not in printed
     assert "figures: nothing changed" in printed
     assert stamps == {p: p.stat().st_mtime_ns for p in out.glob("runs/*/checkpoint.npz")}
     assert seconds < 30, seconds  # measurements, classifier and figures all come from caches
@@ -270,10 +294,10 @@ def test_a_quick_folder_is_not_taken_for_the_full_sweep(quick_run, shared_datase
                   log=lambda s: None)
     # --list shows the state of every run without training anything
     assert cli_main(["reproduce", "--list", "--quick", "--out", str(quick_run["out"])]) == 0
-    assert "3 of 3 runs finished" in capsys.readouterr().out
+    assert "5 of 5 runs finished" in capsys.readouterr().out
     assert cli_main(["reproduce", "--list", "--out", str(quick_run["out"])]) == 0
     listed = capsys.readouterr().out
-    assert listed.count("CONFLICT") == 3 and "0 of 45 runs finished" in listed
+    assert listed.count("CONFLICT") == 5 and "0 of 49 runs finished" in listed
 
 
 def test_cli_rejects_an_unknown_experiment(capsys):

@@ -1,4 +1,5 @@
-"""The report's four experiments as lists of runs, and the settings of a full or quick sweep.
+"""The report's four experiments (and one beyond it) as lists of runs, and the settings of a
+full or quick sweep.
 
 A run is a ``RunSpec`` (model, arch, data set, z, hidden widths, c, seed); its folder
 name says all of it, so one folder serves every experiment that uses the same run
@@ -10,7 +11,7 @@ report's figures 4-7, experiment 2 with 8 and 9; the others have none).
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..models import DEFAULT_HIDDEN
 from ..report_figures import report_figure
@@ -21,7 +22,10 @@ EXPERIMENTS: dict[str, str] = {
     "latent": "2. Latent dimension, MLP and CNN on MNIST (figures 8 and 9)",
     "balance": "3. The balance c, MLP on MNIST, z = 2 (figure 10)",
     "ae": "4. Autoencoder vs VAE latent space, MLP on MNIST, z = 2 (figure 1)",
+    "beyond": "5. Beyond the report: conditional VAE and Bernoulli decoder, MLP on MNIST, "
+              "z = 2 and 20",
 }
+BEYOND_DIMS = (2, 20)
 DATASETS = ("mnist", "fashion-mnist")
 LATENT_DIMS = (1, 2, 3, 5, 20)
 BALANCES = (0.0001, 0.001, 0.01, 0.05, 0.1, 1.0)
@@ -34,7 +38,11 @@ WIDTHS = (DEFAULT_HIDDEN, (300, 100, 20))
 
 @dataclass(frozen=True)
 class RunSpec:
-    """One training run. ``hidden`` is None for the CNN, which has no hidden widths."""
+    """One training run. ``hidden`` is None for the CNN, which has no hidden widths.
+
+    ``likelihood`` and ``conditional`` are experiment 5's; the report's runs keep the
+    defaults (and their folder names).
+    """
 
     model: str  # "vae" or "ae"
     arch: str
@@ -43,20 +51,30 @@ class RunSpec:
     hidden: tuple[int, ...] | None
     c: float
     seed: int
+    likelihood: str = "gaussian"
+    conditional: bool = False
+
+    @property
+    def kind(self) -> str:
+        """"vae", "ae", or "cvae" for a conditional VAE."""
+        return "cvae" if self.conditional else self.model
 
     @property
     def name(self) -> str:
-        """The run's folder name, e.g. ``vae-mlp-mnist-z2-h300.100.10-c0.05-s0``."""
+        """The run's folder name, e.g. ``vae-mlp-mnist-z2-h300.100.10-c0.05-s0``; a Bernoulli
+        run has ``-bernoulli`` where the c would be (c plays no part in it)."""
         widths = f"-h{'.'.join(map(str, self.hidden))}" if self.hidden else ""
-        return (f"{self.model}-{self.arch}-{self.dataset}-z{self.latent_dim}{widths}"
-                f"-c{self.c:g}-s{self.seed}")
+        balance = "-bernoulli" if self.likelihood == "bernoulli" else f"-c{self.c:g}"
+        return (f"{self.kind}-{self.arch}-{self.dataset}-z{self.latent_dim}{widths}"
+                f"{balance}-s{self.seed}")
 
     @property
     def label(self) -> str:
         """A short human label, e.g. ``MLP 300-100-10 VAE, mnist, z = 2, c = 0.05, seed 0``."""
         arch = self.arch.upper() + (f" {'-'.join(map(str, self.hidden))}" if self.hidden else "")
-        return (f"{arch} {self.model.upper()}, {self.dataset}, z = {self.latent_dim}, "
-                f"c = {self.c:g}, seed {self.seed}")
+        balance = "Bernoulli" if self.likelihood == "bernoulli" else f"c = {self.c:g}"
+        return (f"{arch} {self.kind.upper()}, {self.dataset}, z = {self.latent_dim}, "
+                f"{balance}, seed {self.seed}")
 
     def config(self, settings: Settings, data_dir: str | None = None) -> TrainConfig:
         """The TrainConfig of this run under ``settings`` (epochs, subsets)."""
@@ -64,7 +82,8 @@ class RunSpec:
         return TrainConfig(model=self.model, arch=self.arch, dataset=self.dataset,
                            latent_dim=self.latent_dim, c=self.c, seed=self.seed,
                            epochs=settings.epochs, train_subset=settings.train_subset,
-                           test_subset=settings.test_subset, data_dir=data_dir, **extra)
+                           test_subset=settings.test_subset, data_dir=data_dir,
+                           likelihood=self.likelihood, conditional=self.conditional, **extra)
 
 
 @dataclass(frozen=True)
@@ -88,11 +107,14 @@ class Settings:
     classifier_epochs: int = 10
     classifier_subset: int | None = None
     classifier_test_subset: int | None = None
+    loglik_k: int = 1000  # importance samples per image for log p(x) (iwae.py)
+    loglik_images: int = 1000  # the first N test images: minutes for the sweep, not hours
 
 
 FULL = Settings(quick=False)
 QUICK = Settings(quick=True, epochs=1, train_subset=2048, test_subset=500, prior_samples=1000,
-                 classifier_epochs=1, classifier_subset=8192, classifier_test_subset=500)
+                 classifier_epochs=1, classifier_subset=8192, classifier_test_subset=500,
+                 loglik_k=50, loglik_images=100)
 
 
 def vae_spec(arch: str, dataset: str = "mnist", z: int = 2,
@@ -121,11 +143,17 @@ def experiment_specs(name: str) -> list[RunSpec]:
         return [vae_spec("mlp", c=c) for c in BALANCES]
     if name == "ae":
         return [AE_SPEC, vae_spec("mlp")]
+    if name == "beyond":
+        return [replace(vae_spec("mlp", z=z), **kind) for kind in
+                ({}, {"conditional": True}, {"likelihood": "bernoulli"}) for z in BEYOND_DIMS]
     raise ValueError(f"unknown experiment {name!r}: expected one of {', '.join(EXPERIMENTS)}")
 
 
-# --quick: the MLP and the CNN at z = 2 on MNIST, and the autoencoder.
-QUICK_SPECS = frozenset({vae_spec("mlp"), vae_spec("cnn"), AE_SPEC})
+# --quick: the MLP and the CNN at z = 2 on MNIST, the autoencoder, and experiment 5's
+# conditional and Bernoulli MLP at z = 2.
+QUICK_SPECS = frozenset({vae_spec("mlp"), vae_spec("cnn"), AE_SPEC,
+                         replace(vae_spec("mlp"), conditional=True),
+                         replace(vae_spec("mlp"), likelihood="bernoulli")})
 
 
 def members(settings: Settings, experiments: Iterable[str] = EXPERIMENTS) -> list[Member]:

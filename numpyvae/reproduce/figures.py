@@ -6,6 +6,8 @@
 - ``samples_across_c.png``: a row across the balance c (figure 10)
 - ``ae_vs_vae.png``: the test set's latent codes of the autoencoder and the VAE (figure 1)
 - ``losses_vs_report.png``: our losses beside the report's, for every run it has a figure for
+- ``conditional_samples.png``: the conditional VAE at z = 2 and 20: row k asks for class
+  k, and each column keeps the same z (experiment 5)
 
 A panel whose run has not finished says so instead of failing. ``write_docs_png``
 stores a copy with at most 128 colours, which keeps the curated set small.
@@ -86,6 +88,27 @@ def samples_row_figure(rows: Sequence[tuple[str, Sequence[tuple[str, Any | None]
     return save_figure(fig, path)
 
 
+def conditional_figure(panels: Sequence[tuple[str, Any | None]], path: str | Path,
+                       n: int = 10) -> Path:
+    """Side by side, for each conditional model: row k decodes the same n draws of z with
+    class k, so a column shows one style across the ten classes."""
+    fig = new_figure(4.6 * len(panels), 5.2)
+    for ax, (title, model) in zip(np.atleast_1d(fig.subplots(1, len(panels))), panels,
+                                  strict=True):
+        if model is None:
+            _missing(ax, title)
+            continue
+        k = model.num_classes
+        z = np.random.default_rng(SAMPLE_SEED).standard_normal((n, model.latent_dim),
+                                                               dtype=model.dtype)
+        draw_image_grid(ax, model.decode(np.tile(z, (k, 1)), np.repeat(np.arange(k), n)), n,
+                        title=title)
+        ax.set_ylabel("asked-for class 0 … 9 (top to bottom)", fontsize=8)
+        ax.set_xlabel(f"the same {n} draws of z in every row", fontsize=8)
+    fig.suptitle("Conditional VAE (MLP, MNIST): class by row, style by column")
+    return save_figure(fig, path)
+
+
 def ae_vs_vae_figure(ae: Any | None, vae: Any | None, x: np.ndarray, y: np.ndarray,
                      path: str | Path) -> Path:
     """The test set's latent codes: the autoencoder's beside the VAE's (the report's figure 1)."""
@@ -127,7 +150,7 @@ def losses_figure(rows: Sequence[Mapping[str, Any]], path: str | Path) -> Path:
            color="C0")
     ax.bar(xs + width, test, width, label="ours: full test set", color="C1")
     labels = []
-    for (exp, _model, arch, dataset, z, hidden, _c), _ in groups:
+    for (exp, _model, arch, dataset, z, hidden, *_), _ in groups:
         width_tag = f" h{hidden[-1]}" if hidden else ""
         data_tag = "F" if dataset == "fashion-mnist" else "M"
         fig_name = (report_figure(exp, arch, dataset, z) or ("?", 0))[0].replace("fig", "fig. ")

@@ -22,7 +22,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -41,6 +41,7 @@ from . import figures as figs
 from .experiments import (
     AE_SPEC,
     BALANCES,
+    BEYOND_DIMS,
     EXPERIMENTS,
     FULL,
     LATENT_DIMS,
@@ -61,7 +62,8 @@ DEFAULT_QUICK_OUT = Path("runs/report-quick")
 CLASSIFIER_FILE = "classifier.npz"
 CLASSIFIER_SEED = 0
 FIGURES = ("mlp_mnist_z2.png", "cnn_mnist_z2.png", "samples_across_z.png",
-           "samples_across_c.png", "ae_vs_vae.png", "losses_vs_report.png")
+           "samples_across_c.png", "ae_vs_vae.png", "losses_vs_report.png",
+           "conditional_samples.png")
 
 
 @dataclass
@@ -200,7 +202,8 @@ def claim_inputs(finished: dict[RunSpec, dict[str, Any]],
     """
     def reference(spec: RunSpec) -> bool:  # the report's setting on MNIST, any z and seed
         return (spec.model == "vae" and spec.dataset == "mnist" and spec.c == REPORT_C
-                and spec.hidden in (None, DEFAULT_HIDDEN))
+                and spec.hidden in (None, DEFAULT_HIDDEN) and spec.likelihood == "gaussian"
+                and not spec.conditional)
 
     loss: dict[str, dict[int, float]] = {}
     scores: dict[str, dict[int, dict[str, float]]] = {}
@@ -286,6 +289,10 @@ def make_figures(out: Path, finished: dict[RunSpec, dict[str, Any]], rows: list[
         folder / "samples_across_c.png", "Samples from the prior across the balance c")
     figs.ae_vs_vae_figure(model(AE_SPEC), model(vae_spec("mlp")), x, y, folder / "ae_vs_vae.png")
     figs.losses_figure(rows, folder / "losses_vs_report.png")
+    figs.conditional_figure(
+        [(f"z = {z}", model(replace(vae_spec("mlp", z=z), conditional=True)))
+         for z in BEYOND_DIMS],
+        folder / "conditional_samples.png")
     stamp_file.write_text(stamp)
     names = [f for f in FIGURES if (folder / f).is_file()]
     log(f"figures: {', '.join(names)} in {folder}")
@@ -377,9 +384,12 @@ def reproduce(
         measures = {}
         for spec in finished:
             x_test, y_test = tests(spec.dataset)
+            log(f"measuring {spec.name}")
             measures[spec.name] = measure_run(run_dir(out, spec), x_test, y_test, clf, clf_id,
-                                              settings.prior_samples)
-        rows = [make_row(m, finished[m.spec]) for m in plan if m.spec in finished]
+                                              settings.prior_samples, settings.loglik_k,
+                                              settings.loglik_images)
+        rows = [make_row(m, finished[m.spec], measures.get(m.spec.name)) for m in plan
+                if m.spec in finished]
         claims = judge(claim_inputs(finished, measures), clf_info["accuracy"])
         figure_names = make_figures(out, finished, rows, tests, log)
         now = time.perf_counter() - t_start

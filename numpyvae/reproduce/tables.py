@@ -3,7 +3,9 @@
 A row is one run's place in one experiment (a run shared by several experiments,
 like the MLP on MNIST at z = 2, appears once under each, with the same numbers and
 that experiment's report figure). The keys are the issue's, plus ``model`` ("vae" or
-"ae"), without which experiment 4's two rows could not be told apart.
+"ae"), without which experiment 4's two rows could not be told apart, ``likelihood``
+and ``conditional`` (experiment 5's), and ``log_px``: the importance-weighted log p(x)
+on the first test images (``iwae.py``), or null for the autoencoder.
 
 In the tables a configuration run with several seeds shows mean ± sd (sample sd) and
 each seed; the ratio is our mean final training loss (the mean over the last epoch,
@@ -21,12 +23,16 @@ from .claims import Claim
 from .experiments import EXPERIMENTS, Member, RunSpec, Settings
 
 ROW_KEYS = ("experiment", "model", "arch", "dataset", "latent_dim", "hidden", "c", "seed",
-            "epochs", "train", "test", "report_loss", "seconds")
+            "epochs", "train", "test", "report_loss", "seconds", "likelihood", "conditional",
+            "log_px")
 RATIO_BAND = 0.10  # the issue's target: every ratio within ±10%
+LOG_PX_HEADER = "log p(x) (test, nats; see below)"
 
 
-def make_row(member: Member, final: Mapping[str, Any]) -> dict[str, Any]:
-    """The results.json row of a finished run in one experiment."""
+def make_row(member: Member, final: Mapping[str, Any],
+             measures: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The results.json row of a finished run in one experiment (``measures``: the run's
+    reproduce.json, for log p(x))."""
     s = member.spec
     return {
         "experiment": member.experiment,
@@ -42,6 +48,9 @@ def make_row(member: Member, final: Mapping[str, Any]) -> dict[str, Any]:
         "test": dict(final["test"]),
         "report_loss": member.report[1] if member.report else None,
         "seconds": final["seconds"],
+        "likelihood": s.likelihood,
+        "conditional": s.conditional,
+        "log_px": (measures or {}).get("loglik"),
     }
 
 
@@ -49,7 +58,8 @@ def spec_of(row: Mapping[str, Any]) -> RunSpec:
     """The RunSpec a row came from (its run folder is ``spec_of(row).name``)."""
     hidden = tuple(row["hidden"]) if row["hidden"] else None
     return RunSpec(row["model"], row["arch"], row["dataset"], row["latent_dim"], hidden,
-                   row["c"], row["seed"])
+                   row["c"], row["seed"], row.get("likelihood", "gaussian"),
+                   bool(row.get("conditional", False)))
 
 
 def group(rows: Iterable[Mapping[str, Any]]) -> dict[tuple, list[Mapping[str, Any]]]:
@@ -57,9 +67,21 @@ def group(rows: Iterable[Mapping[str, Any]]) -> dict[tuple, list[Mapping[str, An
     out: dict[tuple, list[Mapping[str, Any]]] = {}
     for r in rows:
         key = (r["experiment"], r["model"], r["arch"], r["dataset"], r["latent_dim"],
-               tuple(r["hidden"] or ()), r["c"])
+               tuple(r["hidden"] or ()), r["c"], r.get("likelihood", "gaussian"),
+               bool(r.get("conditional", False)))
         out.setdefault(key, []).append(r)
     return out
+
+
+def log_px_text(rows: Sequence[Mapping[str, Any]]) -> str:
+    """Mean log p(x) over the seeds that have one: "−67.3 ± 0.4" (± sd over seeds), or ±
+    the standard error of the estimate for a single run."""
+    est = [r["log_px"] for r in rows if r.get("log_px")]
+    if not est:
+        return ""
+    if len(est) == 1:
+        return f"{est[0]['log_px']:.1f} ± {est[0]['log_px_se']:.1f} (se)"
+    return mean_sd([e["log_px"] for e in est])
 
 
 def mean(values: Sequence[float]) -> float:
@@ -124,11 +146,11 @@ def arch_table(rows: Sequence[Mapping[str, Any]], reports: Mapping[tuple, tuple[
             mean_sd(_values(g, "train")),
             f"{mean(_values(g, 'train', 'recon')):.1f} + {mean(_values(g, 'train', 'kl')):.1f}",
             mean_sd(_values(g, "test")),
-            ratio_text(mean(_values(g, "train")), report), _seeds(g),
+            ratio_text(mean(_values(g, "train")), report), log_px_text(g), _seeds(g),
         ])
     return _table(["model", "data set", "seeds", "report (figure)", "report recon + KL",
                    "ours: train", "ours: train recon + KL", "ours: test", "ratio train/report",
-                   "each seed: train / test"], body, text=2)
+                   LOG_PX_HEADER, "each seed: train / test"], body, text=2)
 
 
 def latent_table(rows: Sequence[Mapping[str, Any]],
@@ -137,17 +159,18 @@ def latent_table(rows: Sequence[Mapping[str, Any]],
     groups = sorted(group(rows).items(),
                     key=lambda kv: (kv[0][2] != "mlp", kv[0][4], kv[0][5]))
     body = []
-    for (*_, z, _, _), g in groups:
+    for key, g in groups:
+        z = key[4]
         report = g[0]["report_loss"]
         body.append([
             _arch_label(g[0]), str(z), str(len(g)), _figure(reports, g[0]),
             mean_sd(_values(g, "train")),
             f"{mean(_values(g, 'train', 'recon')):.1f} + {mean(_values(g, 'train', 'kl')):.1f}",
             mean_sd(_values(g, "test")), ratio_text(mean(_values(g, "train")), report),
-            _seeds(g),
+            log_px_text(g), _seeds(g),
         ])
     return _table(["model", "z", "seeds", "report (figure)", "ours: train",
-                   "ours: train recon + KL", "ours: test", "ratio train/report",
+                   "ours: train recon + KL", "ours: test", "ratio train/report", LOG_PX_HEADER,
                    "each seed: train / test"], body)
 
 
@@ -155,7 +178,8 @@ def balance_table(rows: Sequence[Mapping[str, Any]],
                   measures: Mapping[str, Mapping[str, Any]]) -> list[str]:
     """Experiment 3: per-image squared error and KL, separately, across c."""
     body = []
-    for (*_, c), g in sorted(group(rows).items(), key=lambda kv: kv[0][6]):
+    for key, g in sorted(group(rows).items(), key=lambda kv: kv[0][6]):
+        c = key[6]
         dist = [measures[spec_of(r).name]["latent"]["cluster_distance"]
                 for r in g if spec_of(r).name in measures]
         body.append([
@@ -192,7 +216,9 @@ def scores_table(rows: Sequence[Mapping[str, Any]],
     order = sorted(group(rows).items(),
                    key=lambda kv: (kv[0][1] != "vae", kv[0][2] != "mlp", kv[0][5], kv[0][6],
                                    kv[0][4]))
-    for (_, model, arch, _, z, hidden, c), g in order:
+    for (_, model, arch, _, z, hidden, c, likelihood, conditional), g in order:
+        if likelihood != "gaussian" or conditional:
+            continue  # experiment 5's models have their own table
         key = (model, arch, z, hidden, c)
         scored = [measures[spec_of(r).name]["samples"] for r in g
                   if "samples" in measures.get(spec_of(r).name, {})]
@@ -206,6 +232,48 @@ def scores_table(rows: Sequence[Mapping[str, Any]],
         ])
     return _table(["model", "z", "c", "seeds", "confidence (mean max prob)",
                    "diversity (bits, max 3.32)"], body)
+
+
+def conditional_table(rows: Sequence[Mapping[str, Any]],
+                      measures: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """Experiment 5: conditional against plain samples, as the classifier sees them."""
+    body = []
+    for r in sorted(rows, key=lambda r: (r["latent_dim"], bool(r["conditional"]))):
+        if r["likelihood"] != "gaussian":
+            continue
+        m = measures.get(spec_of(r).name, {})
+        sc, asked = m.get("samples"), m.get("asked")
+        if not sc:
+            continue
+        body.append([
+            "conditional VAE" if r["conditional"] else "VAE", str(r["latent_dim"]),
+            f"{asked['rate']:.1%}" if asked else "10% (no class can be asked)",
+            f"{asked['confidence']:.3f}" if asked else "",
+            f"{sc['confidence']:.3f}", f"{sc['diversity']:.2f}",
+        ])
+    return _table(["model (MLP, c = 0.05)", "z", "classified as the asked-for class",
+                   "mean probability of the asked-for class", "confidence (mean max prob)",
+                   "diversity (bits)"], body)
+
+
+def likelihood_table(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Experiment 5: the Bernoulli decoder beside the report's Gaussian."""
+    body = []
+    for r in sorted(rows, key=lambda r: (r["latent_dim"], r["likelihood"])):
+        if r["conditional"]:
+            continue
+        lp = r.get("log_px")
+        body.append([
+            r["likelihood"], str(r["latent_dim"]),
+            "binarized" if r["likelihood"] == "bernoulli" else "grey levels",
+            f"{r['test']['loss']:.1f} ({r['test']['recon']:.1f} + {r['test']['kl']:.1f})",
+            f"{lp['elbo']:.1f}" if lp else "", f"{lp['log_px']:.1f} ± {lp['log_px_se']:.1f}"
+            if lp else "",
+            "density (includes −392·log(2πc))" if r["likelihood"] == "gaussian"
+            else "probability of the binary image",
+        ])
+    return _table(["decoder (MLP VAE)", "z", "test images", "test loss (recon + KL)",
+                   "ELBO (nats)", "log p(x) (nats, ± se)", "what log p(x) is"], body, text=3)
 
 
 def claims_markdown(claims: Sequence[Claim]) -> list[str]:
@@ -259,6 +327,21 @@ def results_markdown(
         lines += [f"## {EXPERIMENTS[name]}", ""]
         lines += table(by_exp[name]) if by_exp[name] else ["No finished runs."]
         lines.append("")
+    lines += [LOG_PX_NOTE.format(k=settings.loglik_k, n=settings.loglik_images), ""]
+    lines += [f"## {EXPERIMENTS['beyond']}", ""]
+    if by_exp["beyond"]:
+        lines += ["The report: conditioning on the class would make its samples \"much "
+                  "better\". Each model draws prior samples with the classifier as judge; a "
+                  "conditional model is asked for each class equally often.", ""]
+        lines += conditional_table(by_exp["beyond"], measures) + [""]
+        lines += ["The Bernoulli decoder is trained and evaluated on binarized MNIST (each "
+                  "pixel drawn from Bernoulli(grey level), anew each time an image is seen; one "
+                  "fixed draw of the test set). Its loss is the binary cross-entropy + KL, and "
+                  "its log p(x) a log-probability; the Gaussian's is a log-density of grey "
+                  "levels. The two columns of log p(x) do not compare.", ""]
+        lines += likelihood_table(by_exp["beyond"]) + [""]
+    else:
+        lines += ["No finished runs.", ""]
     lines += ["## The report's claims", ""]
     lines += claims_markdown(claims)
     lines += [f"## Sample quality: a classifier's view of {settings.prior_samples:,} prior "
@@ -276,6 +359,15 @@ def results_markdown(
     if figures:
         lines += ["## Figures", ""] + [f"![{f}](figures/{f})" for f in figures] + [""]
     return "\n".join(lines)
+
+
+LOG_PX_NOTE = (
+    "log p(x): the importance-weighted estimate (iwae.py) with K = {k} samples of q(z|x) "
+    "per image, on the first {n:,} test images, mean over seeds (± sd), or ± its standard "
+    "error for one run. For the Gaussian decoder it includes the normalising constant "
+    "−(784/2)·log(2πc) (+454 nats at c = 0.05): a log-density, so it can be positive, and it "
+    "compares only across runs of the same c. Empty for the autoencoder, which has no q(z|x)."
+)
 
 
 def console_summary(rows: Sequence[Mapping[str, Any]], claims: Sequence[Claim]) -> str:
