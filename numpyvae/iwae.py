@@ -146,7 +146,7 @@ def _log_weight_blocks(
                 eps = rng.standard_normal((len(xb), ks, d))
                 z = m[:, None, :] + np.sqrt(v)[:, None, :] * eps  # (images, ks, d)
                 rows = z.reshape(-1, d)
-                x_rep = np.repeat(xb, ks, axis=0).astype(np.float64)
+                x_rep = np.repeat(xb, ks, axis=0)  # exact in any dtype: out makes it float64
                 y_rep = None if yb is None else np.repeat(yb, ks)
                 out = model.decode_logits(rows, y_rep).astype(np.float64)
                 log_px_z = model.likelihood.log_prob(x_rep, out).reshape(len(xb), ks)

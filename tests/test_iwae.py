@@ -327,9 +327,14 @@ def test_evaluate_command_gaussian(tiny_runs, shared_datasets, capsys):
     assert str(path) in out
     saved = json.loads(path.read_text())
     assert saved["k"] == 20 and saved["n"] == 30 and saved["seed"] == 0
+    assert saved["max_rows"] == 10_000 and saved["subset"] == 30
     assert saved["log_normalizer"] == pytest.approx(453.8792, abs=1e-3)
     assert saved["log_px"] > saved["elbo"]
     assert f"{saved['log_px']:.2f}" in out and f"{saved['elbo']:.2f}" in out
+    # The training loss (no constant, one z) estimates −ELBO + constant.
+    assert "the training loss on these images" in out
+    assert abs(saved["test_loss"] - (saved["log_normalizer"] - saved["elbo"])) \
+        < 3 * saved["elbo_se"]
     # The same number from Python, on the same images.
     from numpyvae import data
     from numpyvae.run import load_run
@@ -355,6 +360,7 @@ def test_evaluate_command_bernoulli_and_out(tiny_runs, shared_datasets, capsys, 
     (["--iw", "0"], "--iw must be >= 1"),
     (["--subset", "0"], "--subset must be >= 1"),
     (["--subset", "20000"], "--subset 20000: the test set has 10000 images"),
+    (["--max-rows", "0"], "--max-rows must be >= 1"),
 ])
 def test_evaluate_command_bad_options(tiny_runs, shared_datasets, capsys, args, message):
     run = tiny_runs["gaussian"]
