@@ -250,7 +250,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     import time
 
     from .checkpoint import write_json
-    from .iwae import log_likelihood
+    from .iwae import default_max_rows, log_likelihood
     from .run import load_run
     from .train import Progress, _fmt_seconds, evaluate, evaluation_images
     from .vae import VAE
@@ -281,7 +281,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         progress.update(f"evaluate: {done:,}/{total:,} images, K = {args.iw}  "
                         f"ETA {_fmt_seconds(eta)}")
 
-    max_rows = args.max_rows or (1_000 if config.arch == "cnn" else 10_000)
+    max_rows = args.max_rows or default_max_rows(run.vae)
     labels = y[:n] if vae.conditional else None
     try:
         est = log_likelihood(vae, x_eval, labels, k=args.iw, seed=args.seed,
