@@ -150,11 +150,23 @@ def _ensure_data(dataset: str, data_dir: str | None) -> None:
         raise
 
 
+class _DefaultsHelp(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows "(default: X)" only where there is a default that the help does not give
+    in brackets already."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.default is None or action.default is argparse.SUPPRESS or "[" in text \
+                or isinstance(action.default, bool):
+            return text
+        return super()._get_help_string(action)
+
+
 def _run_parser(
     sub: argparse._SubParsersAction, name: str, help_text: str
 ) -> argparse.ArgumentParser:
     p = sub.add_parser(name, help=help_text, description=help_text,
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=_DefaultsHelp)
     p.add_argument("--run", required=True, help="a run folder written by 'train'")
     return p
 

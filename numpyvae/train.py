@@ -253,7 +253,10 @@ def train(
     n_batches = data.num_batches(n, bs)
     progress = Progress()
     if start_epoch < config.epochs:
-        log(f"training {config.arch.upper()} {config.model.upper()} on {config.dataset}, "
+        extras = (", conditional on the class" if config.conditional else "") + (
+            f", {config.likelihood} decoder" if config.likelihood != "gaussian" else "") + (
+            ", binarized pixels" if config.binarize else "")
+        log(f"training {config.arch.upper()} {config.model.upper()} on {config.dataset}{extras}, "
             f"z = {config.latent_dim}, "
             f"{vae.num_params():,} params, {n:,} images, epochs {start_epoch + 1}..{config.epochs}"
             f" -> {out}")
