@@ -194,3 +194,69 @@ def test_cli_threads_out_of_range_is_an_error(tmp_path, capsys):
     assert _cli(["train", "--threads", "999", "--out", str(out)]) == 2
     assert "--threads must be between 1 and" in capsys.readouterr().err
     assert not out.exists()
+
+
+# -- conditional and Bernoulli runs (beyond the report) ------------------------
+def test_binarized_bernoulli_run_resumes_exactly(shared_datasets, tmp_path):
+    """Binary pixels are drawn from the saved noise generator: a resumed run draws the same."""
+    cfg = {"likelihood": "bernoulli"}
+    assert _small(shared_datasets, **cfg).binarize is True  # on by default with Bernoulli
+    train(_small(shared_datasets, epochs=2, **cfg), tmp_path / "full", log=_quiet,
+          figures=False)
+    train(_small(shared_datasets, epochs=1, **cfg), tmp_path / "split", log=_quiet,
+          figures=False)
+    final = train(_small(shared_datasets, epochs=2, **cfg), tmp_path / "split", resume=True,
+                  log=_quiet, figures=False)
+    full, _, _ = load_checkpoint(tmp_path / "full" / "checkpoint.npz")
+    split, _, _ = load_checkpoint(tmp_path / "split" / "checkpoint.npz")
+    for k in full:
+        np.testing.assert_array_equal(full[k], split[k], err_msg=k)
+    # evaluated on one fixed binary draw of the test images: the same loss when re-evaluated
+    run = load_run(tmp_path / "split")
+    x_test, _ = data.load("mnist", "test", shared_datasets)
+    from numpyvae.train import evaluation_images
+
+    x_eval = evaluation_images(run.config, x_test[:500])
+    assert set(np.unique(x_eval)) == {0.0, 1.0}
+    np.testing.assert_array_equal(x_eval, evaluation_images(run.config, x_test[:500]))
+    assert evaluate(run.vae, x_eval).as_dict() == final["test"]
+    with pytest.raises(ValueError, match="--resume: binarize is True"):
+        train(_small(shared_datasets, epochs=3, likelihood="bernoulli", binarize=False),
+              tmp_path / "split", resume=True, log=_quiet, figures=False)
+
+
+def test_conditional_run_uses_the_labels(shared_datasets, tmp_path):
+    final = train(_small(shared_datasets, epochs=1, conditional=True), tmp_path / "c",
+                  log=_quiet, figures=True)
+    run = load_run(tmp_path / "c")
+    assert run.vae.conditional and run.vae.num_classes == 10
+    x_test, y_test = data.load("mnist", "test", shared_datasets)
+    assert evaluate(run.vae, x_test[:500], y=y_test[:500]).as_dict() == final["test"]
+    wrong = evaluate(run.vae, x_test[:500], y=(y_test[:500] + 1) % 10).loss
+    assert wrong > final["test"]["loss"]  # the labels carry information the model uses
+    names = {p.name for p in (tmp_path / "c").glob("*.png")}
+    assert names == {"samples.png", "reconstructions.png", "curves.png", "latent_scatter.png"}
+
+
+def test_cli_names_conditional_and_bernoulli_runs_and_samples_a_class(shared_datasets,
+                                                                      tmp_path, monkeypatch,
+                                                                      capsys):
+    monkeypatch.chdir(tmp_path)
+    base = ["train", "--epochs", "1", "--train-subset", "256", "--test-subset", "100",
+            "--hidden", "32,16", "--no-figures", "--data-dir", str(shared_datasets)]
+    assert _cli([*base, "--conditional"]) == 0
+    assert _cli([*base, "--likelihood", "bernoulli"]) == 0
+    runs = tmp_path / "runs"
+    assert {p.name for p in runs.iterdir()} == {"cvae-mlp-mnist-z2-s0",
+                                                "mlp-mnist-z2-bernoulli-s0"}
+    assert json.loads((runs / "mlp-mnist-z2-bernoulli-s0" / "config.json").read_text())[
+        "binarize"] is True
+    assert _cli(["sample", "--run", str(runs / "cvae-mlp-mnist-z2-s0"), "--label", "7"]) == 0
+    assert (runs / "cvae-mlp-mnist-z2-s0" / "samples-label7.png").is_file()
+    assert "of class 7" in capsys.readouterr().out
+    assert _cli(["sample", "--run", str(runs / "cvae-mlp-mnist-z2-s0"), "--label", "10"]) == 2
+    assert "--label must be in 0..9, got 10" in capsys.readouterr().err
+    assert _cli(["sample", "--run", str(runs / "mlp-mnist-z2-bernoulli-s0"), "--label", "1"]) == 2
+    assert "not conditional" in capsys.readouterr().err
+    assert _cli([*base, "--conditional", "--model", "ae"]) == 2
+    assert "--conditional is for the VAE only" in capsys.readouterr().err
