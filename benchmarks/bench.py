@@ -327,6 +327,46 @@ def measure_step(framework: str, arch: str, batch: int, threads: int,
     }
 
 
+def _compute_loop(threads: int, length: int, sweeps: int) -> Any:
+    """A compute-bound numba loop: each thread scales its own L1-sized vector over and over,
+    so neither memory nor BLAS limits it. Its 2-vs-1-thread speed-up is what the cores can
+    give at best."""
+    import numba
+
+    @numba.njit(parallel=True)
+    def run(buffers, sweeps):
+        for t in numba.prange(buffers.shape[0]):
+            v = buffers[t]
+            for _ in range(sweeps):
+                for q in range(v.shape[0]):
+                    v[q] = v[q] * np.float32(0.999) + np.float32(0.001)
+
+    buffers = np.ones((threads, length), np.float32)
+    return lambda: run(buffers, sweeps)
+
+
+def ceiling_worker(threads: int, repeats: int) -> dict[str, Any]:
+    """At ``threads`` threads: a 1024² float32 GEMM and the compute loop doing the same total
+    work at every thread count (so time falls as threads are added)."""
+    from numpyvae.threads import set_threads
+
+    set_threads(threads)
+    length, sweeps = 4096, 150_000  # about 50 ms on one core
+    loop = _compute_loop(threads, length // threads, sweeps)
+    return {"bench": "ceiling", "threads": threads,
+            "gemm_ms": 2 * GEMM_N**3 / (gemm_gflops(repeats) * 1e6),
+            "loop_ms": median_ms(loop, max(repeats, 5)), "loop_flops": 2 * length * sweeps}
+
+
+def thread_ceiling(thread_counts: Sequence[int], repeats: int) -> list[dict[str, Any]]:
+    """``ceiling_worker`` at each thread count, each in a fresh process."""
+    rows = []
+    for t in thread_counts:
+        log(f"ceiling: GEMM and a compute-bound loop, {t} thread(s)")
+        rows.append(in_worker({"kind": "ceiling", "threads": t, "repeats": repeats}))
+    return rows
+
+
 def cold_start_worker(t0: float, threads: int, batch: int) -> dict[str, Any]:
     """Called right after ``import numpyvae``, timed from just before it."""
     from numpyvae.threads import set_threads
@@ -358,6 +398,8 @@ def worker_main(payload_json: str, t0: float | None = None) -> None:
     p = json.loads(payload_json)
     if p["kind"] == "cold_start":
         result = cold_start_worker(t0, p["threads"], p["batch"])
+    elif p["kind"] == "ceiling":
+        result = ceiling_worker(p["threads"], p["repeats"])
     else:
         result = measure_step(p["framework"], p["arch"], p["batch"], p["threads"], p["repeats"])
     print(RESULT_TAG + json.dumps(result), flush=True)
@@ -450,6 +492,10 @@ STEP_COLUMNS = [("framework", "framework", ""), ("arch", "arch", ""), ("batch", 
                 ("ours/torch", "ours_over_torch", ".2f")]
 
 
+CEILING_COLUMNS = [("threads", "threads", "d"), ("GEMM 1024 ms", "gemm_ms", ".2f"),
+                   ("compute loop ms", "loop_ms", ".2f")]
+
+
 def print_summary(rows: list[dict[str, Any]]) -> None:
     """The issue's targets, for whatever this run measured."""
     kernels = [r for r in rows if r["bench"] == "kernel"]
@@ -476,6 +522,12 @@ def print_summary(rows: list[dict[str, Any]]) -> None:
     if one and two:
         speedup = one["median_ms"] / two["median_ms"]
         checks.append(("CNN step, 2 threads vs 1", f"{speedup:.2f}x", ">= 1.7x", speedup >= 1.7))
+    ceiling = {r["threads"]: r for r in rows if r["bench"] == "ceiling"}
+    if 1 in ceiling and 2 in ceiling:  # context for the line above: what the cores allow
+        for what, key in (("float32 GEMM 1024", "gemm_ms"), ("compute-bound numba loop",
+                                                              "loop_ms")):
+            ratio = ceiling[1][key] / ceiling[2][key]
+            checks.append((f"  (ceiling) {what}, 2 threads vs 1", f"{ratio:.2f}x", "-", True))
     for r in (r for (arch, batch, _), r in ours.items() if (arch, batch) == ("cnn", BATCH)):
         checks.append((f"CNN peak memory, {r['threads']} thread(s)",
                        f"{r['peak_rss_mb']:.0f} MB", "<= 1536 MB", r["peak_rss_mb"] <= 1536))
@@ -556,9 +608,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         steps = bench_steps(batches, sorted({1, threads}), args.repeats)
     if args.compare_torch:
         steps += compare_torch(steps, args.batch or BATCH, threads, args.repeats)
+    if args.what in ("step", "all") and threads > 1:
+        steps += thread_ceiling(sorted({1, threads}), args.repeats)
     if steps:
         print_table("Training step (forward + loss + backward + Adam), float32", STEP_COLUMNS,
-                    steps)
+                    [r for r in steps if r["bench"] == "step"])
+        ceiling = [r for r in steps if r["bench"] == "ceiling"]
+        if ceiling:
+            print_table("Thread ceiling: the same work at 1 and N threads", CEILING_COLUMNS,
+                        ceiling)
         cold = [r for r in steps if "cold_start_cold_s" in r]
         for r in cold:
             print(f"\nCold start, import to first CNN step (batch {r['batch']}, {r['threads']} "
