@@ -385,9 +385,9 @@ def reproduce(
         for spec in finished:
             x_test, y_test = tests(spec.dataset)
             log(f"measuring {spec.name}")
+            images = settings.loglik_images_cnn if spec.arch == "cnn" else settings.loglik_images
             measures[spec.name] = measure_run(run_dir(out, spec), x_test, y_test, clf, clf_id,
-                                              settings.prior_samples, settings.loglik_k,
-                                              settings.loglik_images)
+                                              settings.prior_samples, settings.loglik_k, images)
         rows = [make_row(m, finished[m.spec], measures.get(m.spec.name)) for m in plan
                 if m.spec in finished]
         claims = judge(claim_inputs(finished, measures), clf_info["accuracy"])
