@@ -39,6 +39,16 @@ def _label_layers(net: Layer) -> list[ConcatLabels]:
     return [layer for layer in layers if isinstance(layer, ConcatLabels)]
 
 
+def _skip_data_gradient(encoder: Layer) -> None:
+    """The gradient with respect to the images is never used: let the encoder's first
+    learning layer skip it (a 784×300 product for the MLP, a convolution for the CNN).
+    Only layers without parameters may come before it, as nothing there needs a gradient."""
+    for layer in encoder.layers if isinstance(encoder, Sequential) else [encoder]:
+        if layer.params:
+            layer.needs_input_grad = False
+            return
+
+
 class EncoderDecoder:
     """An encoder, a decoder and the decoder's distribution p(x|z) (``likelihoods.py``).
 
@@ -76,6 +86,7 @@ class EncoderDecoder:
         if len(sizes) > 1:
             raise ValueError(f"{name}: the ConcatLabels layers disagree on num_classes: {sizes}")
         self.num_classes = sizes.pop() if sizes else 0
+        _skip_data_gradient(encoder)
         self.cache = None
 
     # -- modes and parameters ---------------------------------------------

@@ -219,3 +219,26 @@ def test_labels_change_the_output_and_are_required():
     with pytest.raises(ValueError, match="labels given, but this model is not conditional"):
         build_mlp_vae(2, hidden=(8,)).decode(z, np.array([0, 1]))
     assert "num_classes=10" in repr(vae) and "likelihood=gaussian" in repr(vae)
+
+
+@pytest.mark.parametrize("arch", ["mlp", "cnn"])
+def test_the_data_gradient_is_skipped_and_changes_no_parameter_gradient(arch):
+    """The encoder's first learning layer does not compute dL/dx (nobody reads it)."""
+    vae = build_vae(arch, 2, hidden=(16, 8), rng=np.random.default_rng(10))
+    first = next(layer for layer in vae.encoder.layers if layer.params)
+    assert first.needs_input_grad is False
+    assert all(layer.needs_input_grad for layer in vae.decoder.layers)
+    x = np.random.default_rng(11).uniform(0, 1, (4, 1, 28, 28)).astype(np.float32)
+    eps = np.random.default_rng(12).standard_normal((4, 2)).astype(np.float32)
+    vae.forward(x, eps)
+    vae.backward()
+    skipped = [g.copy() for _, g in vae.parameters()]
+    first.needs_input_grad = True
+    vae.forward(x, eps)
+    vae.backward()
+    for a, (_, b) in zip(skipped, vae.parameters(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    # and the layer itself: None instead of dx, the same weight gradient
+    first.needs_input_grad = False
+    dout = np.ones_like(first.forward(first.cache))
+    assert first.backward(dout) is None

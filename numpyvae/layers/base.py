@@ -13,6 +13,10 @@ life of the layer. Optimizer steps and checkpoint loads also write into
 
 State that is not learned (BatchNorm's running statistics) lives in
 ``buffers``.
+
+``needs_input_grad = False`` tells a layer that nothing upstream wants dL/dx
+(the first layer of an encoder, whose input is the data): Dense and Conv2d
+then skip that product and return None, and ``Sequential`` stops there.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ class Layer:
         self.buffers: dict[str, np.ndarray] = {}
         self.cache: Any = None
         self.training = True
+        self.needs_input_grad = True
 
     # -- the two methods a layer implements -------------------------------
     def forward(self, x: np.ndarray) -> np.ndarray:

@@ -73,8 +73,8 @@ class Conv2d(Layer):
         self.cache = x
         return y
 
-    def backward(self, dout: np.ndarray) -> np.ndarray:
-        """dout (N, F, Ho, Wo) → dx (N, C, H, W).
+    def backward(self, dout: np.ndarray) -> np.ndarray | None:
+        """dout (N, F, Ho, Wo) → dx (N, C, H, W) (None if ``needs_input_grad`` is off).
 
         y = Σ W·window, so dW[f,c,i,j] = Σ_{n,h,w} dY[n,f,h,w]·win[n,c,h,w,i,j], db = Σ_{n,h,w} dY,
         and each window hands dY·W back to the pixels it covered: dxp[win] += Σ_f dY[n,f,h,w] W[f].
@@ -86,6 +86,8 @@ class Conv2d(Layer):
         self.grads["weight"][...] = dw
         if "bias" in self.grads:
             self.grads["bias"][...] = db
+        if not self.needs_input_grad:
+            return None
         return kernels.conv2d_grad_input(dout, self.params["weight"], x.shape[2:],
                                          self.stride, self.padding)
 

@@ -54,8 +54,8 @@ class Dense(Layer):
         self.cache = x
         return y
 
-    def backward(self, dout: np.ndarray) -> np.ndarray:
-        """dout (N, D_out) → dx (N, D_in).
+    def backward(self, dout: np.ndarray) -> np.ndarray | None:
+        """dout (N, D_out) → dx (N, D_in) (None if ``needs_input_grad`` is off).
 
         y_nj = Σ_i x_ni W_ij + b_j, so  dX = dY Wᵀ,  dW = Xᵀ dY,  db = Σ_n dY.
         """
@@ -63,6 +63,8 @@ class Dense(Layer):
         _matmul(x.T, dout, out=self.grads["weight"])  # dW = Xᵀ dY, straight into the grad
         if "bias" in self.grads:
             self.grads["bias"][...] = dout.sum(axis=0)
+        if not self.needs_input_grad:
+            return None
         return _matmul(dout, self.params["weight"].T)
 
     def extra_repr(self) -> str:

@@ -24,9 +24,11 @@ class Sequential(Layer):
             x = layer.forward(x)
         return x
 
-    def backward(self, dout: np.ndarray) -> np.ndarray:
+    def backward(self, dout: np.ndarray) -> np.ndarray | None:
         for layer in reversed(self.layers):
             dout = layer.backward(dout)
+            if dout is None:  # a layer whose input needs no gradient: none below it learns
+                return None
         return dout
 
     def train(self) -> Sequential:
