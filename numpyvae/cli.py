@@ -318,6 +318,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         if not config.binarize:
             print("note: this run does not binarize: on grey-level pixels the Bernoulli "
                   "likelihood is\nnot normalised, so this is not a true log-probability.")
+    if vae.conditional:
+        print("Conditional model: each image is scored with its true label y, so these are "
+              "log p(x | y)\nand its ELBO, not log p(x).")
     constant = f" + {est.log_normalizer:.2f}" if est.log_normalizer else ""
     print(f"Check: the training loss on these images (recon without the constant, + KL, one z "
           f"each)\nis {loss:.2f}; −ELBO{constant} = {est.log_normalizer - est.elbo:.2f} "
