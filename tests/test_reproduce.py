@@ -307,3 +307,25 @@ def test_cli_rejects_an_unknown_experiment(capsys):
     assert "invalid choice" in capsys.readouterr().err
     with pytest.raises(ValueError, match="unknown experiment"):
         reproduce("/nonexistent", only=["nonsense"])
+
+
+def test_sigterm_stops_like_ctrl_c_and_records_the_invocation(shared_datasets, tmp_path):
+    """`kill` during training: exit 130, the resume hint, and sweep.json still written."""
+    import signal
+    import subprocess
+    import sys
+
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "numpyvae", "reproduce", "--quick", "--only", "ae", "--out",
+         str(out), "--data-dir", str(shared_datasets)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in proc.stdout:  # wait until training has started
+        if "training MLP" in line:
+            break
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "run the same command again" in err
+    record = json.loads((out / "sweep.json").read_text())[-1]
+    assert record["wall_seconds"] > 0 and record["only"] == ["ae"]

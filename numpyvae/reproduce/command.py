@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import shlex
+import signal
 import sys
 
 from .experiments import EXPERIMENTS
@@ -62,6 +63,9 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         done = sum(state == "finished" for _, state in status)
         print(f"{done} of {len(status)} runs finished")
         return 0
+    # `kill` (SIGTERM) stops the sweep like Ctrl-C, so sweep.json still records the
+    # invocation's wall time and what it trained
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         reproduce(args.out, quick=args.quick, only=args.only, data_dir=args.data_dir,
                   docs=args.docs)
@@ -71,4 +75,10 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
               f"last checkpoint: run the same command again:\n    python -m numpyvae {again}",
               file=sys.stderr)
         return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return 0
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
