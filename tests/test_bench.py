@@ -77,3 +77,26 @@ def test_compare_torch_without_torch_says_how_to_install(bench, monkeypatch, cap
     monkeypatch.setattr(bench, "torch_available", lambda: False)
     assert bench.main(["step", "--compare-torch"]) != 0
     assert 'pip install -e ".[bench]"' in capsys.readouterr().err
+
+
+def test_median_of_runs_takes_ratios_within_each_run(tmp_path, capsys):
+    spec = importlib.util.spec_from_file_location("median", BENCH.parent / "median.py")
+    median = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(median)
+
+    def run(one_ms: float, two_ms: float, torch_ms: float) -> list[dict]:
+        step = {"bench": "step", "framework": "numpyvae", "arch": "cnn", "batch": 256}
+        return [{**step, "threads": 1, "median_ms": one_ms, "cpu_model": "X", "commit": "c"},
+                {**step, "threads": 2, "median_ms": two_ms, "ours_over_torch": two_ms / torch_ms},
+                {"bench": "kernel", "layer": "L", "direction": "forward", "gemm_fraction": 0.3}]
+
+    paths = []
+    for i, (a, b, t) in enumerate([(300, 200, 400), (200, 100, 400), (330, 150, 300)]):
+        paths.append(tmp_path / f"r{i}.json")
+        paths[-1].write_text(json.dumps(run(a, b, t)))
+    assert median.main([str(p) for p in paths]) == 0
+    text = capsys.readouterr().out
+    # 2-vs-1 per run: 1.50, 2.00, 2.20 -> median 2.00 (the ratio of medians would be 1.5)
+    assert "cnn step, 2 threads vs 1                             2.00   (1.50, 2.00, 2.20)" in text
+    assert "cnn step, ours / torch" in text and "0.50   (0.50, 0.25, 0.50)" in text
+    assert median.main([str(tmp_path / "missing.json")]) == 2

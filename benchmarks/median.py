@@ -1,0 +1,91 @@
+"""The median over several ``bench.py --json`` runs, with each run's value beside it.
+
+    python benchmarks/median.py run1.json run2.json run3.json
+
+Shared machines are noisy: one run can be 30% off in either direction. This prints,
+for every row the runs share, the median and the per-run values; ratios (ours/torch,
+2 threads vs 1, the ceilings) are taken within each run first, then their median.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+
+def _key(row: dict[str, Any]) -> tuple:
+    if row["bench"] == "kernel":
+        return ("kernel", row["layer"], row["direction"])
+    if row["bench"] == "step":
+        return ("step", row["framework"], row["arch"], row["batch"], row["threads"])
+    return (row["bench"], row["threads"])
+
+
+def _line(label: str, values: Sequence[float], fmt: str) -> str:
+    each = ", ".join(format(v, fmt) for v in values)
+    return f"{label:<48} {format(statistics.median(values), fmt):>8}   ({each})"
+
+
+def summary(runs: Sequence[list[dict[str, Any]]]) -> list[str]:
+    by_key: dict[tuple, list[dict[str, Any]]] = {}
+    for rows in runs:
+        for row in rows:
+            by_key.setdefault(_key(row), []).append(row)
+    full = {k: v for k, v in by_key.items() if len(v) == len(runs)}  # rows every run has
+    info = runs[0][0]
+    out = [f"{len(runs)} runs on {info.get('cpu_model', '?')}, commit {info.get('commit', '?')}: "
+           "median (each run)", "", "Conv kernels, batch 256: fraction of the same run's GEMM"]
+    out += [_line(f"{k[1]} {k[2]}", [r["gemm_fraction"] for r in v], ".0%")
+            for k, v in full.items() if k[0] == "kernel"]
+    out += ["", "Training step, ms"]
+    out += [_line(f"{k[1]} {k[2]} batch {k[3]}, {k[4]} thread(s)",
+                  [r["median_ms"] for r in v], ".1f") for k, v in full.items() if k[0] == "step"]
+    out += ["", "Ratios within each run"]
+    for arch in ("mlp", "cnn"):
+        rows = [r for k, v in full.items() if k[:3] == ("step", "numpyvae", arch) for r in v
+                if "ours_over_torch" in r]
+        if len(rows) == len(runs):
+            out.append(_line(f"{arch} step, ours / torch", [r["ours_over_torch"] for r in rows],
+                             ".2f"))
+    one, two = full.get(("step", "numpyvae", "cnn", 256, 1)), full.get(("step", "numpyvae",
+                                                                         "cnn", 256, 2))
+    if one and two:
+        out.append(_line("cnn step, 2 threads vs 1",
+                         [a["median_ms"] / b["median_ms"] for a, b in zip(one, two, strict=True)],
+                         ".2f"))
+    c1, c2 = full.get(("ceiling", 1)), full.get(("ceiling", 2))
+    if c1 and c2:
+        for what, key in (("GEMM 1024", "gemm_ms"), ("streaming loop (memory)", "stream_ms")):
+            out.append(_line(f"ceiling: {what}, 2 threads vs 1",
+                             [a[key] / b[key] for a, b in zip(c1, c2, strict=True)], ".2f"))
+    cold = [r for v in full.values() for r in v if "cold_start_cold_s" in r]
+    if len(cold) == len(runs):
+        out.append(_line("import to first CNN step, cold numba cache, s",
+                         [r["cold_start_cold_s"] for r in cold], ".1f"))
+        out.append(_line("import to first CNN step, warm numba cache, s",
+                         [r["cold_start_warm_s"] for r in cold], ".1f"))
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    paths = list(sys.argv[1:] if argv is None else argv)
+    if not paths:
+        print("usage: python benchmarks/median.py RUN.json [RUN.json ...]", file=sys.stderr)
+        return 2
+    runs = []
+    for path in paths:
+        try:
+            with open(path) as f:
+                runs.append(json.load(f))
+        except (OSError, json.JSONDecodeError) as e:
+            print(f"error: cannot read {path} as a bench.py --json file: {e}", file=sys.stderr)
+            return 2
+    print("\n".join(summary(runs)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
