@@ -17,7 +17,8 @@ def _run(args: list[str], env: dict | None = None, cwd: Path | None = None):
 
 def test_every_example_is_covered():
     assert {p.name for p in EXAMPLES.glob("*.py")} == {
-        "train_mlp_mnist.py", "train_cnn_fashion.py", "gradcheck_your_layer.py"}
+        "train_mlp_mnist.py", "train_cnn_fashion.py", "gradcheck_your_layer.py",
+        "conditional_mnist.py"}
 
 
 @pytest.mark.parametrize("script", ["train_mlp_mnist.py", "train_cnn_fashion.py"])
@@ -38,3 +39,13 @@ def test_gradcheck_your_layer_example():
     assert any(line.startswith("LeakyReLU") and line.endswith("PASS") for line in lines)
     assert any(line.startswith("BuggyTanh") and line.endswith("FAIL") for line in lines)
     assert "BuggyTanh should fail, and did." in result.stdout
+
+
+def test_conditional_example(shared_datasets, tmp_path):
+    env = {**os.environ, "NUMPYVAE_DATA": str(shared_datasets)}
+    out = tmp_path / "run"
+    result = _run([str(EXAMPLES / "conditional_mnist.py"), "--epochs", "1", "--train-subset",
+                   "512", "--out", str(out)], env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (out / "class_grid.png").is_file() and "eight 7s" in result.stdout
+    assert "log p(x | y) on 200 test images" in result.stdout
