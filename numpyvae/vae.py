@@ -24,6 +24,7 @@ import numpy as np
 
 from .encoder_decoder import OUTPUT_ACTIVATIONS, EncoderDecoder, Losses
 from .layers.activations import Softplus
+from .layers.base import Layer
 
 __all__ = ["VAE", "Losses", "OUTPUT_ACTIVATIONS", "VARIANCE_FLOOR"]
 
@@ -34,11 +35,18 @@ class VAE(EncoderDecoder):
     """A VAE around any encoder (x → (N, 2z)) and decoder (z → x̂'s pre-activation).
 
     Shapes: x (N, 1, 28, 28) for the report's models; z (N, latent_dim); labels y (N,).
-    Constructor arguments are ``EncoderDecoder``'s.
     """
 
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(
+        self,
+        encoder: Layer,
+        decoder: Layer,
+        latent_dim: int,
+        c: float = 0.05,
+        output_activation: str = "sigmoid",
+        likelihood: str = "gaussian",
+    ) -> None:
+        super().__init__(encoder, decoder, latent_dim, c, output_activation, likelihood)
         self.softplus = Softplus()
 
     # -- inference ----------------------------------------------------------
