@@ -303,7 +303,7 @@ def save_samples(
     if y is not None and label is None:
         label = f"class {labels}" if np.ndim(labels) == 0 else None
     with _eval_mode(vae):
-        images = _decode(vae, z, _labels_for(vae, y, n) if y is not None else None)
+        images = _decode(vae, z, y)  # a plain model refuses labels
     cols = math.ceil(math.sqrt(n))
     rows = math.ceil(n / cols)
     fig = new_figure(6.0, 6.0 * rows / cols + 0.5)
