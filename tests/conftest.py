@@ -17,7 +17,7 @@ def _fp_errors_raise():
         yield
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")  # a path that never changes: module fixtures may use it
 def shared_datasets() -> Path:
     """The verified MNIST / Fashion-MNIST mirror beside the checkout.
 

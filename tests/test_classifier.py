@@ -1,8 +1,6 @@
 """The sample-scoring classifier: whole-model gradient check, training on real MNIST,
 the two scores, and its file round trip."""
 
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -38,23 +36,10 @@ def test_backward_before_forward_and_bad_widths():
         Classifier(hidden=(0,))
 
 
-def data_mirror() -> Path:
-    """The data mirror, with the rules of conftest's shared_datasets: skip on a user's machine
-    without it, fail under CI."""
-    from conftest import SHARED_DATASETS
-
-    if not (SHARED_DATASETS / "mnist").is_dir():
-        if os.environ.get("CI"):
-            pytest.fail(f"CI is set but the data mirror is missing: {SHARED_DATASETS}")
-        pytest.skip(f"no data mirror at {SHARED_DATASETS}")
-    return SHARED_DATASETS
-
-
 @pytest.fixture(scope="module")
-def mnist_small():
-    mirror = data_mirror()  # a module-scoped fixture cannot use shared_datasets
-    x, y = data.load("mnist", "train", mirror)
-    xt, yt = data.load("mnist", "test", mirror)
+def mnist_small(shared_datasets):
+    x, y = data.load("mnist", "train", shared_datasets)
+    xt, yt = data.load("mnist", "test", shared_datasets)
     return x[:6000], y[:6000], xt[:1000], yt[:1000]
 
 

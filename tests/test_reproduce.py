@@ -1,9 +1,7 @@
 """reproduce: the plan of runs, the claim rules on synthetic numbers, and --quick end to end."""
 
 import json
-import os
 import time
-from pathlib import Path
 
 import pytest
 
@@ -162,29 +160,16 @@ def test_claim_inputs_average_over_seeds_and_pick_the_reference_runs():
 # -- --quick end to end -----------------------------------------------------------
 
 
-def data_mirror() -> Path:
-    """The data mirror, with the rules of conftest's shared_datasets: skip on a user's machine
-    without it, fail under CI."""
-    from conftest import SHARED_DATASETS
-
-    if not (SHARED_DATASETS / "mnist").is_dir():
-        if os.environ.get("CI"):
-            pytest.fail(f"CI is set but the data mirror is missing: {SHARED_DATASETS}")
-        pytest.skip(f"no data mirror at {SHARED_DATASETS}")
-    return SHARED_DATASETS
-
-
 @pytest.fixture(scope="module")
-def quick_run(tmp_path_factory):
-    mirror = data_mirror()  # a module-scoped fixture cannot use shared_datasets
+def quick_run(tmp_path_factory, shared_datasets):
     base = tmp_path_factory.mktemp("reproduce")
     out, docs = base / "out", base / "docs"
     lines: list[str] = []
     t0 = time.perf_counter()
-    result = reproduce(out, quick=True, data_dir=str(mirror), docs=docs,
+    result = reproduce(out, quick=True, data_dir=str(shared_datasets), docs=docs,
                        log=lines.append)
     return {"out": out, "docs": docs, "result": result, "log": lines,
-            "seconds": time.perf_counter() - t0, "data": mirror}
+            "seconds": time.perf_counter() - t0, "data": shared_datasets}
 
 
 def test_quick_writes_results_json(quick_run, shared_datasets):
