@@ -150,7 +150,7 @@ def forward_flops_per_image(vae: Any) -> int:
     A conv applies its weight at every output pixel, a transposed conv at every
     input pixel, a dense layer once per image.
     """
-    from numpyvae.layers import Conv2d, ConvTranspose2d, Dense
+    from numpyvae.nn import Conv2d, ConvTranspose2d, Dense
 
     total = 0
     for _, layer, x_shape, y_shape in walk(vae):
@@ -173,8 +173,8 @@ def cnn_convs() -> list[dict[str, Any]]:
     weight. A transposed conv is the same conv run backwards: its input is the
     conv's output, its output the conv's input, its weight already (F, C, K, K).
     """
-    from numpyvae.layers import Conv2d, ConvTranspose2d
-    from numpyvae.models import build_cnn_vae
+    from numpyvae.models.architectures import build_cnn_vae
+    from numpyvae.nn import Conv2d, ConvTranspose2d
 
     convs, counts = [], {}
     for name, layer, x_shape, y_shape in walk(build_cnn_vae(LATENT_DIM)):
@@ -233,7 +233,7 @@ def conv_directions(conv: dict[str, Any], batch: int) -> dict[str, Callable[[], 
 
 def bench_kernels(batch: int, threads: int, repeats: int) -> list[dict[str, Any]]:
     """One row per (layer, direction); each direction costs 2·N·Ho·Wo·F·C·K² FLOPs."""
-    from numpyvae.threads import set_threads
+    from numpyvae.kernels.threads import set_threads
 
     set_threads(threads)
     gemm = gemm_gflops(repeats)
@@ -262,8 +262,8 @@ def bench_kernels(batch: int, threads: int, repeats: int) -> list[dict[str, Any]
 # ----------------------------------------------------------------------------
 def numpyvae_step(arch: str, batch: int) -> tuple[Callable[[], Any], int]:
     """A training step of our model on fixed random data, and its forward FLOPs per image."""
-    from numpyvae.models import build_vae
-    from numpyvae.optim import Adam
+    from numpyvae.models.architectures import build_vae
+    from numpyvae.nn.adam import Adam
 
     rng = np.random.default_rng(0)
     vae = build_vae(arch, LATENT_DIM, rng=rng)
@@ -312,7 +312,7 @@ def measure_step(framework: str, arch: str, batch: int, threads: int,
                           "architecture": torch.backends.cpu.get_cpu_capability()}]}
         flops = None  # the parent fills it in from our model: the architecture is the same
     else:
-        from numpyvae.threads import set_threads
+        from numpyvae.kernels.threads import set_threads
 
         set_threads(threads)
         step, flops = numpyvae_step(arch, batch)
@@ -345,7 +345,7 @@ def _stream_loop(n: int) -> Any:
 def ceiling_worker(threads: int, repeats: int) -> dict[str, Any]:
     """At ``threads`` threads: a 1024² float32 GEMM (compute-bound) and a streaming loop
     (memory-bound), the two limits the training step's kernels live between."""
-    from numpyvae.threads import set_threads
+    from numpyvae.kernels.threads import set_threads
 
     set_threads(threads)
     n = 16_000_000  # 64 MB in, 64 MB out
@@ -366,7 +366,7 @@ def thread_ceiling(thread_counts: Sequence[int], repeats: int) -> list[dict[str,
 
 def cold_start_worker(t0: float, threads: int, batch: int) -> dict[str, Any]:
     """Called right after ``import numpyvae``, timed from just before it."""
-    from numpyvae.threads import set_threads
+    from numpyvae.kernels.threads import set_threads
 
     set_threads(threads)
     step, _ = numpyvae_step("cnn", batch)
@@ -543,7 +543,7 @@ def print_summary(rows: list[dict[str, Any]]) -> None:
 
 def write_json(path: str, rows: list[dict[str, Any]]) -> None:
     """Write atomically (temporary name, then rename): a reader never sees half a file."""
-    from numpyvae.checkpoint import write_json as write_json_atomic
+    from numpyvae.training.checkpoint import write_json as write_json_atomic
 
     write_json_atomic(Path(path).resolve(), rows)
 
@@ -584,7 +584,7 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"bench extra (torch==2.13.0, CPU build) from the repository root:\n"
               f"    {INSTALL_TORCH}", file=sys.stderr)
         return 2
-    from numpyvae.threads import max_threads
+    from numpyvae.kernels.threads import max_threads
 
     threads = args.threads or max_threads()
     if threads > max_threads():

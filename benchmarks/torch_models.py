@@ -1,8 +1,9 @@
-"""The report's two VAEs in PyTorch, layer for layer as numpyvae/models.py builds them.
+"""The report's two VAEs in PyTorch, layer for layer as numpyvae/models/architectures.py
+builds them.
 
 Only the benchmark's ``--compare-torch`` uses this file: PyTorch is never a
 dependency of numpyvae (``pip install -e ".[bench]"`` brings it in). The loss is
-the one numpyvae/vae.py computes, so both frameworks do the same work per step:
+the one numpyvae/models/vae.py computes, so both frameworks do the same work per step:
 
     [m, h] = encoder(x),  v = softplus(h) + 1e-8,  z = m + √v ⊙ ε,  x̂ = sigmoid(decoder(z))
     loss   = mean over the batch of  Σ (x − x̂)² / (2c)  +  ½ Σ (v + m² − 1 − log v)
@@ -64,7 +65,7 @@ def cnn_parts(latent_dim: int) -> tuple[nn.Module, ...]:
 
 
 class TorchVAE(nn.Module):
-    """Encoder, reparameterization, decoder and the mean loss of numpyvae.vae.VAE."""
+    """Encoder, reparameterization, decoder and the mean loss of numpyvae.models.vae.VAE."""
 
     def __init__(self, encoder: nn.Module, decoder: nn.Module, latent_dim: int,
                  c: float = 0.05) -> None:

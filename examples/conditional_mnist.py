@@ -14,10 +14,10 @@ import argparse
 import numpy as np
 
 from numpyvae import data
-from numpyvae.iwae import log_likelihood
-from numpyvae.plots import save_class_samples
-from numpyvae.run import load_run
-from numpyvae.train import TrainConfig, train, unique_run_dir
+from numpyvae.cli.plots import save_class_samples
+from numpyvae.models.iwae import log_likelihood
+from numpyvae.training.run import load_run
+from numpyvae.training.train import TrainConfig, train, unique_run_dir
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--epochs", type=int, default=15)

@@ -11,8 +11,8 @@ import sys
 
 import numpy as np
 
-from numpyvae.gradcheck import gradcheck_layer
-from numpyvae.layers import Layer
+from numpyvae.nn import Layer
+from numpyvae.nn.gradcheck import gradcheck_layer
 
 
 class LeakyReLU(Layer):

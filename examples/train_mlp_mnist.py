@@ -6,7 +6,7 @@
 
 import argparse
 
-from numpyvae.train import TrainConfig, train, unique_run_dir
+from numpyvae.training.train import TrainConfig, train, unique_run_dir
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--epochs", type=int, default=15)

@@ -1,7 +1,7 @@
-"""``python -m numpyvae``: see numpyvae/cli.py."""
+"""``python -m numpyvae``: see numpyvae/cli/main.py."""
 
 import sys
 
-from .cli import main
+from .cli.main import main
 
 sys.exit(main())

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from numpyvae.models import build_cnn_vae, build_mlp_vae
+from numpyvae.models.architectures import build_cnn_vae, build_mlp_vae
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench.py"
 REQUIRED = {"bench", "arch", "batch", "threads", "median_ms", "gflops",

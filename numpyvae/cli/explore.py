@@ -38,8 +38,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.widgets import Slider
 
+from ..models.encoder_decoder import EncoderDecoder
 from . import plots
-from .encoder_decoder import EncoderDecoder
 
 MAX_SLIDERS = 10
 # Slider range ±3: the prior N(0, 1) puts 99.7 % of each coordinate's mass there.
@@ -383,9 +383,9 @@ def explore(
     data_dir: str | None = None,
 ) -> int:
     """The ``explore`` command: a window, or the view as a PNG (see the module docstring)."""
-    from . import data
-    from .run import load_run
-    from .train import evaluation_images
+    from .. import data
+    from ..training.run import load_run
+    from ..training.train import evaluation_images
 
     run_dir = Path(run_dir)
     if not run_dir.is_dir():

@@ -2,7 +2,7 @@
 
 Run it with ``python -m numpyvae.gradcheck`` (or ``python -m numpyvae gradcheck``).
 Each row compares one hand-written gradient (with respect to the input, a
-weight or a bias) with central finite differences; see ``numpyvae.gradcheck``
+weight or a bias) with central finite differences; see ``numpyvae.nn.gradcheck``
 for the rule. The exit code is 0 only if every row passes.
 """
 
@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .gradcheck import MAX_ENTRIES, STEP, TOLERANCE, GradResult, gradcheck_layer
-from .layers import (
+from ..models.likelihoods import Bernoulli, Gaussian, Likelihood
+from ..nn import (
     ELU,
     BatchNorm2d,
     ConcatLabels,
@@ -31,7 +31,7 @@ from .layers import (
     Sigmoid,
     Softplus,
 )
-from .likelihoods import Bernoulli, Gaussian, Likelihood
+from ..nn.gradcheck import MAX_ENTRIES, STEP, TOLERANCE, GradResult, gradcheck_layer
 
 F64 = np.float64
 Builder = Callable[[np.random.Generator], tuple[Layer, np.ndarray]]

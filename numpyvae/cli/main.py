@@ -8,7 +8,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from . import data
+from .. import data
 
 RUNS_DIR = Path("runs")
 
@@ -78,7 +78,7 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _config_from_args(args: argparse.Namespace):
-    from .train import TrainConfig
+    from ..training.train import TrainConfig
 
     names = ("arch", "model", "dataset", "latent_dim", "hidden", "epochs", "lr", "batch_size", "c",
              "seed", "train_subset", "test_subset", "data_dir", "conditional", "likelihood",
@@ -90,7 +90,7 @@ def _config_from_args(args: argparse.Namespace):
         cfg_path = Path(args.out) / "config.json"
         if not cfg_path.is_file():
             raise FileNotFoundError(f"--resume: no run to continue, {cfg_path} does not exist")
-        from .run import read_json
+        from ..training.run import read_json
 
         saved = read_json(cfg_path)
         saved.update(given)
@@ -99,7 +99,7 @@ def _config_from_args(args: argparse.Namespace):
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .train import TrainingDiverged, train, unique_run_dir
+    from ..training.train import TrainingDiverged, train, unique_run_dir
 
     config = _config_from_args(args)
     config.validate()
@@ -118,7 +118,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                 "(nothing was overwritten)"
             )
     if args.threads is not None:
-        from .threads import set_threads
+        from ..kernels.threads import set_threads
 
         set_threads(args.threads)
     _ensure_data(config.dataset, config.data_dir)
@@ -172,8 +172,8 @@ def _run_parser(
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
+    from ..training.run import load_run
     from .plots import save_samples
-    from .run import load_run
 
     run = load_run(args.run)
     vae = run.vae
@@ -198,16 +198,16 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
+    from ..training.run import load_run
     from .plots import make_figures
-    from .run import load_run
 
     run = load_run(args.run)
     out = Path(args.out) if args.out else Path(args.run)
     x_test, y_test = data.load(run.config.dataset, "test", args.data_dir or run.config.data_dir)
     paths = make_figures(run.vae, x_test, y_test, run.history, out, seed=args.seed)
     if (Path(args.run) / "final.json").is_file():
-        from .checkpoint import atomic_write
-        from .run import summary_markdown
+        from ..training.checkpoint import atomic_write
+        from ..training.run import summary_markdown
 
         text = summary_markdown(args.run)
         atomic_write(out / "summary.md", lambda tmp: Path(tmp).write_text(text))
@@ -261,11 +261,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     import os
     import time
 
-    from .checkpoint import write_json
-    from .iwae import default_max_rows, log_likelihood
-    from .run import load_run
-    from .train import Progress, _fmt_seconds, evaluate, evaluation_images
-    from .vae import VAE
+    from ..models.iwae import default_max_rows, log_likelihood
+    from ..models.vae import VAE
+    from ..training.checkpoint import write_json
+    from ..training.run import load_run
+    from ..training.train import Progress, _fmt_seconds, evaluate, evaluation_images
 
     if args.iw < 1:
         raise ValueError(f"--iw must be >= 1, got {args.iw}")
@@ -355,7 +355,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_plot)
     _explore_parser(sub)
     _evaluate_parser(sub)
-    from .reproduce.command import add_parser as add_reproduce_parser
+    from ..reproduce.command import add_parser as add_reproduce_parser
 
     add_reproduce_parser(sub)
     # Listed for --help only: main() hands "gradcheck" to gradcheck_report before parsing.

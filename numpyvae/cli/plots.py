@@ -34,8 +34,8 @@ from matplotlib.ticker import MaxNLocator
 from PIL import Image
 from scipy.special import ndtri  # the standard normal's quantile function, norm.ppf
 
-from .checkpoint import atomic_write
-from .vae import VAE
+from ..models.vae import VAE
+from ..training.checkpoint import atomic_write
 
 BATCH = 1000  # images per model call: a few MB of activations for either model
 DPI = 100

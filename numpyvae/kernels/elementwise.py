@@ -15,7 +15,7 @@ memory; the layers keep the readable NumPy form as their reference.
 - ``small_matmul``: a @ b on the calling thread, for Dense layers' small products.
 - ``adam_update``: Adam's moment updates and parameter step in one pass, with
   the same operations in the same order as the NumPy reference, so the results
-  are bitwise those of ``numpyvae.optim.Adam``'s reference path.
+  are bitwise those of ``numpyvae.nn.adam.Adam``'s reference path.
 
 Parallel loops split independent outputs only (chunks of a flat array, or
 (n, c) planes); per-plane partial sums are added per channel in a fixed order
@@ -400,7 +400,7 @@ def small_matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) ->
 # Adam
 # ----------------------------------------------------------------------------
 # No fastmath: every operation rounds as NumPy's does, so the update is bitwise
-# the reference's (numpyvae.optim.Adam._step_numpy).
+# the reference's (numpyvae.nn.adam.Adam._step_numpy).
 @numba.njit(cache=True, error_model="numpy")
 def _adam_chunk(p, g, m, v, b1, one_minus_b1, b2, one_minus_b2, c1, c2, lr, eps):
     for i in range(p.size):

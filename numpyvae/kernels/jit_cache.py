@@ -15,7 +15,7 @@ import pkgutil
 def _dispatchers() -> list:
     from numba.core.registry import CPUDispatcher
 
-    from . import kernels
+    from .. import kernels
 
     found = []
     for info in pkgutil.iter_modules(kernels.__path__, kernels.__name__ + "."):

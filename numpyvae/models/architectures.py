@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from .layers import (
+from ..nn import (
     ELU,
     BatchNorm2d,
     ConcatLabels,

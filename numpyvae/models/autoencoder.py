@@ -29,8 +29,8 @@ from typing import Any
 
 import numpy as np
 
+from .architectures import DEFAULT_HIDDEN, mlp_encoder_decoder
 from .encoder_decoder import EncoderDecoder, Losses
-from .models import DEFAULT_HIDDEN, mlp_encoder_decoder
 
 
 class Autoencoder(EncoderDecoder):

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .layers.base import Layer
-from .layers.concat_labels import ConcatLabels
-from .layers.sequential import Sequential
+from ..nn.concat_labels import ConcatLabels
+from ..nn.layer import Layer
+from ..nn.sequential import Sequential
 from .likelihoods import LIKELIHOODS, OUTPUT_ACTIVATIONS, Likelihood, make_likelihood
 
 __all__ = ["EncoderDecoder", "Losses", "LIKELIHOODS", "OUTPUT_ACTIVATIONS"]

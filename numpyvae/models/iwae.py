@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy.special import logsumexp
 
-from .layers import Conv2d, ConvTranspose2d
+from ..nn import Conv2d, ConvTranspose2d
 from .vae import VAE
 
 __all__ = ["IWEstimate", "log_likelihood", "log_weights"]

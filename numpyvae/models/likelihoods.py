@@ -21,7 +21,7 @@ import math
 
 import numpy as np
 
-from .layers.activations import Sigmoid
+from ..nn.activations import Sigmoid
 
 LIKELIHOODS = ("gaussian", "bernoulli")
 OUTPUT_ACTIVATIONS = ("sigmoid", "identity")

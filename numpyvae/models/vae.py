@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..nn.activations import Softplus
+from ..nn.layer import Layer
 from .encoder_decoder import OUTPUT_ACTIVATIONS, EncoderDecoder, Losses
-from .layers.activations import Softplus
-from .layers.base import Layer
 
 __all__ = ["VAE", "Losses", "OUTPUT_ACTIVATIONS", "VARIANCE_FLOOR"]
 

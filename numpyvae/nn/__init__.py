@@ -1,12 +1,12 @@
 """Layers with hand-written forward and backward passes."""
 
 from .activations import ELU, Sigmoid, Softplus
-from .base import Layer
-from .batchnorm import BatchNorm2d
+from .batchnorm2d import BatchNorm2d
 from .concat_labels import ConcatLabels
-from .conv import Conv2d
-from .conv_transpose import ConvTranspose2d
+from .conv2d import Conv2d
+from .conv_transpose2d import ConvTranspose2d
 from .dense import Dense
+from .layer import Layer
 from .sequential import Sequential
 from .shape import Flatten, Reshape
 

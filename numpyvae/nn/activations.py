@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..kernels import elementwise
-from .base import Layer
+from .layer import Layer
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
@@ -33,7 +33,7 @@ class _Elementwise(Layer):
     """Shared input check: any shape, float32 or float64."""
 
     def _check(self, x: np.ndarray) -> None:
-        self._check_input(x, np.ndim(x), "(N, *) of floats")
+        self.check_input(x)
 
 
 class ELU(_Elementwise):

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from .kernels import elementwise
+from ..kernels import elementwise
 
 
 class Adam:

@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ..kernels import elementwise
-from .base import Layer
+from .layer import Layer
 
 AXES = (0, 2, 3)  # every axis but the channel: statistics are per channel
 
@@ -73,12 +73,7 @@ class BatchNorm2d(Layer):
         Runs the fused numba kernels unless ``use_kernels`` is False; ``_forward_numpy``
         below is the same computation in plain NumPy (the reference the tests hold it to).
         """
-        self._check_input(x, 4, f"(N, {self.num_features}, H, W)")
-        if x.shape[1] != self.num_features:
-            raise ValueError(
-                f"BatchNorm2d: expected input of shape (N, {self.num_features}, H, W), "
-                f"got shape {x.shape}"
-            )
+        self.check_input(x, (None, self.num_features, None, None))
         if self.training and x.shape[0] * x.shape[2] * x.shape[3] < 2:
             raise ValueError(
                 f"BatchNorm2d: training needs more than 1 value per channel, "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Layer
+from .layer import Layer
 
 
 class ConcatLabels(Layer):
@@ -34,7 +34,7 @@ class ConcatLabels(Layer):
         self.labels = labels
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        self._check_input(x, 2, "(N, D)")
+        self.check_input(x, (None, None))
         if self.labels is None:
             raise ValueError("ConcatLabels: no labels set: this model is conditional, "
                              "give it the class labels")

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from .. import kernels
-from .base import Layer
+from .layer import Layer
 
 
 class Conv2d(Layer):
@@ -59,11 +59,8 @@ class Conv2d(Layer):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """x (N, C, H, W) → y (N, F, Ho, Wo)."""
-        self._check_input(x, 4, f"(N, {self.in_channels}, H, W)")
+        self.check_input(x, (None, self.in_channels, None, None))
         _, C, H, W = x.shape
-        if C != self.in_channels:
-            raise ValueError(f"Conv2d: expected input of shape (N, {self.in_channels}, H, W), "
-                             f"got shape {x.shape} ({C} channels)")
         K, p = self.kernel_size, self.padding
         if H + 2 * p < K or W + 2 * p < K:
             raise ValueError(f"Conv2d: expected a spatial size of at least {K - 2 * p}x{K - 2 * p} "

@@ -7,8 +7,8 @@ from typing import Any
 import numpy as np
 
 from .. import kernels
-from .base import Layer
-from .conv import _check_grad_shape, _check_hyper
+from .conv2d import _check_grad_shape, _check_hyper
+from .layer import Layer
 
 
 class ConvTranspose2d(Layer):
@@ -74,11 +74,8 @@ class ConvTranspose2d(Layer):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """x (N, C_in, H, W) → y (N, C_out, Hout, Wout)."""
-        self._check_input(x, 4, f"(N, {self.in_channels}, H, W)")
+        self.check_input(x, (None, self.in_channels, None, None))
         _, C, H, W = x.shape
-        if C != self.in_channels:
-            raise ValueError(f"ConvTranspose2d: expected input of shape (N, {self.in_channels}, "
-                             f"H, W), got shape {x.shape} ({C} channels)")
         Hout, Wout = self.output_size(H, W)
         if H < 1 or W < 1 or Hout < 1 or Wout < 1:
             raise ValueError(f"ConvTranspose2d: input {H}x{W} is too small for kernel "

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from ..kernels import elementwise
-from .base import Layer
+from .layer import Layer
 
 
 class Dense(Layer):
@@ -43,11 +43,7 @@ class Dense(Layer):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """x (N, D_in) → y (N, D_out)."""
-        self._check_input(x, 2, f"(N, {self.in_features})")
-        if x.shape[1] != self.in_features:
-            raise ValueError(
-                f"Dense: expected input of shape (N, {self.in_features}), got shape {x.shape}"
-            )
+        self.check_input(x, (None, self.in_features))
         y = _matmul(x, self.params["weight"])
         if "bias" in self.params:
             y += self.params["bias"]

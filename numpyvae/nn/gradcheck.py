@@ -20,7 +20,6 @@ Run ``python -m numpyvae.gradcheck`` for a table over every layer.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -126,13 +125,3 @@ def gradcheck_layer(layer, x: np.ndarray, seed: int = 0, max_entries: int = MAX_
     finally:
         for k, v in layer.named_arrays().items():
             v[...] = saved[k]
-
-
-def main(argv: list[str] | None = None) -> int:
-    from .gradcheck_report import run_report
-
-    return run_report(argv)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

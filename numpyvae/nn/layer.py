@@ -17,6 +17,19 @@ State that is not learned (BatchNorm's running statistics) lives in
 ``needs_input_grad = False`` tells a layer that nothing upstream wants dL/dx
 (the first layer of an encoder, whose input is the data): Dense and Conv2d
 then skip that product and return None, and ``Sequential`` stops there.
+
+Inference: ``layer.infer(x)`` gives the same y as ``forward`` in the layer's
+current mode, but keeps nothing: the cache a pending ``backward`` needs is left
+as it was, and no buffer (BatchNorm's running statistics) moves. Encoding,
+decoding and sampling run through it, so they may happen between a training
+forward and its backward. A layer made of layers (``Sequential``) runs its
+children's ``infer``.
+
+Validation happens once, at the layer's boundary: ``forward`` starts with
+``self.check_input(x, shape)`` and ``backward`` with
+``self.check_dout(dout, shape, dtype)``; both raise a ValueError that names
+the layer, what it expected and what came. What runs below them (the math,
+the kernels) checks nothing again.
 """
 
 from __future__ import annotations
@@ -53,6 +66,17 @@ class Layer:
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         return self.forward(x)
+
+    def infer(self, x: np.ndarray) -> np.ndarray:
+        """y = f(x) in the current mode, keeping nothing: no cache, no buffer update."""
+        cache = self.cache
+        buffers = {k: v.copy() for k, v in self.buffers.items()}
+        try:
+            return self.forward(x)
+        finally:
+            self.cache = cache
+            for k, v in buffers.items():
+                self.buffers[k][...] = v
 
     # -- shared plumbing --------------------------------------------------
     def add_param(self, name: str, value: np.ndarray) -> None:
@@ -99,17 +123,30 @@ class Layer:
             )
         return self.cache
 
-    def _check_input(self, x: np.ndarray, ndim: int | tuple[int, ...], what: str) -> None:
-        """Raise a ValueError naming the layer, what it expected and what came."""
+    def check_input(self, x: Any, shape: tuple[int | None, ...] | None = None) -> None:
+        """Raise a ValueError unless x is a float array of the given shape.
+
+        ``shape`` lists the expected sizes, None where any size goes, e.g.
+        (None, 784) for (N, 784); None itself allows any shape with a batch axis.
+        The batch (the first axis) must not be empty. A layer with parameters
+        also needs x in its own dtype.
+        """
         name = type(self).__name__
+        what = "(N, ...)" if shape is None else _shape_text(shape)
         if not isinstance(x, np.ndarray):
-            raise ValueError(f"{name}: expected a NumPy array {what}, got {type(x).__name__}")
-        ndims = (ndim,) if isinstance(ndim, int) else ndim
-        if x.ndim not in ndims:
-            raise ValueError(
-                f"{name}: expected input of shape {what} ({' or '.join(map(str, ndims))} dims), "
-                f"got shape {x.shape}"
-            )
+            raise ValueError(f"{name}: expected a NumPy array of shape {what}, "
+                             f"got {type(x).__name__}")
+        if shape is not None and x.ndim != len(shape):
+            raise ValueError(f"{name}: expected input of shape {what} ({len(shape)} dims), "
+                             f"got shape {x.shape}")
+        for axis, (got, want) in enumerate(zip(x.shape, shape or (), strict=False)):
+            if want is not None and got != want:
+                unit = "channels" if len(shape) == 4 and axis == 1 else "values on axis"
+                raise ValueError(f"{name}: expected input of shape {what}, got shape {x.shape} "
+                                 f"({got} {unit} where {want} are expected)")
+        if x.ndim < 1 or x.shape[0] == 0:
+            raise ValueError(f"{name}: expected a batch of at least 1 sample, "
+                             f"got shape {x.shape}")
         if x.dtype not in FLOAT_DTYPES:
             raise ValueError(f"{name}: expected a float32 or float64 input, got dtype {x.dtype}")
         if self.params and x.dtype != self.dtype:
@@ -118,6 +155,15 @@ class Layer:
                 f"build the layer with dtype=np.{x.dtype} or cast the input"
             )
 
+    def check_dout(self, dout: Any, shape: tuple[int, ...], dtype: Any) -> None:
+        """Raise a ValueError unless dout has forward's output shape and dtype."""
+        if (not isinstance(dout, np.ndarray) or dout.shape != tuple(shape)
+                or dout.dtype != np.dtype(dtype)):
+            got = (f"shape {dout.shape} dtype {dout.dtype}" if isinstance(dout, np.ndarray)
+                   else type(dout).__name__)
+            raise ValueError(f"{type(self).__name__}.backward: expected dout of shape "
+                             f"{tuple(shape)} and dtype {np.dtype(dtype)}, got {got}")
+
     def extra_repr(self) -> str:
         return ""
 
@@ -125,3 +171,10 @@ class Layer:
         n = self.num_params()
         count = f"  # {n:,} params" if n else ""
         return f"{type(self).__name__}({self.extra_repr()}){count}"
+
+
+def _shape_text(shape: tuple[int | None, ...]) -> str:
+    """(None, 784) → "(N, 784)", (None, 3, None, None) → "(N, 3, H, W)": free axes by name."""
+    names = {2: "ND", 3: "NCL", 4: "NCHW"}.get(len(shape), "N" + "ABCDEFGHIJ")
+    parts = [names[i] if s is None else str(s) for i, s in enumerate(shape)]
+    return "(" + ", ".join(parts) + ("," if len(parts) == 1 else "") + ")"

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import Layer
+from .layer import Layer
 
 
 class Sequential(Layer):

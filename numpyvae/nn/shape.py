@@ -6,14 +6,14 @@ import math
 
 import numpy as np
 
-from .base import Layer
+from .layer import Layer
 
 
 class Flatten(Layer):
     """(N, d1, d2, ...) → (N, d1·d2·...), like PyTorch's ``Flatten()`` (start_dim=1)."""
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        self._check_input(x, np.ndim(x), "(N, ...)")
+        self.check_input(x)
         if x.ndim < 2:
             raise ValueError(
                 f"Flatten: expected input of shape (N, ...) with at least 2 dims, "
@@ -48,7 +48,7 @@ class Reshape(Layer):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         what = f"(N, {self.size}) or (N, ...) with {self.size} values per sample"
-        self._check_input(x, np.ndim(x), what)
+        self.check_input(x)
         if x.ndim < 2 or math.prod(x.shape[1:]) != self.size:
             raise ValueError(f"Reshape: expected input of shape {what}, got shape {x.shape}")
         self.cache = x.shape

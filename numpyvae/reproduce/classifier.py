@@ -24,12 +24,12 @@ from typing import Any
 
 import numpy as np
 
-from . import data
-from .checkpoint import load_arrays_into, load_checkpoint, save_checkpoint
-from .layers import Flatten, Sequential
-from .losses import softmax, softmax_cross_entropy
-from .models import PIXELS, _mlp
-from .optim import Adam
+from .. import data
+from ..models.architectures import PIXELS, _mlp
+from ..nn import Flatten, Sequential
+from ..nn.adam import Adam
+from ..nn.losses import softmax, softmax_cross_entropy
+from ..training.checkpoint import load_arrays_into, load_checkpoint, save_checkpoint
 
 NUM_CLASSES = 10
 DEFAULT_HIDDEN = (256, 128)

@@ -51,7 +51,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
     if args.threads is not None:
-        from ..threads import set_threads
+        from ..kernels.threads import set_threads
 
         set_threads(args.threads)
     from .sweep import plan_status, reproduce

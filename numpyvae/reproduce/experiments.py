@@ -13,9 +13,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
-from ..models import DEFAULT_HIDDEN
-from ..report_figures import report_figure
-from ..train import TrainConfig
+from ..models.architectures import DEFAULT_HIDDEN
+from ..training.train import TrainConfig
+from .report_figures import report_figure
 
 EXPERIMENTS: dict[str, str] = {
     "arch": "1. Architectures x data sets, z = 2 (the report's figures 4-7)",

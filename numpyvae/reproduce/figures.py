@@ -23,9 +23,9 @@ import numpy as np
 from PIL import Image
 from scipy.special import ndtri
 
-from ..checkpoint import atomic_write
-from ..plots import draw_image_grid, draw_latent_scatter, latent_means, new_figure, save_figure
-from ..report_figures import report_figure
+from ..cli.plots import draw_image_grid, draw_latent_scatter, latent_means, new_figure, save_figure
+from ..training.checkpoint import atomic_write
+from .report_figures import report_figure
 from .tables import group, mean
 
 SAMPLE_SEED = 0

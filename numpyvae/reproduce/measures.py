@@ -21,12 +21,12 @@ from typing import Any
 
 import numpy as np
 
-from ..checkpoint import write_json
-from ..classifier import Classifier, score_samples
-from ..iwae import log_likelihood
-from ..plots import latent_means
-from ..run import load_run, read_json
-from ..train import TrainConfig, evaluation_images
+from ..cli.plots import latent_means
+from ..models.iwae import log_likelihood
+from ..training.checkpoint import write_json
+from ..training.run import load_run, read_json
+from ..training.train import TrainConfig, evaluation_images
+from .classifier import Classifier, score_samples
 
 MEASURES_FILE = "reproduce.json"
 SAMPLE_SEED = 7  # prior samples for the classifier: the same draws for every model

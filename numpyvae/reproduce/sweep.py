@@ -30,14 +30,13 @@ from typing import Any
 import numpy as np
 
 from .. import data
-from ..checkpoint import write_json
-from ..classifier import load_classifier, save_classifier, train_classifier
-from ..models import DEFAULT_HIDDEN
-from ..report_figures import REPORT_SPLIT
-from ..run import load_run, read_json
-from ..train import FIXED_ON_RESUME, TrainConfig, train
+from ..models.architectures import DEFAULT_HIDDEN
+from ..training.checkpoint import write_json
+from ..training.run import load_run, read_json
+from ..training.train import FIXED_ON_RESUME, TrainConfig, train
 from . import claims as claim_rules
 from . import figures as figs
+from .classifier import load_classifier, save_classifier, train_classifier
 from .experiments import (
     AE_SPEC,
     BALANCES,
@@ -55,6 +54,7 @@ from .experiments import (
     vae_spec,
 )
 from .measures import measure_run
+from .report_figures import REPORT_SPLIT
 from .tables import console_summary, make_row, results_markdown
 
 DEFAULT_OUT = Path("runs/report")

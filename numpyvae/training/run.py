@@ -9,9 +9,9 @@ from typing import Any
 
 import numpy as np
 
+from ..models.vae import VAE
 from .checkpoint import load_arrays_into, load_checkpoint
 from .train import CHECKPOINT, TrainConfig, build_model
-from .vae import VAE
 
 
 @dataclass
@@ -68,7 +68,7 @@ def load_run(path: str | Path) -> Run:
 
 def summary_markdown(run_dir: str | Path) -> str:
     """A short Markdown summary of a finished run: ours beside the report's figures."""
-    from .report_figures import REPORT_SPLIT, report_loss
+    from ..reproduce.report_figures import REPORT_SPLIT, report_loss
 
     run_dir = Path(run_dir)
     config = TrainConfig.from_json(read_json(run_dir / "config.json"))

@@ -20,14 +20,14 @@ from typing import Any
 
 import numpy as np
 
-from . import data
-from .autoencoder import Autoencoder, build_mlp_autoencoder
+from .. import data
+from ..kernels.jit_cache import cache_is_warm
+from ..models.architectures import ARCHS, DEFAULT_HIDDEN, build_vae
+from ..models.autoencoder import Autoencoder, build_mlp_autoencoder
+from ..models.likelihoods import LIKELIHOODS
+from ..models.vae import VAE, Losses
+from ..nn.adam import Adam
 from .checkpoint import load_arrays_into, load_checkpoint, save_checkpoint, write_json
-from .jit_cache import cache_is_warm
-from .likelihoods import LIKELIHOODS
-from .models import ARCHS, DEFAULT_HIDDEN, build_vae
-from .optim import Adam
-from .vae import VAE, Losses
 
 DEFAULT_LR = {"mlp": 0.0025, "cnn": 0.0015}
 DATASETS = ("mnist", "fashion-mnist")
@@ -322,7 +322,7 @@ def train(
         f"KL {final['train']['kl']:.2f}), train (eval mode) {final['train_eval']['loss']:.2f}, "
         f"test {final['test']['loss']:.2f}")
     if figures:
-        from .plots import make_figures
+        from ..cli.plots import make_figures
 
         paths = make_figures(vae, x_test, y_test, history, out, seed=config.seed)
         log(f"figures: {', '.join(p.name for p in paths)} in {out}")

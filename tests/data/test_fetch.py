@@ -24,7 +24,7 @@ from numpyvae.data.idx import encode_idx
 
 # the module, not the function numpyvae.data.fetch that the package exports under the same name
 fetch_module = importlib.import_module("numpyvae.data.fetch")
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def tiny_files(seed: int) -> dict[str, bytes]:

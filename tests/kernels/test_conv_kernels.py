@@ -17,13 +17,6 @@ from pathlib import Path
 import numba
 import numpy as np
 import pytest
-from conv_reference import (
-    conv2d_grad_input_reference,
-    conv2d_grad_weight_reference,
-    conv2d_loops,
-    conv2d_reference,
-    conv_transpose2d_reference,
-)
 
 import numpyvae.kernels as kernels
 from numpyvae.kernels import (
@@ -32,6 +25,13 @@ from numpyvae.kernels import (
     conv2d_grad_input,
     conv2d_grad_weight,
     conv_output_size,
+)
+from tests.nn.conv_reference import (
+    conv2d_grad_input_reference,
+    conv2d_grad_weight_reference,
+    conv2d_loops,
+    conv2d_reference,
+    conv_transpose2d_reference,
 )
 
 DTYPES = [np.float32, np.float64]
@@ -282,9 +282,9 @@ def test_one_thread_and_all_threads_agree_bitwise(dtype, one_sample_chunks, monk
 
 _SUBPROCESS = """
 import numba, numpy as np, sys
-sys.path.insert(0, {tests!r})
+sys.path.insert(0, {root!r})
 import numpyvae.kernels as kernels
-from test_kernels import THREAD_CASES, _run_all, assert_close
+from tests.kernels.test_conv_kernels import THREAD_CASES, _run_all, assert_close
 assert numba.config.NUMBA_NUM_THREADS == 3
 kernels._CHUNK_BYTES = kernels._GRAD_WEIGHT_ROWS = 1  # one sample per GEMM chunk
 for dtype in (np.float32, np.float64):
@@ -303,8 +303,8 @@ print("ok")
 def test_three_threads_in_a_subprocess():
     """Three numba threads on small odd-sized work: chunk boundaries fall mid-plane-group."""
     env = dict(os.environ, NUMBA_NUM_THREADS="3")
-    tests = str(Path(__file__).resolve().parent)
-    code = _SUBPROCESS.format(tests=tests)
+    root = str(Path(__file__).resolve().parents[2])
+    code = _SUBPROCESS.format(root=root)
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                           timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from numpyvae.kernels import elementwise
-from numpyvae.layers import ELU, BatchNorm2d, Sigmoid
-from numpyvae.optim import Adam
+from numpyvae.nn import ELU, BatchNorm2d, Sigmoid
+from numpyvae.nn.adam import Adam
 
 DTYPES = [np.float32, np.float64]
 FULL = numba.config.NUMBA_NUM_THREADS
@@ -117,7 +117,7 @@ def test_elu_extremes_and_nan(dtype):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape", [SMALL, LARGE], ids=str)
 def test_sigmoid_kernel_matches_numpy(threads, dtype, shape):
-    from numpyvae.layers.activations import sigmoid
+    from numpyvae.nn.activations import sigmoid
 
     x = rng(2).normal(0, 6, shape).astype(dtype)
     x.flat[:5] = [-1e4, -90, 0, 90, 1e4]
@@ -309,7 +309,7 @@ def test_no_recompilation_for_other_batch_sizes():
 def test_dense_small_and_large_products_match_numpy(dtype, sizes):
     """The CNN's Dense layers (512 → 4, 2 → 512) take the single-thread path; 784 → 300
     at batch 300 is above the threshold and takes NumPy's matmul."""
-    from numpyvae.layers import Dense
+    from numpyvae.nn import Dense
 
     n, d_in, d_out = sizes
     layer = Dense(d_in, d_out, dtype=dtype, rng=rng(14))

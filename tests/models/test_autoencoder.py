@@ -4,9 +4,9 @@ the VAE's interface, and a short training run through the ordinary loop."""
 import numpy as np
 import pytest
 
-from numpyvae.autoencoder import Autoencoder, build_mlp_autoencoder
-from numpyvae.gradcheck import TOLERANCE, check_gradients
-from numpyvae.train import TrainConfig, build_model
+from numpyvae.models.autoencoder import Autoencoder, build_mlp_autoencoder
+from numpyvae.nn.gradcheck import TOLERANCE, check_gradients
+from numpyvae.training.train import TrainConfig, build_model
 
 
 def _check_model(ae: Autoencoder, x: np.ndarray, seed: int = 0) -> list:

@@ -10,12 +10,12 @@ import pytest
 from scipy.special import logsumexp
 from scipy.stats import multivariate_normal, norm
 
-from numpyvae import cli
-from numpyvae.autoencoder import build_mlp_autoencoder
-from numpyvae.iwae import IWEstimate, log_likelihood, log_weights
-from numpyvae.layers import Dense, Flatten, Reshape, Sequential
-from numpyvae.models import build_mlp_vae
-from numpyvae.vae import VAE, VARIANCE_FLOOR
+from numpyvae.cli import main as cli
+from numpyvae.models.architectures import build_mlp_vae
+from numpyvae.models.autoencoder import build_mlp_autoencoder
+from numpyvae.models.iwae import IWEstimate, log_likelihood, log_weights
+from numpyvae.models.vae import VAE, VARIANCE_FLOOR
+from numpyvae.nn import Dense, Flatten, Reshape, Sequential
 
 
 # -- a model whose log p(x) is known exactly ----------------------------------------------
@@ -304,7 +304,7 @@ _RUNS: dict = {}
 @pytest.fixture
 def tiny_runs(shared_datasets, tmp_path_factory):
     """A one-epoch Gaussian run and a Bernoulli run on 256 real images, trained once."""
-    from numpyvae.train import TrainConfig, train
+    from numpyvae.training.train import TrainConfig, train
 
     if not _RUNS:
         root = tmp_path_factory.mktemp("runs")
@@ -337,7 +337,7 @@ def test_evaluate_command_gaussian(tiny_runs, shared_datasets, capsys):
         < 3 * saved["elbo_se"]
     # The same number from Python, on the same images.
     from numpyvae import data
-    from numpyvae.run import load_run
+    from numpyvae.training.run import load_run
 
     x, _ = data.load("mnist", "test", shared_datasets)
     direct = log_likelihood(load_run(run).vae, x[:30], k=20, seed=0)

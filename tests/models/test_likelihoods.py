@@ -5,8 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from numpyvae.gradcheck import TOLERANCE, check_gradients
-from numpyvae.likelihoods import Bernoulli, Gaussian, make_likelihood
+from numpyvae.models.likelihoods import Bernoulli, Gaussian, make_likelihood
+from numpyvae.nn.gradcheck import TOLERANCE, check_gradients
 
 
 def _data(rng, shape=(3, 1, 4, 5), binary=False):

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from numpyvae.gradcheck import TOLERANCE, check_gradients
-from numpyvae.layers import ELU, ConcatLabels, Dense, Flatten, Reshape, Sequential
-from numpyvae.models import build_cnn_vae, build_mlp_vae, build_vae
-from numpyvae.vae import VAE
+from numpyvae.models.architectures import build_cnn_vae, build_mlp_vae, build_vae
+from numpyvae.models.vae import VAE
+from numpyvae.nn import ELU, ConcatLabels, Dense, Flatten, Reshape, Sequential
+from numpyvae.nn.gradcheck import TOLERANCE, check_gradients
 
 
 def _check_model(vae: VAE, x: np.ndarray, seed: int = 0, max_entries: int = 40) -> list:

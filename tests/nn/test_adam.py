@@ -5,8 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from numpyvae.layers import Dense
-from numpyvae.optim import Adam
+from numpyvae.nn import Dense
+from numpyvae.nn.adam import Adam
 
 
 def test_three_steps_on_half_theta_squared_by_hand():

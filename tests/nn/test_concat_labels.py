@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from numpyvae.gradcheck import TOLERANCE, gradcheck_layer
-from numpyvae.layers import ConcatLabels
+from numpyvae.nn import ConcatLabels
+from numpyvae.nn.gradcheck import TOLERANCE, gradcheck_layer
 
 
 def test_appends_the_one_hot_label_and_passes_x_through():

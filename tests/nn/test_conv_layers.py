@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conv_reference import (
+
+from numpyvae.nn.conv2d import Conv2d
+from numpyvae.nn.conv_transpose2d import ConvTranspose2d
+from numpyvae.nn.gradcheck import TOLERANCE, gradcheck_layer
+from tests.nn.conv_reference import (
     conv2d_grad_weight_reference,
     conv2d_reference,
     conv_transpose2d_reference,
 )
-
-from numpyvae.gradcheck import TOLERANCE, gradcheck_layer
-from numpyvae.layers.conv import Conv2d
-from numpyvae.layers.conv_transpose import ConvTranspose2d
 
 F64 = np.float64
 

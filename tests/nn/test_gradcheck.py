@@ -6,9 +6,9 @@ import sys
 import numpy as np
 import pytest
 
-from numpyvae.gradcheck import gradcheck_layer
-from numpyvae.gradcheck_report import run_report
-from numpyvae.layers import ELU, BatchNorm2d, Dense, Sequential
+from numpyvae.cli.gradcheck_report import run_report
+from numpyvae.nn import ELU, BatchNorm2d, Dense, Sequential
+from numpyvae.nn.gradcheck import gradcheck_layer
 
 F64 = np.float64
 
@@ -155,7 +155,7 @@ def test_conv_bias_before_batchnorm_exact_zero_gradient_passes():
     """A conv bias adds the same constant to a whole channel; training-mode BatchNorm subtracts
     the channel mean, so the bias cannot change the output. Its analytic gradient is ~0 and its
     finite difference is rounding noise; the 1e-3·S floor must turn that into a pass."""
-    from numpyvae.layers import Conv2d
+    from numpyvae.nn import Conv2d
 
     rng = np.random.default_rng(0)
     model = Sequential(Conv2d(2, 3, 3, padding=1, dtype=F64, rng=rng),

@@ -5,8 +5,7 @@ import warnings
 import numpy as np
 import pytest
 
-from numpyvae.gradcheck import gradcheck_layer
-from numpyvae.layers import (
+from numpyvae.nn import (
     ELU,
     BatchNorm2d,
     Dense,
@@ -17,6 +16,7 @@ from numpyvae.layers import (
     Sigmoid,
     Softplus,
 )
+from numpyvae.nn.gradcheck import gradcheck_layer
 
 F64 = np.float64
 

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from numpyvae.gradcheck import TOLERANCE, check_gradients
-from numpyvae.losses import log_softmax, softmax, softmax_cross_entropy
+from numpyvae.nn.gradcheck import TOLERANCE, check_gradients
+from numpyvae.nn.losses import log_softmax, softmax, softmax_cross_entropy
 
 
 def _direct(logits: np.ndarray, labels: np.ndarray) -> float:

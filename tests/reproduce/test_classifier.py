@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 
 from numpyvae import data
-from numpyvae.classifier import (
+from numpyvae.nn.gradcheck import TOLERANCE, check_gradients
+from numpyvae.reproduce.classifier import (
     Classifier,
     load_classifier,
     save_classifier,
     score_samples,
     train_classifier,
 )
-from numpyvae.gradcheck import TOLERANCE, check_gradients
 
 
 def test_whole_classifier_gradcheck_float64():

@@ -5,8 +5,8 @@ import time
 
 import pytest
 
-from numpyvae.cli import main as cli_main
-from numpyvae.models import DEFAULT_HIDDEN
+from numpyvae.cli.main import main as cli_main
+from numpyvae.models.architectures import DEFAULT_HIDDEN
 from numpyvae.reproduce import FULL, QUICK, reproduce
 from numpyvae.reproduce import claims as C
 from numpyvae.reproduce.experiments import EXPERIMENTS, RunSpec, members, unique_specs

@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 
 from numpyvae import data
-from numpyvae.checkpoint import load_checkpoint
-from numpyvae.cli import main as cli_main
-from numpyvae.run import load_run
-from numpyvae.train import TrainConfig, TrainingDiverged, build_model, evaluate, train
-from numpyvae.vae import VAE
+from numpyvae.cli.main import main as cli_main
+from numpyvae.models.vae import VAE
+from numpyvae.training.checkpoint import load_checkpoint
+from numpyvae.training.run import load_run
+from numpyvae.training.train import TrainConfig, TrainingDiverged, build_model, evaluate, train
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _quiet(_msg: str) -> None:
@@ -214,7 +214,7 @@ def test_binarized_bernoulli_run_resumes_exactly(shared_datasets, tmp_path):
     # evaluated on one fixed binary draw of the test images: the same loss when re-evaluated
     run = load_run(tmp_path / "split")
     x_test, _ = data.load("mnist", "test", shared_datasets)
-    from numpyvae.train import evaluation_images
+    from numpyvae.training.train import evaluation_images
 
     x_eval = evaluation_images(run.config, x_test[:500])
     assert set(np.unique(x_eval)) == {0.0, 1.0}

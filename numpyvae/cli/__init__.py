@@ -1,0 +1,4 @@
+"""The command line (``python -m numpyvae``) and its tools.
+
+Figures, the latent explorer and the gradient-check table live here.
+"""

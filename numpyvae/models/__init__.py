@@ -1,0 +1,1 @@
+"""The VAE family: the VAE and the autoencoder, p(x|z), the report's architectures, IWAE."""

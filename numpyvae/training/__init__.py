@@ -1,0 +1,1 @@
+"""Training: the loop, its configuration, checkpoints and run folders."""
