@@ -32,8 +32,10 @@ from .catalog import (
     DEFAULT_DIR,
     ENV_VAR,
     FILES,
+    MD5,
     check_dataset,
     fetch_command,
+    file_md5,
     resolve_data_dir,
 )
 
@@ -48,22 +50,6 @@ MIRRORS: dict[str, list[str]] = {
         "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
         "https://github.com/zalandoresearch/fashion-mnist/raw/master/data/fashion/",
     ],
-}
-
-# The published MD5 of each original .gz file (torchvision's mnist.py lists the same).
-MD5: dict[str, dict[str, str]] = {
-    "mnist": {
-        "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
-        "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
-        "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
-        "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
-    },
-    "fashion-mnist": {
-        "train-images-idx3-ubyte.gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
-        "train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
-        "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
-        "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310",
-    },
 }
 
 TIMEOUT = 30.0  # seconds without data before a connection counts as dead
@@ -97,15 +83,6 @@ class _SourceFailed(Exception):
 
 class _FileFailed(Exception):
     """No source gave the file, or the target cannot be written."""
-
-
-def file_md5(path: str | os.PathLike) -> str:
-    """The MD5 of a file, as hex."""
-    digest = hashlib.md5(usedforsecurity=False)
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _size(n: float) -> str:
