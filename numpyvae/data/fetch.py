@@ -15,7 +15,9 @@ from __future__ import annotations
 import argparse
 import hashlib
 import http.client
+import math
 import os
+import re
 import secrets
 import socket
 import sys
@@ -26,6 +28,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, TextIO
+
+try:
+    import fcntl  # POSIX: a running fetch holds a lock on its temporary file
+except ImportError:  # Windows: an open file cannot be removed anyway
+    fcntl = None
 
 from .catalog import (
     DATASETS,
@@ -172,6 +179,8 @@ def _transfer(source: str, dest: Path, expected_md5: str, label: str, show_progr
             except OSError as err:
                 raise _FileFailed(f"{label}: cannot write in {dest.parent}: {err.strerror}") \
                     from None
+            if fcntl is not None:  # tells _remove_stale_parts this file is in use
+                fcntl.flock(fd, fcntl.LOCK_EX)
             digest = hashlib.md5(usedforsecurity=False)
             with os.fdopen(fd, "wb") as target:
                 while True:
@@ -208,6 +217,26 @@ def _transfer(source: str, dest: Path, expected_md5: str, label: str, show_progr
             pass  # already renamed into place (or never created)
 
 
+def _remove_stale_parts(folder: Path, name: str) -> None:
+    """Remove the ``.NAME.part-XXXXXXXX`` files a killed fetch left beside ``name``.
+
+    A fetch that is still running holds a lock on its file; those are left alone.
+    """
+    pattern = re.compile(rf"\.{re.escape(name)}\.part-[0-9a-f]{{8}}")
+    try:
+        candidates = [p for p in folder.iterdir() if pattern.fullmatch(p.name)]
+    except OSError:
+        return
+    for part in candidates:
+        try:
+            with open(part, "rb") as f:
+                if fcntl is not None:
+                    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)  # fails while in use
+                part.unlink()
+        except OSError:
+            continue
+
+
 def _sources(dataset: str, name: str, mirror: str | os.PathLike | None) -> list[str]:
     if mirror is not None:
         return [str(Path(mirror).expanduser().absolute() / dataset / name)]
@@ -221,6 +250,11 @@ def _fetch_file(dataset: str, name: str, root: Path, mirror: str | os.PathLike |
     label = f"{dataset}/{name}"
     expected = MD5[dataset][name]
     replaced = False
+    if dest.is_dir():
+        raise _FileFailed(f"{label}: {dest} is a folder, not a file: move it away, then "
+                          "fetch again")
+    if folder.is_dir():
+        _remove_stale_parts(folder, name)
     if dest.is_file():
         actual = file_md5(dest)
         if actual == expected:
@@ -357,8 +391,8 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     for name in args.datasets:
         if name != "all" and name not in DATASETS:
             parser.error(f"unknown data set {name!r}; choose from {', '.join(DATASETS)}, all")
-    if args.timeout <= 0:
-        parser.error(f"--timeout must be > 0, got {args.timeout:g}")
+    if not (math.isfinite(args.timeout) and args.timeout > 0):
+        parser.error(f"--timeout must be a finite number > 0, got {args.timeout:g}")
     if args.mirror is not None and not Path(args.mirror).expanduser().is_dir():
         parser.error(f"--mirror {args.mirror}: no such folder")
     root = resolve_data_dir(args.dir)
