@@ -4,11 +4,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import os
 import shlex
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +81,15 @@ def check_out_dir(path: str | Path, option: str = "--out") -> Path:
         raise ValueError(f"{option} {path} is a file: give a folder for the figures")
     _writable_folder(path, option, path)
     return path
+
+
+@contextlib.contextmanager
+def _naming(path: Path) -> Iterator[None]:
+    """Re-raise a failed write's OSError naming ``path``, not its temporary file."""
+    try:
+        yield
+    except OSError as e:
+        raise OSError(e.errno, f"cannot write {path}: {e.strerror or e}") from e
 
 
 def _describe_os_error(e: OSError) -> str:
@@ -410,7 +421,8 @@ def cmd_plot(args: argparse.Namespace) -> int:
         print(f"note: rewrote {history_path} from the checkpoint (epoch {run.epoch})",
               file=sys.stderr)
     if summary is not None:
-        atomic_write(out / "summary.md", lambda tmp: Path(tmp).write_text(summary))
+        with _naming(out / "summary.md"):
+            atomic_write(out / "summary.md", lambda tmp: Path(tmp).write_text(summary))
         paths.append(out / "summary.md")
     print(f"wrote {', '.join(p.name for p in paths)} in {out}")
     return 0
@@ -527,10 +539,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
           f"each)\nis {loss:.2f}; −ELBO{constant} = {est.log_normalizer - est.elbo:.2f} "
           "estimates the same quantity.")
     out.parent.mkdir(parents=True, exist_ok=True)
-    write_json(out, est.as_dict() | {"run": str(args.run), "dataset": config.dataset,
-                                     "iw": args.iw, "subset": args.subset, "seed": args.seed,
-                                     "max_rows": max_rows, "data_dir": args.data_dir,
-                                     "binarized": bool(config.binarize), "test_loss": loss})
+    with _naming(out):
+        write_json(out, est.as_dict() | {"run": str(args.run), "dataset": config.dataset,
+                                         "iw": args.iw, "subset": args.subset,
+                                         "seed": args.seed, "max_rows": max_rows,
+                                         "data_dir": args.data_dir,
+                                         "binarized": bool(config.binarize), "test_loss": loss})
     print(f"wrote {out}")
     return 0
 
@@ -581,6 +595,10 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: {args.command} stopped (every file is written whole or not "
+              "at all)", file=sys.stderr)
+        return 130
     except MemoryError:
         print(f"error: {args.command}: out of memory; try smaller sizes", file=sys.stderr)
         return 1
@@ -595,6 +613,10 @@ def main(argv: list[str] | None = None) -> int:
 def _quiet_stdout() -> None:
     """Point stdout at /dev/null, so the interpreter's final flush into a closed pipe
     does not print "Exception ignored ... BrokenPipeError"."""
+    try:
+        fileno = sys.stdout.fileno()
+    except (AttributeError, ValueError, OSError):  # not a real file (e.g. under a test)
+        return
     devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
+    os.dup2(devnull, fileno)
     os.close(devnull)
