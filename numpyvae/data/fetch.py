@@ -330,6 +330,8 @@ def fetch(datasets: str | Iterable[str] = "all", target_dir: str | os.PathLike |
     and why; files that did arrive stay in place.
     """
     names = _dataset_names(datasets)
+    if not (math.isfinite(timeout) and timeout > 0):
+        raise ValueError(f"fetch: timeout must be a finite number of seconds > 0, got {timeout}")
     out = sys.stdout if out is None else out
     if progress is None:
         progress = bool(getattr(out, "isatty", lambda: False)())

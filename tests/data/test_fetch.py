@@ -314,6 +314,13 @@ def test_unknown_dataset_in_python():
         fetch("cifar", out=io.StringIO())
 
 
+@pytest.mark.parametrize("timeout", [float("nan"), float("inf"), 0.0, -1.0])
+def test_bad_timeout_in_python(timeout, tmp_path):
+    with pytest.raises(ValueError, match="timeout must be a finite number"):
+        fetch("mnist", tmp_path, timeout=timeout, out=io.StringIO())
+    assert leftovers(tmp_path) == []
+
+
 @pytest.mark.parametrize("where", ["file", "dataset"])
 def test_a_target_name_that_is_a_folder_is_a_named_failure(tmp_path, mirror_dir, capsys, where):
     """DIR/mnist/FILE (or DIR/mnist itself) in the way as a folder / a file."""
