@@ -128,7 +128,7 @@ def _check_run_record(meta: Any, ckpt: Path) -> None:
     try:
         config = TrainConfig.from_json(meta["config"])
         config.validate()
-    except (TypeError, ValueError) as e:
+    except (TypeError, ValueError, AttributeError, KeyError) as e:
         raise ValueError(f"{ckpt}: its config is not valid: {e}") from None
     if config.dataset not in DATASETS or config.arch not in ARCHS:
         raise ValueError(f"{ckpt}: its config names dataset {config.dataset!r} and arch "
@@ -417,9 +417,14 @@ def cmd_plot(args: argparse.Namespace) -> int:
     except (OSError, ValueError, UnicodeDecodeError):
         stale = True
     if stale:  # history.json is a copy of the checkpoint's history, which may lag or be damaged
-        write_json(history_path, run.history)
-        print(f"note: rewrote {history_path} from the checkpoint (epoch {run.epoch})",
-              file=sys.stderr)
+        try:
+            write_json(history_path, run.history)
+        except OSError as e:  # e.g. a read-only run folder drawn into --out elsewhere
+            print(f"note: {history_path} differs from the checkpoint's history and could not "
+                  f"be rewritten ({e.strerror or e})", file=sys.stderr)
+        else:
+            print(f"note: rewrote {history_path} from the checkpoint (epoch {run.epoch})",
+                  file=sys.stderr)
     if summary is not None:
         with _naming(out / "summary.md"):
             atomic_write(out / "summary.md", lambda tmp: Path(tmp).write_text(summary))
