@@ -270,8 +270,9 @@ def _held_note(z: np.ndarray) -> str:
 
 
 # -- the command ------------------------------------------------------------
-def parse_z(text: str, latent_dim: int) -> np.ndarray:
-    """``--z`` as (latent_dim,) float64: comma-separated finite numbers, one per dimension."""
+def parse_z(text: str, latent_dim: int, dtype: Any = np.float32) -> np.ndarray:
+    """``--z`` as (latent_dim,) float64: comma-separated numbers, one per dimension, each
+    finite also in the model's ``dtype`` (1e39 is inf in float32)."""
     example = "0.5,-1" if latent_dim == 2 else ",".join(["0"] * latent_dim)
     expected = (f"the model has z = {latent_dim}, so --z takes {latent_dim} comma-separated "
                 f"number{'s' if latent_dim > 1 else ''} (e.g. --z={example})")
@@ -286,6 +287,10 @@ def parse_z(text: str, latent_dim: int) -> np.ndarray:
                          f"{text!r}")
     if not np.all(np.isfinite(z)):
         raise ValueError(f"--z: {expected}; got a non-finite value in {text!r}")
+    limit = float(np.finfo(dtype).max)
+    if np.any(np.abs(z) > limit):
+        raise ValueError(f"--z: {expected}; {text!r} has a value beyond ±{limit:.3g}, the "
+                         f"largest {np.dtype(dtype).name} the model computes in")
     return z
 
 
@@ -393,7 +398,7 @@ def explore(
     run = load_run(run_dir)
     model = run.vae
     d = model.latent_dim
-    z0 = np.zeros(d) if z is None else parse_z(z, d)
+    z0 = np.zeros(d) if z is None else parse_z(z, d, model.dtype)
     if label is not None and not model.conditional:
         raise ValueError(f"--label: the model in {run_dir} is not conditional (train it with "
                          "--conditional to decode a chosen class)")

@@ -233,6 +233,9 @@ def run_report(argv: list[str] | None = None, prog: str = "python -m numpyvae.gr
     if args.max_entries < 1:
         print(f"error: --max-entries must be at least 1, got {args.max_entries}", file=sys.stderr)
         return 2
+    if args.seed < 0:
+        print(f"error: --seed must be >= 0, got {args.seed}", file=sys.stderr)
+        return 2
     if args.layer:
         wanted = {n.lower() for n in args.layer}
         unknown = wanted - {n.lower() for n in names}

@@ -4,13 +4,162 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
+import os
 import shlex
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from .. import data
+from ..data.catalog import DATASETS
+from ..models.architectures import ARCHS
 
 RUNS_DIR = Path("runs")
+# errnos that mean the disk let the run down (exit 1), not that a path was wrong (exit 2)
+DISK_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EIO, getattr(errno, "EDQUOT", errno.ENOSPC)}
+
+
+def _seed(text: str) -> int:
+    """An argparse type: a seed, an integer >= 0 (NumPy's generators take no negatives)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def _positive(text: str) -> int:
+    """An argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _writable_folder(folder: Path, option: str, given: Path) -> None:
+    """Raise ValueError unless files can be created in ``folder`` (or, when it does not
+    exist yet, in the nearest folder above it that does): checked by creating one."""
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ValueError(f"{option} {given}: {existing} is a file, not a folder")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".numpyvae-probe-", dir=existing)
+    except OSError as e:
+        raise ValueError(f"{option} {given}: cannot write in {existing} "
+                         f"({e.strerror or e})") from None
+    os.close(fd)
+    os.remove(probe)
+
+
+def check_out_file(path: str | Path, option: str = "--out", example: str = "out.png") -> Path:
+    """The output file ``path``, checked before any work: not a folder, and its folder
+    writable (created later if missing)."""
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{option} {path} is a folder: give a file name, e.g. "
+                         f"{path / example}")
+    _writable_folder(path.parent, option, path)
+    return path
+
+
+def check_out_dir(path: str | Path, option: str = "--out") -> Path:
+    """The output folder ``path``, checked before any work: a folder (or not there yet)
+    in which files can be created."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{option} {path} is a file: give a folder for the figures")
+    _writable_folder(path, option, path)
+    return path
+
+
+@contextlib.contextmanager
+def _naming(path: Path) -> Iterator[None]:
+    """Re-raise a failed write's OSError naming ``path``, not its temporary file."""
+    try:
+        yield
+    except OSError as e:
+        raise OSError(e.errno, f"cannot write {path}: {e.strerror or e}") from e
+
+
+def _describe_os_error(e: OSError) -> str:
+    where = f"{e.filename}: " if e.filename else ""
+    return f"{where}{e.strerror or e} (errno {e.errno})" if e.errno else f"{where}{e}"
+
+
+def _readable_error(e: BaseException) -> str:
+    """An exception's text without NumPy's advice to load untrusted files with pickle."""
+    text = str(e)
+    if "allow_pickle" in text:
+        text = "it holds a Python object array, which a numpyvae file never does"
+    return text
+
+
+def _check_run_record(meta: Any, ckpt: Path) -> None:
+    """Raise ValueError naming the checkpoint and what is wrong with its meta."""
+    from ..training.train import TrainConfig
+
+    if not isinstance(meta, dict):
+        raise ValueError(f"{ckpt}: its meta is a {type(meta).__name__}, expected a JSON "
+                         "object with config, epoch and history")
+    missing = [k for k in ("config", "epoch", "history") if k not in meta]
+    if missing:
+        raise ValueError(f"{ckpt}: its meta lacks {', '.join(missing)}")
+    if not isinstance(meta["config"], dict):
+        raise ValueError(f"{ckpt}: its config is a {type(meta['config']).__name__}, "
+                         "expected a JSON object")
+    epoch = meta["epoch"]
+    if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
+        raise ValueError(f"{ckpt}: its epoch must be an integer >= 0, got {epoch!r}")
+    history = meta["history"]
+    if not isinstance(history, list) or not all(isinstance(h, dict) for h in history):
+        raise ValueError(f"{ckpt}: its history must be a list of per-epoch objects, "
+                         f"got {type(history).__name__}")
+    try:
+        config = TrainConfig.from_json(meta["config"])
+        config.validate()
+    except (TypeError, ValueError, AttributeError, KeyError) as e:
+        raise ValueError(f"{ckpt}: its config is not valid: {e}") from None
+    if config.dataset not in DATASETS or config.arch not in ARCHS:
+        raise ValueError(f"{ckpt}: its config names dataset {config.dataset!r} and arch "
+                         f"{config.arch!r}; expected one of {', '.join(DATASETS)} and of "
+                         f"{', '.join(ARCHS)}")
+
+
+def _load_run(run_dir: str | Path):
+    """``load_run`` with every way a run folder can be damaged turned into a ValueError
+    (or FileNotFoundError) that names the file and what was wrong."""
+    from ..training.checkpoint import load_checkpoint
+    from ..training.run import load_run
+    from ..training.train import CHECKPOINT
+
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise FileNotFoundError(f"--run {run_dir}: no such run folder")
+    ckpt = run_dir / CHECKPOINT
+    if ckpt.is_file():
+        try:
+            _, _, meta = load_checkpoint(ckpt)
+        except ValueError as e:  # includes a meta that is not JSON
+            raise ValueError(f"{ckpt}: not a readable checkpoint: {_readable_error(e)}") \
+                from None
+        _check_run_record(meta, ckpt)
+    try:
+        return load_run(run_dir)
+    except (KeyError, TypeError, IndexError, AttributeError) as e:
+        raise ValueError(f"{ckpt}: {type(e).__name__}: {_readable_error(e)}") from None
+    except ValueError as e:
+        raise ValueError(_readable_error(e)) from None
 
 
 def _int_list(text: str) -> tuple[int, ...]:
@@ -34,7 +183,7 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:
         "run folder. Defaults are in brackets.",
     )
     # Defaults of None mean "not given", so --resume can tell what the user asked to change.
-    p.add_argument("--arch", choices=("mlp", "cnn"), default=None, help="architecture [mlp]")
+    p.add_argument("--arch", choices=ARCHS, default=None, help="architecture [mlp]")
     p.add_argument("--model", choices=("vae", "ae"), default=None,
                    help="a VAE, or the plain autoencoder the report compares it with (MLP "
                    "only) [vae]")
@@ -47,7 +196,7 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--binarize", action=argparse.BooleanOptionalAction, default=None,
                    help="train and evaluate on binary pixels drawn from the grey levels, "
                    "fresh each time an image is seen [on with bernoulli, else off]")
-    p.add_argument("--dataset", choices=("mnist", "fashion-mnist"), default=None,
+    p.add_argument("--dataset", choices=DATASETS, default=None,
                    help="data set [mnist]")
     p.add_argument("--latent-dim", type=int, default=None, help="latent dimension z [2]")
     p.add_argument("--hidden", type=_int_list, default=None,
@@ -172,45 +321,113 @@ def _run_parser(
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    from ..training.run import load_run
-    from .plots import save_samples
+    from .plots import check_sample_memory, save_class_samples, save_samples
 
-    run = load_run(args.run)
+    run = _load_run(args.run)
     vae = run.vae
     if args.label is not None and not vae.conditional:
         raise ValueError(f"--label: the model in {args.run} is not conditional (train it "
                          "with --conditional to draw a chosen class)")
     if args.label is not None and not 0 <= args.label < vae.num_classes:
         raise ValueError(f"--label must be in 0..{vae.num_classes - 1}, got {args.label}")
-    if vae.conditional and args.label is None:
-        from .plots import save_class_samples
-
-        out = Path(args.out) if args.out else Path(args.run) / "samples.png"
-        path = save_class_samples(vae, out, n=10, seed=args.seed)
-        print(f"wrote 10 samples of each class (the same z in every row) to {path}")
-        return 0
+    per_class = vae.conditional and args.label is None  # one row per class
+    n = args.n if args.n is not None else 10 if per_class else 100
+    check_sample_memory(n * (vae.num_classes if per_class else 1), "--n")
     name = "samples.png" if args.label is None else f"samples-label{args.label}.png"
-    out = Path(args.out) if args.out else Path(args.run) / name
-    path = save_samples(vae, out, n=args.n, seed=args.seed, labels=args.label)
+    out = check_out_file(args.out if args.out else Path(args.run) / name, example=name)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if per_class:
+        path = save_class_samples(vae, out, n=n, seed=args.seed)
+        print(f"wrote {n} samples of each class (the same z in every row) to {path}")
+        return 0
+    path = save_samples(vae, out, n=n, seed=args.seed, labels=args.label)
     what = "" if args.label is None else f" of class {args.label}"
-    print(f"wrote {args.n} samples{what} from the prior to {path}")
+    print(f"wrote {n} samples{what} from the prior to {path}")
     return 0
 
 
+def _check_final(final: Any, path: Path) -> None:
+    """Raise ValueError naming final.json and what it lacks for the summary."""
+    if not isinstance(final, dict):
+        raise ValueError(f"{path}: expected a JSON object, got {type(final).__name__}")
+    for key in ("train", "train_eval", "test"):
+        part = final.get(key)
+        if not isinstance(part, dict) or not all(
+                isinstance(part.get(k), (int, float)) for k in ("loss", "recon", "kl")):
+            raise ValueError(f"{path}: {key!r} must be an object with numbers loss, recon "
+                             f"and kl, got {part!r}")
+    if not isinstance(final.get("seconds"), (int, float)):
+        raise ValueError(f"{path}: 'seconds' must be a number, got {final.get('seconds')!r}")
+
+
+def _check_history(history: list, where: str) -> None:
+    """Raise ValueError unless every epoch has what the curves and the summary read."""
+    if not history:
+        raise ValueError(f"{where}: the history is empty (no finished epoch to plot)")
+    for i, h in enumerate(history):
+        ok = isinstance(h.get("epoch"), int) and isinstance(h.get("images_per_s"), (int, float))
+        for split in ("train", "test100"):
+            part = h.get(split)
+            ok = ok and isinstance(part, dict) and all(
+                isinstance(part.get(k), (int, float)) for k in ("loss", "recon", "kl"))
+        if not ok:
+            raise ValueError(f"{where}: history entry {i} lacks epoch, images_per_s, or "
+                             "train / test100 with numbers loss, recon and kl")
+
+
+def _summary_from_checkpoint(run, final: dict) -> str:
+    """summary.md from the checkpoint's config and history (config.json and history.json
+    may be stale or damaged), with final.json's figures."""
+    import json
+
+    from ..training.run import summary_markdown
+
+    # summary_markdown reads its three inputs from a folder: give it the checkpoint's
+    with tempfile.TemporaryDirectory(prefix="numpyvae-summary-") as folder:
+        for name, obj in (("config.json", run.config.to_json()), ("history.json", run.history),
+                          ("final.json", final)):
+            Path(folder, name).write_text(json.dumps(obj))
+        return summary_markdown(folder)
+
+
 def cmd_plot(args: argparse.Namespace) -> int:
-    from ..training.run import load_run
+    from ..training.checkpoint import atomic_write, write_json
+    from ..training.run import read_json
     from .plots import make_figures
 
-    run = load_run(args.run)
-    out = Path(args.out) if args.out else Path(args.run)
+    run = _load_run(args.run)
+    ckpt = Path(args.run) / "checkpoint.npz"
+    _check_history(run.history, f"{ckpt} (its history)")
+    out = check_out_dir(args.out if args.out else args.run)
+    final_path = Path(args.run) / "final.json"
+    final = None
+    if final_path.is_file():
+        try:
+            final = read_json(final_path)
+        except (ValueError, UnicodeDecodeError) as e:
+            raise ValueError(f"{final_path}: not valid JSON: {e}") from None
+        _check_final(final, final_path)
+    summary = _summary_from_checkpoint(run, final) if final is not None else None
     x_test, y_test = data.load(run.config.dataset, "test", args.data_dir or run.config.data_dir)
+    # everything is checked: now draw
     paths = make_figures(run.vae, x_test, y_test, run.history, out, seed=args.seed)
-    if (Path(args.run) / "final.json").is_file():
-        from ..training.checkpoint import atomic_write
-        from ..training.run import summary_markdown
-
-        text = summary_markdown(args.run)
-        atomic_write(out / "summary.md", lambda tmp: Path(tmp).write_text(text))
+    history_path = Path(args.run) / "history.json"
+    try:
+        stale = read_json(history_path) != run.history
+    except (OSError, ValueError, UnicodeDecodeError):
+        stale = True
+    if stale:  # history.json is a copy of the checkpoint's history, which may lag or be damaged
+        try:
+            write_json(history_path, run.history)
+        except OSError as e:  # e.g. a read-only run folder drawn into --out elsewhere
+            print(f"note: {history_path} differs from the checkpoint's history and could not "
+                  f"be rewritten ({e.strerror or e})", file=sys.stderr)
+        else:
+            print(f"note: rewrote {history_path} from the checkpoint (epoch {run.epoch})",
+                  file=sys.stderr)
+    if summary is not None:
+        with _naming(out / "summary.md"):
+            atomic_write(out / "summary.md", lambda tmp: Path(tmp).write_text(summary))
         paths.append(out / "summary.md")
     print(f"wrote {', '.join(p.name for p in paths)} in {out}")
     return 0
@@ -234,9 +451,11 @@ def _explore_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_explore(args: argparse.Namespace) -> int:
-    from .explore import explore
+    from .explore import PNG_NAME, explore
 
-    return explore(args.run, z=args.z, label=args.label, out=args.out, data_dir=args.data_dir)
+    _load_run(args.run)  # a damaged run folder is named before anything else
+    out = None if args.out is None else check_out_file(args.out, example=PNG_NAME)
+    return explore(args.run, z=args.z, label=args.label, out=out, data_dir=args.data_dir)
 
 
 def _evaluate_parser(sub: argparse._SubParsersAction) -> None:
@@ -246,7 +465,7 @@ def _evaluate_parser(sub: argparse._SubParsersAction) -> None:
                    help="K: importance samples per image (more: tighter, and slower)")
     p.add_argument("--subset", type=int, default=None, metavar="N",
                    help="the first N test images only [all 10,000]")
-    p.add_argument("--seed", type=int, default=0, metavar="S",
+    p.add_argument("--seed", type=_seed, default=0, metavar="S",
                    help="seed for the draws z ~ q(z|x)")
     p.add_argument("--max-rows", type=int, default=None, metavar="R",
                    help="decoder rows (images × samples) per call, which bounds memory: "
@@ -258,13 +477,11 @@ def _evaluate_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    import os
     import time
 
     from ..models.iwae import default_max_rows, log_likelihood
     from ..models.vae import VAE
     from ..training.checkpoint import write_json
-    from ..training.run import load_run
     from ..training.train import Progress, _fmt_seconds, evaluate, evaluation_images
 
     if args.iw < 1:
@@ -273,18 +490,19 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise ValueError(f"--subset must be >= 1, got {args.subset}")
     if args.max_rows is not None and args.max_rows < 1:
         raise ValueError(f"--max-rows must be >= 1, got {args.max_rows}")
-    run = load_run(args.run)
+    run = _load_run(args.run)
     config, vae = run.config, run.vae
     if not isinstance(vae, VAE):
         raise ValueError(f"{args.run} holds a plain autoencoder: with no posterior q(z|x) "
                          "there is no likelihood to estimate")
+    if args.out:  # fail now, not after minutes of work
+        check_out_file(args.out, example="loglik.json")
     x, y = data.load(config.dataset, "test", args.data_dir or config.data_dir)
     if args.subset is not None and args.subset > len(x):
         raise ValueError(f"--subset {args.subset}: the test set has {len(x)} images")
     n = args.subset or len(x)
-    out = Path(args.out) if args.out else Path(args.run) / f"loglik-k{args.iw}-n{n}.json"
-    if not os.access(out.parent, os.W_OK):  # fail now, not after the work
-        raise ValueError(f"cannot write in {out.parent}: choose another file with --out")
+    out = check_out_file(args.out if args.out else Path(args.run) / f"loglik-k{args.iw}-n{n}.json",
+                         example="loglik.json")
     x_eval = evaluation_images(config, x[:n])
     progress, t0 = Progress(), time.perf_counter()
 
@@ -325,10 +543,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     print(f"Check: the training loss on these images (recon without the constant, + KL, one z "
           f"each)\nis {loss:.2f}; −ELBO{constant} = {est.log_normalizer - est.elbo:.2f} "
           "estimates the same quantity.")
-    write_json(out, est.as_dict() | {"run": str(args.run), "dataset": config.dataset,
-                                     "iw": args.iw, "subset": args.subset, "seed": args.seed,
-                                     "max_rows": max_rows, "data_dir": args.data_dir,
-                                     "binarized": bool(config.binarize), "test_loss": loss})
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with _naming(out):
+        write_json(out, est.as_dict() | {"run": str(args.run), "dataset": config.dataset,
+                                         "iw": args.iw, "subset": args.subset,
+                                         "seed": args.seed, "max_rows": max_rows,
+                                         "data_dir": args.data_dir,
+                                         "binarized": bool(config.binarize), "test_loss": loss})
     print(f"wrote {out}")
     return 0
 
@@ -341,15 +562,17 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _train_parser(sub)
     p = _run_parser(sub, "sample", "decode draws from the prior into an image grid")
-    p.add_argument("--n", type=int, default=100, help="how many samples")
+    p.add_argument("--n", type=_positive, default=None,
+                   help="how many samples [100; for a conditional model without --label, "
+                   "10 per class row]")
     p.add_argument("--label", type=int, default=None,
                    help="for a conditional model: draw this class only (without it, a "
                    "conditional model gives one row per class)")
-    p.add_argument("--seed", type=int, default=0, help="seed for z ~ N(0, I)")
+    p.add_argument("--seed", type=_seed, default=0, help="seed for z ~ N(0, I)")
     p.add_argument("--out", default=None, help="PNG to write [RUN/samples.png]")
     p.set_defaults(func=cmd_sample)
     p = _run_parser(sub, "plot", "(re)draw every figure of a run, and summary.md beside them")
-    p.add_argument("--seed", type=int, default=0, help="seed for the prior samples")
+    p.add_argument("--seed", type=_seed, default=0, help="seed for the prior samples")
     p.add_argument("--out", default=None, help="folder for the figures [the run folder]")
     p.add_argument("--data-dir", default=None, help="data folder [the run's, else default]")
     p.set_defaults(func=cmd_plot)
@@ -377,3 +600,28 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: {args.command} stopped (every file is written whole or not "
+              "at all)", file=sys.stderr)
+        return 130
+    except MemoryError:
+        print(f"error: {args.command}: out of memory; try smaller sizes", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        _quiet_stdout()  # the reader left (e.g. `| head`): nothing more to say
+        return 0
+    except OSError as e:
+        print(f"error: {args.command}: {_describe_os_error(e)}", file=sys.stderr)
+        return 1 if e.errno in DISK_ERRNOS else 2
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's final flush into a closed pipe
+    does not print "Exception ignored ... BrokenPipeError"."""
+    try:
+        fileno = sys.stdout.fileno()
+    except (AttributeError, ValueError, OSError):  # not a real file (e.g. under a test)
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fileno)
+    os.close(devnull)

@@ -62,11 +62,19 @@ def new_figure(width: float, height: float) -> Figure:
 
 
 def save_figure(fig: Figure, path: str | Path) -> Path:
-    """Write ``fig`` as PNG to ``path`` atomically and release its contents."""
+    """Write ``fig`` as PNG to ``path`` atomically and release its contents.
+
+    A failed write (a full or read-only disk) leaves no file behind and raises an
+    OSError that names ``path``.
+    """
     path = Path(path)
 
     try:
         atomic_write(path, lambda tmp: _write_png(fig, tmp), suffix=".png")
+    except OSError as e:
+        if e.filename is None or str(e.filename) != str(path):
+            raise OSError(e.errno, f"cannot write {path}: {e.strerror or e}") from e
+        raise
     finally:
         fig.clear()  # the figure is not in pyplot's registry: clearing it is all closing needs
     return path
@@ -284,6 +292,38 @@ def _class_colormap() -> Any:
 
 
 # -- the figures of a run ----------------------------------------------------
+# What a sample grid costs per image: the decoded image (784 float32), its tile in the
+# grid with padding (30 × 30 float32) and the clipped copy imshow gets, plus the draws z.
+SAMPLE_BYTES = 784 * 4 + 2 * 30 * 30 * 4 + 64
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to a new allocation (Linux: MemAvailable), or None."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        import os
+
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_sample_memory(n: int, what: str = "n") -> None:
+    """Raise ValueError when a grid of n samples would not fit in the memory available."""
+    available = available_memory()
+    need = n * SAMPLE_BYTES
+    if available is not None and need > available:
+        raise ValueError(f"{what}: {n:,} samples need about {need / 1e9:,.1f} GB, but "
+                         f"{available / 1e9:,.1f} GB are available; draw fewer (a grid of "
+                         "10,000 already shows each digit at a few pixels)")
+
+
 def save_samples(
     vae: VAE,
     path: str | Path,
@@ -298,6 +338,7 @@ def save_samples(
     """
     if n < 1:
         raise ValueError(f"save_samples: n must be >= 1, got {n}")
+    check_sample_memory(n, "save_samples: n")
     z = np.random.default_rng(seed).standard_normal((n, vae.latent_dim), dtype=vae.dtype)
     y = None if labels is None else np.broadcast_to(np.asarray(labels), (n,))
     if y is not None and label is None:
@@ -325,6 +366,7 @@ def save_class_samples(
     if n < 1:
         raise ValueError(f"save_class_samples: n must be >= 1, got {n}")
     k = vae.num_classes
+    check_sample_memory(n * k, "save_class_samples: n")
     z = np.random.default_rng(seed).standard_normal((n, vae.latent_dim), dtype=vae.dtype)
     with _eval_mode(vae):
         images = _decode(vae, np.tile(z, (k, 1)), np.repeat(np.arange(k), n))

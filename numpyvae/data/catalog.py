@@ -7,6 +7,7 @@ original IDX gzip files under their original names.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shlex
 from pathlib import Path
@@ -21,6 +22,24 @@ SPLIT_FILES: dict[str, tuple[str, str]] = {
 }
 FILES: tuple[str, ...] = SPLIT_FILES["train"] + SPLIT_FILES["test"]
 
+# The published MD5 of each original .gz file (torchvision's mnist.py lists the same).
+# The fetcher checks a file against it before putting it in place; the loader
+# checks it again before parsing, so a copied, linked or swapped file is caught.
+MD5: dict[str, dict[str, str]] = {
+    "mnist": {
+        "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+        "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
+        "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
+        "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
+    },
+    "fashion-mnist": {
+        "train-images-idx3-ubyte.gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+        "train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
+        "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
+        "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310",
+    },
+}
+
 ENV_VAR = "NUMPYVAE_DATA"
 DEFAULT_DIR = "data"
 
@@ -30,6 +49,15 @@ def check_dataset(dataset: str) -> str:
     if dataset not in DATASETS:
         raise ValueError(f"unknown data set {dataset!r}; expected one of {', '.join(DATASETS)}")
     return dataset
+
+
+def file_md5(path: str | os.PathLike) -> str:
+    """The MD5 of a file, as hex."""
+    digest = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:

@@ -13,12 +13,14 @@ from pathlib import Path
 
 import numpy as np
 
+from . import catalog
 from .catalog import (
     SPLIT_FILES,
     SPLITS,
     check_dataset,
     data_dir_origin,
     fetch_command,
+    file_md5,
     resolve_data_dir,
 )
 from .idx import IDXError, read_idx
@@ -32,6 +34,11 @@ MONITOR_SIZE = 100
 
 class DataNotFoundError(FileNotFoundError):
     """A data set's files are not in the data folder; the message says how to fetch them."""
+
+
+class ChecksumError(IDXError):
+    """A data file is not the published original (its MD5 differs); the message names the
+    file, the MD5 expected and the command that replaces it."""
 
 
 def _missing_message(dataset: str, split: str, folder: Path, missing: list[str],
@@ -48,6 +55,38 @@ def _missing_message(dataset: str, split: str, folder: Path, missing: list[str],
     )
 
 
+# MD5s of files already hashed in this process, keyed by what identifies the bytes on
+# disk: a file replaced, rewritten or swapped behind a link gets another key.
+_MD5_SEEN: dict[tuple, str] = {}
+
+
+def _md5(path: Path) -> str:
+    real = os.path.realpath(path)
+    st = os.stat(real)
+    key = (real, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    if key not in _MD5_SEEN:
+        _MD5_SEEN[key] = file_md5(real)
+    return _MD5_SEEN[key]
+
+
+def verify(dataset: str, path: Path, data_dir: str | os.PathLike | None = None) -> None:
+    """Raise ChecksumError unless ``path`` is the published file of ``dataset`` by its MD5.
+
+    Hashing the four .gz files takes about 0.05 s for MNIST, 0.1 s for Fashion-MNIST;
+    each file is hashed once per process while it stays unchanged.
+    """
+    expected = catalog.MD5[dataset][path.name]
+    actual = _md5(path)
+    if actual != expected:
+        link = f" (a link to {os.path.realpath(path)})" if os.path.realpath(path) != \
+            os.path.abspath(path) else ""
+        raise ChecksumError(
+            f"{path}{link} is not the published {dataset} file: its MD5 is {actual}, "
+            f"expected {expected} (a damaged copy, or another data set's file).\n"
+            f"Replace it with:  {fetch_command(dataset, data_dir)}"
+        )
+
+
 def load(dataset: str, split: str = "train",
          data_dir: str | os.PathLike | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Images and labels of one split of ``"mnist"`` or ``"fashion-mnist"``.
@@ -56,8 +95,12 @@ def load(dataset: str, split: str = "train",
     int64 of shape (N,). ``data_dir`` defaults to ``$NUMPYVAE_DATA``, else
     ``./data``; files are read from ``data_dir/dataset/``.
 
-    Raises DataNotFoundError when files are missing and IDXError (a ValueError)
-    when a file is damaged or of the wrong kind.
+    Each file's MD5 is checked against the published one before it is read, so
+    a copy, a link or a swap never passes for the data set it is not.
+
+    Raises DataNotFoundError when files are missing, ChecksumError (an IDXError)
+    when a file is not the original, and IDXError (a ValueError) when a file is
+    damaged or of the wrong kind.
     """
     check_dataset(dataset)
     if split not in SPLITS:
@@ -68,6 +111,8 @@ def load(dataset: str, split: str = "train",
     if missing:
         raise DataNotFoundError(_missing_message(dataset, split, folder, missing, data_dir))
     images_path, labels_path = (folder / name for name in names)
+    for path in (images_path, labels_path):
+        verify(dataset, path, data_dir)
     try:
         images = read_idx(images_path, ndim=3)
         labels = read_idx(labels_path, ndim=1)

@@ -15,7 +15,9 @@ from __future__ import annotations
 import argparse
 import hashlib
 import http.client
+import math
 import os
+import re
 import secrets
 import socket
 import sys
@@ -27,13 +29,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, TextIO
 
+try:
+    import fcntl  # POSIX: a running fetch holds a lock on its temporary file
+except ImportError:  # Windows: an open file cannot be removed anyway
+    fcntl = None
+
 from .catalog import (
     DATASETS,
     DEFAULT_DIR,
     ENV_VAR,
     FILES,
+    MD5,
     check_dataset,
     fetch_command,
+    file_md5,
     resolve_data_dir,
 )
 
@@ -48,22 +57,6 @@ MIRRORS: dict[str, list[str]] = {
         "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
         "https://github.com/zalandoresearch/fashion-mnist/raw/master/data/fashion/",
     ],
-}
-
-# The published MD5 of each original .gz file (torchvision's mnist.py lists the same).
-MD5: dict[str, dict[str, str]] = {
-    "mnist": {
-        "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
-        "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
-        "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
-        "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
-    },
-    "fashion-mnist": {
-        "train-images-idx3-ubyte.gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
-        "train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
-        "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
-        "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310",
-    },
 }
 
 TIMEOUT = 30.0  # seconds without data before a connection counts as dead
@@ -97,15 +90,6 @@ class _SourceFailed(Exception):
 
 class _FileFailed(Exception):
     """No source gave the file, or the target cannot be written."""
-
-
-def file_md5(path: str | os.PathLike) -> str:
-    """The MD5 of a file, as hex."""
-    digest = hashlib.md5(usedforsecurity=False)
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _size(n: float) -> str:
@@ -195,6 +179,8 @@ def _transfer(source: str, dest: Path, expected_md5: str, label: str, show_progr
             except OSError as err:
                 raise _FileFailed(f"{label}: cannot write in {dest.parent}: {err.strerror}") \
                     from None
+            if fcntl is not None:  # tells _remove_stale_parts this file is in use
+                fcntl.flock(fd, fcntl.LOCK_EX)
             digest = hashlib.md5(usedforsecurity=False)
             with os.fdopen(fd, "wb") as target:
                 while True:
@@ -231,6 +217,26 @@ def _transfer(source: str, dest: Path, expected_md5: str, label: str, show_progr
             pass  # already renamed into place (or never created)
 
 
+def _remove_stale_parts(folder: Path, name: str) -> None:
+    """Remove the ``.NAME.part-XXXXXXXX`` files a killed fetch left beside ``name``.
+
+    A fetch that is still running holds a lock on its file; those are left alone.
+    """
+    pattern = re.compile(rf"\.{re.escape(name)}\.part-[0-9a-f]{{8}}")
+    try:
+        candidates = [p for p in folder.iterdir() if pattern.fullmatch(p.name)]
+    except OSError:
+        return
+    for part in candidates:
+        try:
+            with open(part, "rb") as f:
+                if fcntl is not None:
+                    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)  # fails while in use
+                part.unlink()
+        except OSError:
+            continue
+
+
 def _sources(dataset: str, name: str, mirror: str | os.PathLike | None) -> list[str]:
     if mirror is not None:
         return [str(Path(mirror).expanduser().absolute() / dataset / name)]
@@ -244,6 +250,11 @@ def _fetch_file(dataset: str, name: str, root: Path, mirror: str | os.PathLike |
     label = f"{dataset}/{name}"
     expected = MD5[dataset][name]
     replaced = False
+    if dest.is_dir():
+        raise _FileFailed(f"{label}: {dest} is a folder, not a file: move it away, then "
+                          "fetch again")
+    if folder.is_dir():
+        _remove_stale_parts(folder, name)
     if dest.is_file():
         actual = file_md5(dest)
         if actual == expected:
@@ -319,6 +330,8 @@ def fetch(datasets: str | Iterable[str] = "all", target_dir: str | os.PathLike |
     and why; files that did arrive stay in place.
     """
     names = _dataset_names(datasets)
+    if not (math.isfinite(timeout) and timeout > 0):
+        raise ValueError(f"fetch: timeout must be a finite number of seconds > 0, got {timeout}")
     out = sys.stdout if out is None else out
     if progress is None:
         progress = bool(getattr(out, "isatty", lambda: False)())
@@ -380,8 +393,8 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     for name in args.datasets:
         if name != "all" and name not in DATASETS:
             parser.error(f"unknown data set {name!r}; choose from {', '.join(DATASETS)}, all")
-    if args.timeout <= 0:
-        parser.error(f"--timeout must be > 0, got {args.timeout:g}")
+    if not (math.isfinite(args.timeout) and args.timeout > 0):
+        parser.error(f"--timeout must be a finite number > 0, got {args.timeout:g}")
     if args.mirror is not None and not Path(args.mirror).expanduser().is_dir():
         parser.error(f"--mirror {args.mirror}: no such folder")
     root = resolve_data_dir(args.dir)

@@ -62,6 +62,9 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
             print(f"{state:<12} {spec.name}")
         done = sum(state == "finished" for _, state in status)
         print(f"{done} of {len(status)} runs finished")
+        # flush here, so that a reader that left early (`| head -3`) raises BrokenPipeError
+        # inside the command, where the CLI ends quietly, not at interpreter exit
+        sys.stdout.flush()
         return 0
     # `kill` (SIGTERM) stops the sweep like Ctrl-C, so sweep.json still records the
     # invocation's wall time and what it trained

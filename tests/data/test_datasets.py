@@ -7,21 +7,38 @@ import numpy as np
 import pytest
 
 from numpyvae.data import (
+    ChecksumError,
     DataNotFoundError,
     IDXError,
     batches,
+    catalog,
     epoch_order,
     load,
     monitor_indices,
     num_batches,
     write_idx,
 )
-from numpyvae.data.catalog import FILES, SPLIT_FILES
+from numpyvae.data.catalog import FILES, SPLIT_FILES, file_md5
 
 
 @pytest.fixture(autouse=True)
 def _no_env(monkeypatch):
     monkeypatch.delenv("NUMPYVAE_DATA", raising=False)
+
+
+@pytest.fixture(autouse=True)
+def tiny_checksums(monkeypatch):
+    """The loader checks each file's MD5 against catalog.MD5: the tests' tiny files get
+    theirs registered by write_tiny (and by accept), in a copy of the real table."""
+    table = {dataset: dict(files) for dataset, files in catalog.MD5.items()}
+    monkeypatch.setattr(catalog, "MD5", table)
+    return table
+
+
+def accept(path):
+    """Register a file's current MD5 as the published one, so that the parser's own
+    checks (not the checksum) are what a test meets."""
+    catalog.MD5[path.parent.name][path.name] = file_md5(path)
 
 
 def write_tiny(root, dataset="mnist", n_train=7, n_test=3, seed=0):
@@ -36,6 +53,8 @@ def write_tiny(root, dataset="mnist", n_train=7, n_test=3, seed=0):
         labels = rng.integers(0, 10, n, dtype=np.uint8)
         write_idx(folder / SPLIT_FILES[split][0], images)
         write_idx(folder / SPLIT_FILES[split][1], labels)
+        accept(folder / SPLIT_FILES[split][0])
+        accept(folder / SPLIT_FILES[split][1])
         arrays[split] = (images, labels)
     return arrays
 
@@ -65,9 +84,17 @@ def test_load_finds_env_var_then_cwd_data(tmp_path, monkeypatch):
     write_tiny(tmp_path / "env", n_train=5)
     write_tiny(tmp_path / "arg", n_train=6)
     monkeypatch.chdir(tmp_path)
+
+    def accept_train(where):  # the three sets differ, and one table holds one MD5 a name
+        for name in SPLIT_FILES["train"]:
+            accept(tmp_path / where / "mnist" / name)
+
+    accept_train("data")
     assert len(load("mnist", "train")[0]) == 4
     monkeypatch.setenv("NUMPYVAE_DATA", str(tmp_path / "env"))
+    accept_train("env")
     assert len(load("mnist", "train")[0]) == 5
+    accept_train("arg")
     assert len(load("mnist", "train", tmp_path / "arg")[0]) == 6  # an explicit folder wins
 
 
@@ -111,6 +138,7 @@ def test_truncated_file_names_file_and_fix(tmp_path):
     write_tiny(tmp_path)
     path = tmp_path / "mnist" / "train-images-idx3-ubyte.gz"
     path.write_bytes(path.read_bytes()[:-40])
+    accept(path)
     with pytest.raises(IDXError) as info:
         load("mnist", "train", tmp_path)
     assert str(path) in str(info.value) and "truncated" in str(info.value)
@@ -121,6 +149,7 @@ def test_wrong_kind_of_file(tmp_path):
     write_tiny(tmp_path)
     folder = tmp_path / "mnist"
     shutil.copy(folder / "train-labels-idx1-ubyte.gz", folder / "train-images-idx3-ubyte.gz")
+    accept(folder / "train-images-idx3-ubyte.gz")
     with pytest.raises(IDXError, match="1 dimension"):
         load("mnist", "train", tmp_path)
 
@@ -128,6 +157,7 @@ def test_wrong_kind_of_file(tmp_path):
 def test_image_and_label_counts_must_match(tmp_path):
     write_tiny(tmp_path)
     write_idx(tmp_path / "mnist" / "train-labels-idx1-ubyte.gz", np.zeros(2, dtype=np.uint8))
+    accept(tmp_path / "mnist" / "train-labels-idx1-ubyte.gz")
     with pytest.raises(IDXError, match="7 images but 2 labels"):
         load("mnist", "train", tmp_path)
 
@@ -135,6 +165,7 @@ def test_image_and_label_counts_must_match(tmp_path):
 def test_labels_must_be_digits(tmp_path):
     write_tiny(tmp_path)
     write_idx(tmp_path / "mnist" / "t10k-labels-idx1-ubyte.gz", np.array([1, 2, 10], np.uint8))
+    accept(tmp_path / "mnist" / "t10k-labels-idx1-ubyte.gz")
     with pytest.raises(IDXError, match="label 10 outside 0..9"):
         load("mnist", "test", tmp_path)
 
@@ -142,7 +173,46 @@ def test_labels_must_be_digits(tmp_path):
 def test_images_must_be_28x28(tmp_path):
     write_tiny(tmp_path)
     write_idx(tmp_path / "mnist" / "t10k-images-idx3-ubyte.gz", np.zeros((3, 32, 32), np.uint8))
+    accept(tmp_path / "mnist" / "t10k-images-idx3-ubyte.gz")
     with pytest.raises(IDXError, match="32x32, expected 28x28"):
+        load("mnist", "test", tmp_path)
+
+
+def test_a_file_that_is_not_the_published_one_is_refused_before_parsing(tmp_path):
+    """A well-formed file with another MD5 (a damaged copy, another data set) is named,
+    with what was expected and the command that replaces it."""
+    write_tiny(tmp_path)
+    path = tmp_path / "mnist" / "t10k-images-idx3-ubyte.gz"
+    expected = catalog.MD5["mnist"][path.name]
+    write_idx(path, np.zeros((3, 28, 28), np.uint8))  # well-formed, but not the original
+    with pytest.raises(ChecksumError) as info:
+        load("mnist", "test", tmp_path)
+    message = str(info.value)
+    assert isinstance(info.value, ValueError)
+    assert str(path) in message and f"expected {expected}" in message
+    assert f"MD5 is {file_md5(path)}" in message
+    assert f"data_fetch.py mnist --dir {tmp_path}" in message
+    load("mnist", "train", tmp_path)  # the other split is untouched
+
+
+def test_a_link_to_the_other_data_set_is_refused(tmp_path):
+    """data/mnist a link to Fashion-MNIST: every file is well-formed, none is MNIST."""
+    write_tiny(tmp_path / "real", "fashion-mnist", seed=1)
+    write_tiny(tmp_path / "other", "mnist", seed=2)  # registers MNIST's checksums
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "mnist").symlink_to(tmp_path / "real" / "fashion-mnist")
+    load("fashion-mnist", "train", tmp_path / "real")
+    with pytest.raises(ChecksumError, match="not the published mnist file"):
+        load("mnist", "train", tmp_path / "data")
+
+
+def test_a_file_changed_in_place_is_checked_again(tmp_path):
+    """The loader may remember a verified file, but not past a change to it."""
+    write_tiny(tmp_path)
+    load("mnist", "test", tmp_path)
+    path = tmp_path / "mnist" / "t10k-labels-idx1-ubyte.gz"
+    write_idx(path, np.array([1, 2, 3], np.uint8))
+    with pytest.raises(ChecksumError, match="t10k-labels"):
         load("mnist", "test", tmp_path)
 
 

@@ -314,6 +314,48 @@ def test_unknown_dataset_in_python():
         fetch("cifar", out=io.StringIO())
 
 
+@pytest.mark.parametrize("timeout", [float("nan"), float("inf"), 0.0, -1.0])
+def test_bad_timeout_in_python(timeout, tmp_path):
+    with pytest.raises(ValueError, match="timeout must be a finite number"):
+        fetch("mnist", tmp_path, timeout=timeout, out=io.StringIO())
+    assert leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("where", ["file", "dataset"])
+def test_a_target_name_that_is_a_folder_is_a_named_failure(tmp_path, mirror_dir, capsys, where):
+    """DIR/mnist/FILE (or DIR/mnist itself) in the way as a folder / a file."""
+    target = tmp_path / "data"
+    if where == "file":
+        (target / "mnist" / "t10k-images-idx3-ubyte.gz").mkdir(parents=True)
+        message = "t10k-images-idx3-ubyte.gz is a folder, not a file"
+    else:
+        target.mkdir()
+        (target / "mnist").write_text("x")
+        message = "cannot create"
+    assert main(["mnist", "--dir", str(target), "--mirror", str(mirror_dir)]) == 1
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_a_part_file_left_by_a_killed_fetch_is_removed(tmp_path, mirror_dir):
+    """A killed fetch cannot clean up: the next one removes its .NAME.part-XXXXXXXX,
+    but never one that a running fetch still holds (locked)."""
+    folder = tmp_path / "data" / "mnist"
+    folder.mkdir(parents=True)
+    stale = folder / ".train-images-idx3-ubyte.gz.part-0123abcd"
+    stale.write_bytes(b"half a download")
+    other = folder / ".notes.part-0123abcd"  # not a name of ours
+    other.write_bytes(b"x")
+    run_fetch("mnist", tmp_path / "data", mirror_dir)
+    assert not stale.exists() and other.exists()
+    if fetch_module.fcntl is not None:
+        held = folder / ".t10k-labels-idx1-ubyte.gz.part-89abcdef"
+        with open(held, "wb") as f:
+            fetch_module.fcntl.flock(f, fetch_module.fcntl.LOCK_EX)
+            run_fetch("mnist", tmp_path / "data", mirror_dir)
+            assert held.exists()
+
+
 # ---------------------------------------------------------------- command line
 
 
@@ -349,7 +391,9 @@ def test_cli_interrupt_exits_130(tmp_path, mirror_dir, monkeypatch, capsys):
 @pytest.mark.parametrize("argv, text", [
     (["cifar"], "unknown data set 'cifar'"),
     (["--mirror", "/no/such/folder"], "no such folder"),
-    (["--timeout", "0"], "--timeout must be > 0"),
+    (["--timeout", "0"], "--timeout must be"),
+    (["--timeout", "nan"], "--timeout must be a finite number > 0, got nan"),
+    (["--timeout", "inf"], "--timeout must be a finite number > 0, got inf"),
 ])
 def test_cli_bad_arguments(argv, text, capsys):
     with pytest.raises(SystemExit) as info:

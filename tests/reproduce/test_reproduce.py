@@ -1,7 +1,6 @@
 """reproduce: the plan of runs, the claim rules on synthetic numbers, and --quick end to end."""
 
 import json
-import time
 
 import pytest
 
@@ -165,11 +164,9 @@ def quick_run(tmp_path_factory, shared_datasets):
     base = tmp_path_factory.mktemp("reproduce")
     out, docs = base / "out", base / "docs"
     lines: list[str] = []
-    t0 = time.perf_counter()
     result = reproduce(out, quick=True, data_dir=str(shared_datasets), docs=docs,
                        log=lines.append)
-    return {"out": out, "docs": docs, "result": result, "log": lines,
-            "seconds": time.perf_counter() - t0, "data": shared_datasets}
+    return {"out": out, "docs": docs, "result": result, "log": lines, "data": shared_datasets}
 
 
 def test_quick_writes_results_json(quick_run, shared_datasets):
@@ -240,22 +237,19 @@ def test_quick_writes_figures_and_the_docs_copy(quick_run, shared_datasets):
     png = sum(p.stat().st_size for p in (docs / "figures").glob("*.png"))
     assert png < 800_000, png
     assert (out / "classifier.npz").is_file()
-    assert quick_run["seconds"] < 180, quick_run["seconds"]
 
 
 def test_second_invocation_skips_finished_runs(quick_run, shared_datasets, capsys):
     out = quick_run["out"]
     stamps = {p: p.stat().st_mtime_ns for p in out.glob("runs/*/checkpoint.npz")}
-    t0 = time.perf_counter()
     code = cli_main(["reproduce", "--quick", "--out", str(out), "--data-dir",
                      str(shared_datasets)])
-    seconds = time.perf_counter() - t0
     printed = capsys.readouterr().out
     assert code == 0
     assert printed.count("finished, skipped") == 5 and "training MLP" not in printed
     assert "figures: nothing changed" in printed
     assert stamps == {p: p.stat().st_mtime_ns for p in out.glob("runs/*/checkpoint.npz")}
-    assert seconds < 30, seconds  # measurements, classifier and figures all come from caches
+    # speed is for benchmarks: that nothing was retrained or redrawn is what is checked
     log = json.loads((out / "sweep.json").read_text())
     assert len(log) >= 2 and log[-1]["trained"] == []
 
