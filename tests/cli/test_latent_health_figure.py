@@ -16,7 +16,7 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 def result(d: int = 6, with_mi: bool = True) -> dict:
     rng = np.random.default_rng(0)
-    scale = np.r_[np.full(d - 2, 1.5), np.zeros(2)]  # the last two dimensions unused
+    scale = np.r_[np.full(max(d - 2, 0), 1.5), np.zeros(min(d, 2))]  # the last two unused
     m = rng.standard_normal((300, d)) * scale
     v = np.where(scale > 0, 0.1, 1.0) * np.ones((300, d))
     return latent_health(m, v, with_mi=with_mi)
