@@ -142,6 +142,17 @@ def test_mutual_information_matches_the_linear_gaussian_closed_form(linear):
     assert abs(mi - exact) < 4 * se, f"I = {mi:.4f} ± {se:.4f}, exact {exact:.4f}"
 
 
+def test_mutual_information_standard_error_is_the_spread_over_seeds():
+    """For fixed images, the estimates of 100 seeds scatter by the reported standard error
+    (the ratio's own sampling error is about 7%)."""
+    rng = np.random.default_rng(7)
+    m = rng.standard_normal((300, 2)) * [2.0, 0.5]
+    v = rng.random((300, 2)) * 0.5 + 0.05
+    runs = np.array([lh.mutual_information(m, v, samples=2, seed=s) for s in range(100)])
+    ratio = np.std(runs[:, 0], ddof=1) / np.mean(runs[:, 1])
+    assert 0.8 < ratio < 1.25, f"spread over seeds / reported SE = {ratio:.3f}"
+
+
 def test_mutual_information_with_a_wrong_aggregate_posterior_fails_the_check(linear):
     """Negative control: with the prior in place of q(z), the same check must fail, or it
     could not catch a wrong aggregate posterior."""
