@@ -7,7 +7,12 @@ from typing import Any
 import numpy as np
 
 from .. import kernels
-from .conv2d import _check_grad_shape, _check_hyper
+from .conv2d import (
+    _check_hyper,
+    conv2d_grad_input_numpy,
+    conv2d_grad_weight_numpy,
+    conv2d_numpy,
+)
 from .layer import Layer
 
 
@@ -19,23 +24,22 @@ class ConvTranspose2d(Layer):
     output_padding (< stride) adds rows/columns at the bottom/right, so a stride-2
     layer can reach both 13 and 14 from 7.
 
-    The math, in readable NumPy: input pixel (i, j) adds x[n, c, i, j]·W[c] into
-    the K×K block at (i·s, j·s) of a padded output; the padding p is cut away:
-
-        full = np.zeros((N, C_out, (H − 1)s + K + op, (W − 1)s + K + op))
-        for a, e in kernel taps:
-            full[:, :, a:a + s(H−1) + 1:s, e:e + s(W−1) + 1:s] += np.einsum(
-                "nchw,co->nohw", x, W[:, :, a, e])
-        y = full[:, :, p:p + Hout, p:p + Wout] + b[:, None, None]
-
-    This is exactly the gradient of Conv2d(C_out → C_in) with respect to its
-    input, so the same kernels run it: forward = conv2d_grad_input, and
-    backward = conv2d_forward (for dx) and conv2d_grad_weight (for dW), run
-    together by conv2d_forward_and_grad_weight.
+    Stamping each input pixel's x·W into the output is exactly what Conv2d's input
+    gradient does with dY (see ``conv2d_grad_input_numpy``), so a transposed
+    convolution IS the input gradient of a Conv2d(C_out → C_in) sharing this
+    weight, and its backward is that Conv2d run forwards. ``use_kernels = False``
+    runs the NumPy forms, which say so in code; by default the same kernels run
+    it: forward = conv2d_grad_input, backward = conv2d_forward (for dx) and
+    conv2d_grad_weight (for dW), together in conv2d_forward_and_grad_weight.
+    output_padding is then just a larger input_hw for that input gradient: the
+    conv's kernel never reaches the last output_padding rows/columns of the padded
+    output, which is why two output sizes share one input size.
 
     Initialisation is PyTorch's default: W and b ~ U(−1/√fan_in, 1/√fan_in),
     where PyTorch takes fan_in from the weight's second axis: C_out·K².
     """
+
+    use_kernels = True
 
     def __init__(
         self,
@@ -81,30 +85,53 @@ class ConvTranspose2d(Layer):
             raise ValueError(f"ConvTranspose2d: input {H}x{W} is too small for kernel "
                              f"{self.kernel_size} with padding {self.padding}: the output would "
                              f"be {Hout}x{Wout}")
-        y = kernels.conv2d_grad_input(x, self.params["weight"], (Hout, Wout), self.stride,
-                                      self.padding, bias=self.params.get("bias"))
+        if self.use_kernels:
+            y = kernels.conv2d_grad_input(x, self.params["weight"], (Hout, Wout), self.stride,
+                                          self.padding, bias=self.params.get("bias"))
+        else:
+            y = self._forward_numpy(x)
         self.cache = x
         return y
 
-    def backward(self, dout: np.ndarray) -> np.ndarray:
-        """dout (N, C_out, Hout, Wout) → dx (N, C_in, H, W).
+    def _forward_numpy(self, x: np.ndarray) -> np.ndarray:
+        """Conv2d's input gradient, with x in the place of dY, plus the bias."""
+        y = conv2d_grad_input_numpy(x, self.params["weight"], self.output_size(*x.shape[2:]),
+                                    self.stride, self.padding)
+        if "bias" in self.params:
+            y += self.params["bias"][:, None, None]
+        return y
 
-        y is the adjoint of a conv, so its adjoint is the conv: dX = conv2d(dY, W);
-        dW[c,o,a,e] = Σ_{n,i,j} x[n,c,i,j]·dYpad[n,o,i·s+a,j·s+e] (the conv's weight gradient with
-        x and dY swapped);  db = Σ_{n,h,w} dY.
+    def backward(self, dout: np.ndarray) -> np.ndarray | None:
+        """dout (N, C_out, Hout, Wout) → dx (N, C_in, H, W) (None if ``needs_input_grad`` is off).
         """
         x = self._saved()
-        _check_grad_shape("ConvTranspose2d", dout,
-                          (x.shape[0], self.out_channels, *self.output_size(*x.shape[2:])),
-                          x.dtype)
-        # dX = conv2d(dY, W) and dW = conv2d_grad_weight(x, dY) both read dY's windows: one call
-        # computes the pair and packs them once
-        dx, dw = kernels.conv2d_forward_and_grad_weight(dout, self.params["weight"], x,
-                                                        self.stride, self.padding)
+        self.check_dout(dout, (x.shape[0], self.out_channels, *self.output_size(*x.shape[2:])),
+                        x.dtype)
+        if not self.use_kernels:
+            return self._backward_numpy(dout, x)
+        s, p = self.stride, self.padding
+        if self.needs_input_grad:
+            # dX = conv2d(dY, W) and dW = conv2d_grad_weight(x, dY) both read dY's windows: one
+            # call computes the pair and packs them once
+            dx, dw = kernels.conv2d_forward_and_grad_weight(dout, self.params["weight"], x, s, p)
+        else:
+            dx, dw = None, kernels.conv2d_grad_weight(x, dout, self.kernel_size, s, p)[0]
         self.grads["weight"][...] = dw
         if "bias" in self.grads:
             self.grads["bias"][...] = kernels.channel_sum(dout)
         return dx
+
+    def _backward_numpy(self, dout: np.ndarray, x: np.ndarray) -> np.ndarray | None:
+        """y is the adjoint of a conv, so its adjoint is the conv: dX = conv2d(dY, W);
+        dW = the conv's weight gradient with x and dY swapped,
+        dW[c,o,a,e] = Σ_{n,i,j} x[n,c,i,j]·dYpad[n,o,i·s+a,j·s+e];  db = Σ_{n,h,w} dY."""
+        s, p = self.stride, self.padding
+        self.grads["weight"][...] = conv2d_grad_weight_numpy(x, dout, self.kernel_size, s, p)
+        if "bias" in self.grads:
+            self.grads["bias"][...] = dout.sum(axis=(0, 2, 3))
+        if not self.needs_input_grad:
+            return None
+        return conv2d_numpy(dout, self.params["weight"], None, s, p)
 
     def extra_repr(self) -> str:
         s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}"

@@ -1,64 +1,69 @@
-"""Plain NumPy reference for the convolution kernels: einsum over the padded input.
+"""The convolutions straight from their definitions: the independent oracles for the tests.
 
-Readable, obviously right, and fast enough for test-sized arrays (no Python
-loops over the image, only over the K·K kernel taps). The kernels in
-``numpyvae.kernels`` must match these on every configuration the tests try.
+Each loops over pixels the way the definition reads (one output pixel, or one
+input pixel, at a time) and only vectorises over the batch and the channels, so
+it shares no structure with the layers' NumPy forms (which loop over the K×K
+kernel offsets) or with the kernels (im2col + BLAS, or direct stencils).
 Results come back in float64 whatever the input dtype.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 
-def _windows(x: np.ndarray, K: int, s: int, p: int) -> np.ndarray:
-    """Every K×K window of the padded input, strided: (N, C, Ho, Wo, K, K)."""
-    xp = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (p, p), (p, p)))
-    return sliding_window_view(xp, (K, K), axis=(2, 3))[:, :, ::s, ::s]
+def _pad64(x: np.ndarray, p: int) -> np.ndarray:
+    return np.pad(np.asarray(x, np.float64), ((0, 0), (0, 0), (p, p), (p, p)))
 
 
-def conv2d_reference(x, w, b, stride: int, padding: int) -> np.ndarray:
-    """y[n,f,i,j] = b[f] + Σ_{c,a,e} w[f,c,a,e] xpad[n,c,i·s+a,j·s+e]."""
-    win = _windows(x, w.shape[2], stride, padding)
-    y = np.einsum("nchwae,fcae->nfhw", win, w.astype(np.float64), optimize=True)
+def conv2d_definition(x, w, b, stride: int, padding: int) -> np.ndarray:
+    """y[n,f,i,j] = b[f] + Σ_{c,a,e} w[f,c,a,e]·xpad[n,c,i·s+a, j·s+e], one (i, j) at a time.
+
+    x (N, C, H, W), w (F, C, K, K), b (F,) or None → y (N, F, Ho, Wo).
+    """
+    N, C, H, W = x.shape
+    F, _, K, _ = w.shape
+    s, p = stride, padding
+    Ho, Wo = (H + 2 * p - K) // s + 1, (W + 2 * p - K) // s + 1
+    xp, w64 = _pad64(x, p), np.asarray(w, np.float64)
+    y = np.zeros((N, F, Ho, Wo))
+    for i in range(Ho):
+        for j in range(Wo):
+            window = xp[:, :, i * s:i * s + K, j * s:j * s + K]  # (N, C, K, K)
+            y[:, :, i, j] = np.einsum("ncae,fcae->nf", window, w64)
     if b is not None:
-        y += b.astype(np.float64)[None, :, None, None]
+        y += np.asarray(b, np.float64)[None, :, None, None]
     return y
 
 
-def conv2d_grad_input_reference(dy, w, input_hw, stride: int, padding: int) -> np.ndarray:
-    """Each kernel tap (a, e) sends Σ_f w[f,:,a,e] dy[n,f] back to the inputs it read."""
+def conv2d_grad_definition(dy, x, w, stride: int, padding: int):
+    """(dx, dw, db) of conv2d_definition given dy = ∂L/∂y: the same loop, run backwards.
+
+    Output pixel (i, j) read window = xpad[:, :, i·s:i·s+K, j·s:j·s+K] and gave
+    y[:, :, i, j] = Σ window·w, so it hands dy[:, :, i, j]·w back to that window and
+    adds dy[:, :, i, j] ⊗ window to dw. dy (N, F, Ho, Wo), x (N, C, H, W), w (F, C, K, K).
+    """
     N, F, Ho, Wo = dy.shape
-    _, C, K, _ = w.shape
-    H, W = input_hw
-    s, p = stride, padding
-    dxp = np.zeros((N, C, H + 2 * p, W + 2 * p))
-    dy64, w64 = dy.astype(np.float64), w.astype(np.float64)
-    for a in range(K):
-        for e in range(K):
-            dxp[:, :, a:a + s * (Ho - 1) + 1:s, e:e + s * (Wo - 1) + 1:s] += np.einsum(
-                "nfhw,fc->nchw", dy64, w64[:, :, a, e]
-            )
-    return dxp[:, :, p:p + H, p:p + W]
+    _, C, H, W = x.shape
+    K, s, p = w.shape[2], stride, padding
+    xp, w64, dy64 = _pad64(x, p), np.asarray(w, np.float64), np.asarray(dy, np.float64)
+    dxp = np.zeros_like(xp)
+    dw = np.zeros(w.shape)
+    for i in range(Ho):
+        for j in range(Wo):
+            rows, cols = slice(i * s, i * s + K), slice(j * s, j * s + K)
+            dxp[:, :, rows, cols] += np.einsum("nf,fcae->ncae", dy64[:, :, i, j], w64)
+            dw += np.einsum("nf,ncae->fcae", dy64[:, :, i, j], xp[:, :, rows, cols])
+    return dxp[:, :, p:p + H, p:p + W], dw, dy64.sum(axis=(0, 2, 3))
 
 
-def conv2d_grad_weight_reference(dy, x, kernel_size: int, stride: int, padding: int):
-    """dw[f,c,a,e] = Σ_{n,i,j} dy[n,f,i,j] xpad[n,c,i·s+a,j·s+e];  db[f] = Σ_{n,i,j} dy[n,f,i,j]."""
-    win = _windows(x, kernel_size, stride, padding)
-    Ho, Wo = dy.shape[2], dy.shape[3]
-    win = win[:, :, :Ho, :Wo]
-    dy64 = dy.astype(np.float64)
-    dw = np.einsum("nchwae,nfhw->fcae", win, dy64, optimize=True)
-    return dw, dy64.sum(axis=(0, 2, 3))
+def conv_transpose2d_definition(x, w, b, stride: int, padding: int, output_padding: int):
+    """PyTorch's ConvTranspose2d from its own definition, not from the conv's gradient.
 
-
-def conv_transpose2d_reference(x, w, b, stride: int, padding: int, output_padding: int):
-    """PyTorch's ConvTranspose2d, from its definition rather than from the conv's gradient.
-
-    x (N, C_in, H, W), w (C_in, C_out, K, K). Input pixel (i, j) adds x[n,c,i,j]·w[c,:,:,:]
-    into the K×K output block at (i·s − p, j·s − p); the output is
-    Hout = (H − 1)s − 2p + K + output_padding rows tall (output_padding extra rows at the end).
+    x (N, C_in, H, W), w (C_in, C_out, K, K). Input pixel (i, j) stamps x[n,:,i,j]·w into
+    the K×K block at (i·s, j·s) of a full-size output; then p rows/columns are cropped
+    from each side, and output_padding extra rows/columns stay at the bottom/right:
+    Hout = (H − 1)s − 2p + K + output_padding.
     """
     N, C_in, H, W = x.shape
     _, C_out, K, _ = w.shape
@@ -66,35 +71,12 @@ def conv_transpose2d_reference(x, w, b, stride: int, padding: int, output_paddin
     Hout = (H - 1) * s - 2 * p + K + op
     Wout = (W - 1) * s - 2 * p + K + op
     full = np.zeros((N, C_out, (H - 1) * s + K + op, (W - 1) * s + K + op))
-    x64, w64 = x.astype(np.float64), w.astype(np.float64)
-    for a in range(K):
-        for e in range(K):
-            full[:, :, a:a + s * (H - 1) + 1:s, e:e + s * (W - 1) + 1:s] += np.einsum(
-                "nchw,co->nohw", x64, w64[:, :, a, e]
-            )
+    x64, w64 = np.asarray(x, np.float64), np.asarray(w, np.float64)
+    for i in range(H):
+        for j in range(W):
+            full[:, :, i * s:i * s + K, j * s:j * s + K] += np.einsum(
+                "nc,coae->noae", x64[:, :, i, j], w64)
     y = full[:, :, p:p + Hout, p:p + Wout]
     if b is not None:
-        y = y + b.astype(np.float64)[None, :, None, None]
-    return y
-
-
-def conv2d_loops(x, w, b, stride: int, padding: int) -> np.ndarray:
-    """The definition, one output at a time: only for tiny arrays, to vouch for the einsum."""
-    N, C, H, W = x.shape
-    F, _, K, _ = w.shape
-    s, p = stride, padding
-    Ho, Wo = (H + 2 * p - K) // s + 1, (W + 2 * p - K) // s + 1
-    y = np.zeros((N, F, Ho, Wo))
-    for n in range(N):
-        for f in range(F):
-            for i in range(Ho):
-                for j in range(Wo):
-                    total = 0.0 if b is None else float(b[f])
-                    for c in range(C):
-                        for a in range(K):
-                            for e in range(K):
-                                h, v = i * s + a - p, j * s + e - p
-                                if 0 <= h < H and 0 <= v < W:
-                                    total += float(w[f, c, a, e]) * float(x[n, c, h, v])
-                    y[n, f, i, j] = total
+        y = y + np.asarray(b, np.float64)[None, :, None, None]
     return y
