@@ -18,7 +18,7 @@ import numba
 import numpy as np
 import pytest
 
-import numpyvae.kernels as kernels
+import numpyvae.kernels.conv as conv_api
 from numpyvae.kernels import (
     conv2d_forward,
     conv2d_forward_and_grad_weight,
@@ -87,10 +87,10 @@ def three_samples_per_chunk(monkeypatch):
     the code that splits a batch, including a short last chunk, would go
     untested. Returns a function to call with the conv's (C, K, Ho·Wo, dtype).
     """
-    monkeypatch.setattr(kernels, "_GRAD_WEIGHT_ROWS", 1)
+    monkeypatch.setattr(conv_api, "_GRAD_WEIGHT_ROWS", 1)
 
     def set_for(C: int, K: int, L: int, dtype) -> None:
-        monkeypatch.setattr(kernels, "_CHUNK_BYTES", 3 * L * K * K * C * np.dtype(dtype).itemsize)
+        monkeypatch.setattr(conv_api, "_CHUNK_BYTES", 3 * L * K * K * C * np.dtype(dtype).itemsize)
 
     return set_for
 
@@ -256,8 +256,8 @@ def _run_all(case, dtype, rng_seed=3):
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
 def test_one_thread_and_all_threads_agree_bitwise(dtype, one_sample_chunks, monkeypatch):
     if one_sample_chunks:  # as many GEMM chunks as samples, so every worker gets some
-        monkeypatch.setattr(kernels, "_CHUNK_BYTES", 1)
-        monkeypatch.setattr(kernels, "_GRAD_WEIGHT_ROWS", 1)
+        monkeypatch.setattr(conv_api, "_CHUNK_BYTES", 1)
+        monkeypatch.setattr(conv_api, "_GRAD_WEIGHT_ROWS", 1)
     full = numba.config.NUMBA_NUM_THREADS
     try:
         results = {}
@@ -283,10 +283,10 @@ def test_one_thread_and_all_threads_agree_bitwise(dtype, one_sample_chunks, monk
 _SUBPROCESS = """
 import numba, numpy as np, sys
 sys.path.insert(0, {root!r})
-import numpyvae.kernels as kernels
+import numpyvae.kernels.conv as conv_api
 from tests.kernels.test_conv_kernels import THREAD_CASES, _run_all, assert_close
 assert numba.config.NUMBA_NUM_THREADS == 3
-kernels._CHUNK_BYTES = kernels._GRAD_WEIGHT_ROWS = 1  # one sample per GEMM chunk
+conv_api._CHUNK_BYTES = conv_api._GRAD_WEIGHT_ROWS = 1  # one sample per GEMM chunk
 for dtype in (np.float32, np.float64):
     for case in THREAD_CASES:
         numba.set_num_threads(1)
