@@ -3,7 +3,7 @@
 - ``conv.py``: the conv API (conv2d forward, input and weight gradients), on
   ``gemm.py`` (im2col around single-threaded BLAS calls) and ``direct.py``
   (plain loops for single-channel outputs); ``geometry.py`` holds a conv's sizes.
-- ``matmul.py``: a @ b, bitwise the same at any thread count (Dense).
+- ``blocked_matmul.py``: ``matmul``, a @ b bitwise the same at any thread count (Dense).
 - ``batchnorm.py``: BatchNorm2d's statistics, normalisation and backward pass.
 - ``elementwise.py``: ELU, Sigmoid and the Adam update.
 - ``threads.py``: every thread and BLAS decision; ``workspace.py``: reused work
@@ -13,6 +13,7 @@ Every kernel gives the same bits at any thread count.
 """
 
 from .batchnorm import batch_moments, batchnorm_backward, normalize
+from .blocked_matmul import matmul
 from .conv import (
     channel_sum,
     conv2d_forward,
@@ -21,7 +22,6 @@ from .conv import (
     conv2d_grad_weight,
 )
 from .geometry import ConvGeometry, conv_output_size
-from .matmul import matmul
 from .threads import max_threads, set_threads
 from .workspace import clear_workspace
 

@@ -9,7 +9,7 @@ NumPy's OpenBLAS and SciPy's OpenBLAS (the one numba's ``np.dot`` calls).
   call it from inside numba's parallel loops, one call per worker thread, and
   a BLAS that spawned threads of its own there would oversubscribe the cores
   and make results depend on the thread count.
-- Matrix products (``matmul.matmul``, the Dense layers' products) follow the
+- Matrix products (``blocked_matmul.matmul``, the Dense layers' products) follow the
   same scheme: fixed blocks of rows, each a single-threaded BLAS call.
 """
 
