@@ -141,7 +141,7 @@ class BatchNorm2d(Layer):
             var = self.buffers["running_var"]
         inv_std = 1.0 / np.sqrt(var + self.eps)
         x_hat = (x - _per_channel(mean)) * _per_channel(inv_std)
-        self.cache = (x, mean, inv_std, self.training)
+        self.cache = ((x, mean), inv_std, self.training)  # x̂ is recomputed in backward
         return _per_channel(self.params["weight"]) * x_hat + _per_channel(self.params["bias"])
 
     def _forward_kernels(self, x: np.ndarray) -> np.ndarray:
@@ -155,7 +155,7 @@ class BatchNorm2d(Layer):
             var = self.buffers["running_var"]
         inv_std = 1.0 / np.sqrt(var + self.eps)
         y = kernels.normalize(x3, mean, self.params["weight"] * inv_std, self.params["bias"])
-        self.cache = (x3.reshape(x.shape), mean, inv_std, self.training)
+        self.cache = ((x3.reshape(x.shape), mean), inv_std, self.training)
         return y.reshape(x.shape)
 
     def _update_running_stats(self, mean: np.ndarray, unbiased_var: np.ndarray) -> None:
@@ -171,7 +171,7 @@ class BatchNorm2d(Layer):
         ``batchnorm_backward_staged`` derives it; ``batchnorm_backward_numpy`` is the
         compact form, and ``kernels.batchnorm_backward`` the same, fused.
         """
-        x, mean, inv_std, was_training = self._saved()
+        (x, mean), inv_std, was_training = self._saved()
         self.check_dout(dout, x.shape, x.dtype)
         backward = kernels.batchnorm_backward if self.use_kernels else batchnorm_backward_numpy
         dx, dgamma, dbeta = backward(x, dout, mean, inv_std, self.params["weight"],

@@ -219,7 +219,7 @@ def test_batchnorm_kernels_stable_at_1e4(dtype, use_kernels):
 
 
 def test_batchnorm_switch_between_forward_and_backward():
-    """Both paths keep the same cache (x, μ, 1/σ, mode), so either backward follows either
+    """Both paths keep the same cache ((x, μ), 1/σ, mode), so either backward follows either
     forward."""
     x = rng(8).standard_normal((4, 3, 2, 2))
     a, b = bn_pair(3, np.float64, training=True)
