@@ -137,22 +137,22 @@ def forward(x, w, b, s, p, planes, outs, y):
     Wp = W + 2 * p
     L = (Ho - 1) * Wp + Wo
     n_chunks = planes.shape[0]
-    for ch in prange(n_chunks):
-        sc = planes[ch]
-        sc[:, :] = 0
-        out = outs[ch]
-        for n in range(ch * N // n_chunks, (ch + 1) * N // n_chunks):
+    for chunk in prange(n_chunks):
+        sample_planes = planes[chunk]
+        sample_planes[:, :] = 0
+        out = outs[chunk]
+        for n in range(chunk * N // n_chunks, (chunk + 1) * N // n_chunks):
             for c in range(C):
-                _load_plane(x[n, c], p, Wp, sc[c])
+                _load_plane(x[n, c], p, Wp, sample_planes[c])
             for f in range(F):
                 out[:] = 0
                 for c in range(C):
                     if K == 3 and s == 1:
-                        _stencil3(out, w[f, c], sc[c], Wp, L)
+                        _stencil3(out, w[f, c], sample_planes[c], Wp, L)
                     else:
                         for a in range(K):
                             for e in range(K):
-                                _axpy(out, w[f, c, a, e], sc[c], a * Wp + e, s, L)
+                                _axpy(out, w[f, c, a, e], sample_planes[c], a * Wp + e, s, L)
                 bf = b[f]
                 for i in range(Ho):
                     src = out[i * Wp:i * Wp + Wo]
@@ -170,58 +170,59 @@ def grad_input(dy, w, s, p, bias, planes, rows, dx):
     Wp = W + 2 * p
     L = (Ho - 1) * Wp + Wo
     n_chunks = planes.shape[0]
-    for ch in prange(n_chunks):
-        sc = planes[ch]
-        d = rows[ch]
+    for chunk in prange(n_chunks):
+        sample_planes = planes[chunk]
+        d = rows[chunk]
         d[:] = 0  # the entries between rows must add zeros
-        for n in range(ch * N // n_chunks, (ch + 1) * N // n_chunks):
-            sc[:, :] = 0
+        for n in range(chunk * N // n_chunks, (chunk + 1) * N // n_chunks):
+            sample_planes[:, :] = 0
             for f in range(F):
                 _load_rows(dy[n, f], Wp, d)
                 for c in range(C):
                     for a in range(K):
                         for e in range(K):
-                            _axpy_scatter(sc[c], a * Wp + e, s, w[f, c, a, e], d, L)
+                            _axpy_scatter(sample_planes[c], a * Wp + e, s, w[f, c, a, e], d, L)
             for c in range(C):
                 bc = bias[c]
                 for h in range(H):
-                    src = sc[c, (h + p) * Wp + p:(h + p) * Wp + p + W]
+                    src = sample_planes[c, (h + p) * Wp + p:(h + p) * Wp + p + W]
                     dst = dx[n, c, h]
                     for q in range(W):
                         dst[q] = src[q] + bc
 
 
 @numba.njit(parallel=True, cache=True)
-def grad_weight(dy, x, K, s, p, nb, planes, rows, partials):
+def grad_weight(dy, x, g, planes, rows, partials):
     """partials[chunk, f, c, a, e] = Σ over the chunk's samples n, and i, j, of
-    dy[n, f, i, j] · xpad[n, c, i·s + a, j·s + e]."""
+    dy[n, f, i, j] · xpad[n, c, i·s + a, j·s + e].  g: the ConvGeometry."""
+    K, s, p, samples_per_chunk = g.kernel_size, g.stride, g.padding, g.samples_per_chunk
     N, C, H, W = x.shape
     F, Ho, Wo = dy.shape[1], dy.shape[2], dy.shape[3]
     Wp = W + 2 * p
     L = (Ho - 1) * Wp + Wo
     n_chunks = partials.shape[0]
     n_workers = planes.shape[0]
-    # worker k takes a range of chunks of nb samples; each chunk's sums go to its own slot
+    # worker k takes a range of chunks of samples; each chunk's sums go to its own slot
     for k in prange(n_workers):
-        sc = planes[k]
-        sc[:] = 0
+        plane = planes[k]
+        plane[:] = 0
         d = rows[k]
         d[:, :] = 0
-        for ch in range(k * n_chunks // n_workers, (k + 1) * n_chunks // n_workers):
-            acc = partials[ch]
+        for chunk in range(k * n_chunks // n_workers, (k + 1) * n_chunks // n_workers):
+            acc = partials[chunk]
             acc[:, :, :, :] = 0
-            for n in range(ch * nb, min(N, (ch + 1) * nb)):
+            for n in range(chunk * samples_per_chunk, min(N, (chunk + 1) * samples_per_chunk)):
                 for f in range(F):
                     _load_rows(dy[n, f], Wp, d[f])
                 for c in range(C):
-                    _load_plane(x[n, c], p, Wp, sc)
+                    _load_plane(x[n, c], p, Wp, plane)
                     for f in range(F):
                         if K == 3 and s == 1:
-                            _dots3(acc[f, c], d[f], sc, Wp, L)
+                            _dots3(acc[f, c], d[f], plane, Wp, L)
                         else:
                             for a in range(K):
                                 for e in range(K):
-                                    acc[f, c, a, e] += _dot(d[f], sc, a * Wp + e, s, L)
+                                    acc[f, c, a, e] += _dot(d[f], plane, a * Wp + e, s, L)
 
 
 @numba.njit(parallel=True, cache=True)

@@ -1,4 +1,4 @@
-"""Fused elementwise kernels: ELU, Sigmoid, BatchNorm2d and the Adam update.
+"""Fused elementwise kernels: ELU, Sigmoid and the Adam update.
 
 These functions know nothing of layers. Each replaces a chain of NumPy calls
 (each of which reads and writes a whole array) by one or two passes over
@@ -6,20 +6,13 @@ memory; the layers keep the readable NumPy form as their reference.
 
 - ``elu_forward``/``elu_backward``, ``sigmoid_forward``/``sigmoid_backward``: flat loops, cut into
   fixed chunks of ``_CHUNK`` elements that numba's threads share out.
-- ``batch_moments``: per-channel mean and biased variance of an (N, C, L)
-  array in one pass: each (n, c) plane's sum and squared deviations from its
-  own mean (two passes over a plane that sits in L1 cache), combined per
-  channel afterwards (Chan et al.'s parallel variance formula) by NumPy.
-- ``bn_normalize``, ``bn_grad_sums``, ``bn_grad_input``: BatchNorm's
-  normalisation and its backward pass, plane by plane.
-- ``small_matmul``: a @ b on the calling thread, for Dense layers' small products.
 - ``adam_update``: Adam's moment updates and parameter step in one pass, with
   the same operations in the same order as the NumPy reference, so the results
   are bitwise those of ``numpyvae.nn.adam.Adam``'s reference path.
 
-Parallel loops split independent outputs only (chunks of a flat array, or
-(n, c) planes); per-plane partial sums are added per channel in a fixed order
-afterwards. So results are bitwise the same at any thread count.
+Parallel loops split independent outputs only (fixed chunks of a flat array),
+so results are bitwise the same at any thread count. (BatchNorm2d's kernels
+are in ``batchnorm.py``.)
 
 float32 stays float32: every constant inside a kernel is made with
 ``x.dtype.type(...)``, and the callers pass scalars already cast to the
@@ -49,12 +42,7 @@ __all__ = [
     "elu_backward",
     "sigmoid_forward",
     "sigmoid_backward",
-    "batch_moments",
-    "bn_normalize",
-    "bn_grad_sums",
-    "bn_grad_input",
     "adam_update",
-    "small_matmul",
 ]
 
 # Elements per chunk of a flat parallel loop: a few tens of KB, so each chunk
@@ -65,9 +53,6 @@ _SERIAL_BELOW = 1 << 18
 
 # "contract" only (fused multiply-add): no reassociation, NaN and inf semantics kept.
 _FMA = {"contract"}
-# Sums may also be reassociated, so LLVM can split them over vector lanes: an order
-# fixed at compile time, so results stay reproducible.
-_SUMS = {"contract", "reassoc"}
 
 
 # ----------------------------------------------------------------------------
@@ -263,144 +248,10 @@ def sigmoid_backward(y: np.ndarray, dy: np.ndarray) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------
-# BatchNorm2d over an (N, C, L) view, L = H·W
-# ----------------------------------------------------------------------------
-@numba.njit(cache=True, error_model="numpy", parallel=True, fastmath=_SUMS)
-def _plane_moments(x, sums, sq_devs):
-    """sums[n, c] = Σ x[n, c],  sq_devs[n, c] = Σ (x[n, c] − its mean)²."""
-    N, C, L = x.shape
-    T = x.dtype.type
-    inv_L = T(1) / T(L)
-    for k in prange(N * C):
-        n, c = k // C, k % C
-        xs = x[n, c]
-        s = T(0)
-        for i in range(L):
-            s += xs[i]
-        mu = s * inv_L
-        q = T(0)
-        for i in range(L):
-            d = xs[i] - mu
-            q += d * d
-        sums[n, c] = s
-        sq_devs[n, c] = q
-
-
-@numba.njit(cache=True, error_model="numpy", parallel=True, fastmath=_FMA)
-def _bn_normalize(x, mean, scale, shift, y):
-    N, C, L = x.shape
-    for k in prange(N * C):
-        n, c = k // C, k % C
-        xs, ys = x[n, c], y[n, c]
-        mu, a, b = mean[c], scale[c], shift[c]
-        for i in range(L):
-            ys[i] = (xs[i] - mu) * a + b
-
-
-@numba.njit(cache=True, error_model="numpy", parallel=True, fastmath=_SUMS)
-def _bn_plane_grad_sums(x, dy, mean, sum_dy, sum_dy_xc):
-    """sum_dy[n, c] = Σ dy[n, c],  sum_dy_xc[n, c] = Σ dy[n, c]·(x[n, c] − mean[c])."""
-    N, C, L = x.shape
-    T = x.dtype.type
-    for k in prange(N * C):
-        n, c = k // C, k % C
-        xs, ds = x[n, c], dy[n, c]
-        mu = mean[c]
-        s = T(0)
-        q = T(0)
-        for i in range(L):
-            d = ds[i]
-            s += d
-            q += d * (xs[i] - mu)
-        sum_dy[n, c] = s
-        sum_dy_xc[n, c] = q
-
-
-@numba.njit(cache=True, error_model="numpy", parallel=True, fastmath=_FMA)
-def _bn_grad_input(x, dy, mean, a, b, d, dx):
-    N, C, L = x.shape
-    for k in prange(N * C):
-        n, c = k // C, k % C
-        xs, ds, out = x[n, c], dy[n, c], dx[n, c]
-        mu, ac, bc, dc = mean[c], a[c], b[c], d[c]
-        for i in range(L):
-            out[i] = ac * ds[i] + (bc * (xs[i] - mu) + dc)
-
-
-def batch_moments(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """x (N, C, L) contiguous → per-channel mean and biased variance, each (C,), x's dtype."""
-    N, C, L = x.shape
-    sums = np.empty((N, C), dtype=x.dtype)
-    sq_devs = np.empty((N, C), dtype=x.dtype)
-    _plane_moments(x, sums, sq_devs)
-    # combine the planes per channel (N·C numbers: NumPy, in a fixed order):
-    # M·var = Σ sq_devs + L·Σ (plane mean − mean)²  (Chan et al.)
-    mean = sums.sum(axis=0) * (1.0 / (N * L))
-    between = sums * (1.0 / L) - mean
-    var = (sq_devs.sum(axis=0) + L * (between * between).sum(axis=0)) * (1.0 / (N * L))
-    return mean, var
-
-
-def bn_normalize(x: np.ndarray, mean: np.ndarray, scale: np.ndarray,
-                 shift: np.ndarray) -> np.ndarray:
-    """y = (x − mean)·scale + shift per channel.  x (N, C, L) contiguous, the rest (C,)."""
-    y = np.empty_like(x)
-    _bn_normalize(x, mean, scale, shift, y)
-    return y
-
-
-def bn_grad_sums(x: np.ndarray, dy: np.ndarray,
-                 mean: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per channel Σ dy and Σ dy·(x − mean).  x, dy (N, C, L) contiguous → two (C,) arrays."""
-    N, C, _ = x.shape
-    plane_dy = np.empty((N, C), dtype=x.dtype)
-    plane_dy_xc = np.empty((N, C), dtype=x.dtype)
-    _bn_plane_grad_sums(x, dy, mean, plane_dy, plane_dy_xc)
-    return plane_dy.sum(axis=0), plane_dy_xc.sum(axis=0)
-
-
-def bn_grad_input(x: np.ndarray, dy: np.ndarray, mean: np.ndarray, a: np.ndarray,
-                  b: np.ndarray, d: np.ndarray) -> np.ndarray:
-    """dx = a·dy + b·(x − mean) + d per channel.  x, dy (N, C, L) contiguous, the rest (C,)."""
-    dx = np.empty_like(x)
-    _bn_grad_input(x, dy, mean, a, b, d, dx)
-    return dx
-
-
-# ----------------------------------------------------------------------------
-# Small matrix products on one thread
-# ----------------------------------------------------------------------------
-# Below this many multiply-adds a matrix product takes tens of microseconds on one
-# core, and a second BLAS thread saves less than it costs.
-SMALL_MATMUL = 1 << 21
-
-
-@numba.njit(cache=True)
-def _dot_into(a, b, out):
-    np.dot(a, b, out)
-
-
-def small_matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """a @ b for 2-D C- or F-contiguous arrays of one float dtype, on the calling thread.
-
-    NumPy's BLAS splits even a small product over its threads, and after each call its
-    idle threads spin for a while: beside numba's threads (the conv kernels) that costs a
-    core. This calls, from numba, the single-threaded BLAS the conv kernels use.
-    """
-    from . import _pin_inner_blas  # the kernels' BLAS-thread policy (kernels/__init__.py)
-
-    _pin_inner_blas()
-    if out is None:
-        out = np.empty((a.shape[0], b.shape[1]), dtype=a.dtype)
-    _dot_into(a, b, out)
-    return out
-
-
-# ----------------------------------------------------------------------------
 # Adam
 # ----------------------------------------------------------------------------
 # No fastmath: every operation rounds as NumPy's does, so the update is bitwise
-# the reference's (numpyvae.nn.adam.Adam._step_numpy).
+# the reference's (numpyvae.nn.adam.Adam._update_numpy).
 @numba.njit(cache=True, error_model="numpy")
 def _adam_chunk(p, g, m, v, b1, one_minus_b1, b2, one_minus_b2, c1, c2, lr, eps):
     for i in range(p.size):

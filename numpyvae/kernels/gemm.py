@@ -11,6 +11,18 @@ To pack, a sample is copied channels-last into a zero-bordered scratch plane
 (Hp, Wp·C): a window row is then K·C contiguous numbers, so im2col and col2im
 are runs of contiguous copies and adds that vectorise, with no bounds tests
 (the border supplies the padding's zeros).
+
+The drivers split the batch into fixed chunks of ``g.samples_per_chunk``
+samples (the number depends on the shapes only, never on the thread count).
+Worker k of ``n_workers`` takes a contiguous range of chunks and packs,
+multiplies and unpacks each one inside its own cache-sized buffers; the matrix
+product is a single-threaded BLAS call (numba's np.dot), so there is one thread
+pool and no hand-offs between numba's threads and BLAS's. A chunk's result is
+the same whichever worker computes it, and weight-gradient partial sums are
+stored per chunk and added in chunk order afterwards.
+
+``g`` is a ``ConvGeometry`` (kernel_size, stride, padding, out_h, out_w,
+samples_per_chunk).
 """
 
 import numba
@@ -19,52 +31,54 @@ from numba import prange
 
 
 @numba.njit(cache=True)
-def _load_channels_last(x_n, p, sc):
-    """sc[p + h, (p + w)·C + c] = x_n[c, h, w]; sc's zero border is left alone."""
+def _load_channels_last(x_n, p, plane):
+    """plane[p + h, (p + w)·C + c] = x_n[c, h, w]; the plane's zero border is left alone."""
     C, H, W = x_n.shape
     for c in range(C):
         for h in range(H):
             src = x_n[c, h]
-            dst = sc[h + p, p * C + c:(p + W) * C:C]
+            dst = plane[h + p, p * C + c:(p + W) * C:C]
             for q in range(W):
                 dst[q] = src[q]
 
 
 @numba.njit(cache=True)
-def _im2col_sample(x_n, K, s, p, Ho, Wo, sc, cols):
+def _im2col_sample(x_n, g, plane, cols):
     """cols[(i, j), (a, e, c)] = xpad_n[c, i·s + a, j·s + e], for one sample x_n (C, H, W)."""
     C = x_n.shape[0]
+    K, s = g.kernel_size, g.stride
     KC = K * C
-    _load_channels_last(x_n, p, sc)
-    for i in range(Ho):
-        for j in range(Wo):
-            r = i * Wo + j
+    _load_channels_last(x_n, g.padding, plane)
+    for i in range(g.out_h):
+        for j in range(g.out_w):
+            r = i * g.out_w + j
             for a in range(K):
-                # kernel row a of this window: K pixels × C channels, contiguous in sc
-                src = sc[i * s + a, j * s * C:j * s * C + KC]
+                # kernel row a of this window: K pixels × C channels, contiguous in the plane
+                src = plane[i * s + a, j * s * C:j * s * C + KC]
                 dst = cols[r, a * KC:(a + 1) * KC]
                 for q in range(KC):
                     dst[q] = src[q]
 
 
 @numba.njit(cache=True)
-def _col2im_sample(dcols, K, s, p, Ho, Wo, bias, sc, dx_n):
+def _col2im_sample(dcols, g, bias, plane, dx_n):
     """dx_n[c, h, w] = bias[c] + Σ of dcols over every window entry that read (h, w)."""
     C, H, W = dx_n.shape
+    K, s, p = g.kernel_size, g.stride, g.padding
     KC = K * C
-    sc[:, :] = 0
-    for i in range(Ho):
-        for j in range(Wo):
-            r = i * Wo + j
+    plane[:, :] = 0
+    for i in range(g.out_h):
+        for j in range(g.out_w):
+            r = i * g.out_w + j
             for a in range(K):
                 src = dcols[r, a * KC:(a + 1) * KC]
-                dst = sc[i * s + a, j * s * C:j * s * C + KC]
+                dst = plane[i * s + a, j * s * C:j * s * C + KC]
                 for q in range(KC):
                     dst[q] += src[q]
     for c in range(C):
         bc = bias[c]
         for h in range(H):
-            src = sc[h + p, p * C + c:(p + W) * C:C]
+            src = plane[h + p, p * C + c:(p + W) * C:C]
             dst = dx_n[c, h]
             for q in range(W):
                 dst[q] = src[q] + bc
@@ -93,114 +107,135 @@ def _planes_to_rows(dy_n, rows):
             dst[q] = src[q]
 
 
-# The drivers split the batch into fixed chunks of ``nb`` samples (the number
-# depends on the shapes only, never on the thread count). Worker k of
-# ``n_workers`` takes a contiguous range of chunks and packs, multiplies and
-# unpacks each one inside its own cache-sized buffers; the matrix product is a
-# single-threaded BLAS call (numba's np.dot), so there is one thread pool and
-# no hand-offs between numba's threads and BLAS's. A chunk's result is the same
-# whichever worker computes it, and weight-gradient partial sums are stored per
-# chunk and added in chunk order afterwards.
+# ----------------------------------------------------------------------------
+# One chunk of samples: the steps the drivers share
+# ----------------------------------------------------------------------------
+@numba.njit(cache=True)
+def _chunks_of_worker(k, n_workers, n_chunks):
+    """The contiguous range of chunks worker k of n_workers takes."""
+    return range(k * n_chunks // n_workers, (k + 1) * n_chunks // n_workers)
+
+
+@numba.njit(cache=True)
+def _chunk_samples(chunk, samples_per_chunk, N):
+    """(first sample, number of samples) of a chunk; the last chunk may be short."""
+    first = chunk * samples_per_chunk
+    return first, min(samples_per_chunk, N - first)
+
+
+@numba.njit(cache=True)
+def _pack_chunk(x, first, m, g, plane, cols):
+    """im2col of samples first … first + m − 1, one block of L rows each: cols (m·L, K·K·C)."""
+    L = g.out_h * g.out_w
+    for t in range(m):
+        _im2col_sample(x[first + t], g, plane, cols[t * L:(t + 1) * L])
+
+
+@numba.njit(cache=True)
+def _forward_chunk(x, Wk, b, first, m, g, plane, cols, rows, y):
+    """y[first:first + m] = conv2d of those samples + b: pack, one product, unpack."""
+    F = Wk.shape[1]
+    L = g.out_h * g.out_w
+    _pack_chunk(x, first, m, g, plane, cols)
+    np.dot(cols, Wk, rows)
+    for t in range(m):
+        _rows_to_planes(rows[t * L:(t + 1) * L], b, y[first + t].reshape((F, L)))
+
+
+@numba.njit(cache=True)
+def _weight_grad_chunk(d, first, m, cols, planes_side_by_side, partial):
+    """partial = dᵀ @ cols over the chunk, with cols already packed; d (N, F, Ho, Wo)."""
+    F = d.shape[1]
+    L = d.shape[2] * d.shape[3]
+    for t in range(m):
+        for f in range(F):
+            src = d[first + t, f].reshape(L)
+            dst = planes_side_by_side[f, t * L:(t + 1) * L]
+            for q in range(L):
+                dst[q] = src[q]
+    np.dot(planes_side_by_side, cols, partial)
+
+
+# ----------------------------------------------------------------------------
+# Drivers: one parallel loop over workers, each taking a range of chunks
+# ----------------------------------------------------------------------------
 @numba.njit(parallel=True, cache=True)
-def forward(x, Wk, b, K, s, p, Ho, Wo, nb, planes, cols, rows, y):
+def forward(x, Wk, b, g, planes, cols, rows, y):
     """y = conv2d(x) + b, chunk by chunk: cols = im2col(x), Y = cols @ Wk, y = Yᵀ + b."""
     N = x.shape[0]
     KKC, F = Wk.shape
-    L = Ho * Wo
-    n_chunks = (N + nb - 1) // nb
+    L = g.out_h * g.out_w
+    n_chunks = (N + g.samples_per_chunk - 1) // g.samples_per_chunk
     n_workers = planes.shape[0]
     for k in prange(n_workers):
-        sc = planes[k]
-        sc[:, :] = 0
-        for ch in range(k * n_chunks // n_workers, (k + 1) * n_chunks // n_workers):
-            n0 = ch * nb
-            m = min(nb, N - n0)
-            cl = cols[k, :m * L * KKC].reshape((m * L, KKC))
-            rw = rows[k, :m * L * F].reshape((m * L, F))
-            for t in range(m):
-                _im2col_sample(x[n0 + t], K, s, p, Ho, Wo, sc, cl[t * L:(t + 1) * L])
-            np.dot(cl, Wk, rw)
-            for t in range(m):
-                _rows_to_planes(rw[t * L:(t + 1) * L], b, y[n0 + t].reshape((F, L)))
+        plane = planes[k]
+        plane[:, :] = 0
+        for chunk in _chunks_of_worker(k, n_workers, n_chunks):
+            first, m = _chunk_samples(chunk, g.samples_per_chunk, N)
+            _forward_chunk(x, Wk, b, first, m, g, plane,
+                           cols[k, :m * L * KKC].reshape((m * L, KKC)),
+                           rows[k, :m * L * F].reshape((m * L, F)), y)
 
 
 @numba.njit(parallel=True, cache=True)
-def grad_input(dy, Wt, bias, K, s, p, nb, planes, cols, rows, dx):
+def grad_input(dy, Wt, bias, g, planes, cols, rows, dx):
     """dx = col2im(dY @ Wkᵀ) + bias, chunk by chunk."""
-    N, F, Ho, Wo = dy.shape
+    N, F = dy.shape[0], dy.shape[1]
     KKC = Wt.shape[1]
-    L = Ho * Wo
-    n_chunks = (N + nb - 1) // nb
+    L = g.out_h * g.out_w
+    n_chunks = (N + g.samples_per_chunk - 1) // g.samples_per_chunk
     n_workers = planes.shape[0]
     for k in prange(n_workers):
-        sc = planes[k]
-        for ch in range(k * n_chunks // n_workers, (k + 1) * n_chunks // n_workers):
-            n0 = ch * nb
-            m = min(nb, N - n0)
-            cl = cols[k, :m * L * KKC].reshape((m * L, KKC))
-            rw = rows[k, :m * L * F].reshape((m * L, F))
+        plane = planes[k]
+        for chunk in _chunks_of_worker(k, n_workers, n_chunks):
+            first, m = _chunk_samples(chunk, g.samples_per_chunk, N)
+            chunk_cols = cols[k, :m * L * KKC].reshape((m * L, KKC))
+            chunk_rows = rows[k, :m * L * F].reshape((m * L, F))
             for t in range(m):
-                _planes_to_rows(dy[n0 + t].reshape((F, L)), rw[t * L:(t + 1) * L])
-            np.dot(rw, Wt, cl)
+                _planes_to_rows(dy[first + t].reshape((F, L)), chunk_rows[t * L:(t + 1) * L])
+            np.dot(chunk_rows, Wt, chunk_cols)
             for t in range(m):
-                _col2im_sample(cl[t * L:(t + 1) * L], K, s, p, Ho, Wo, bias, sc, dx[n0 + t])
+                _col2im_sample(chunk_cols[t * L:(t + 1) * L], g, bias, plane, dx[first + t])
 
 
 @numba.njit(parallel=True, cache=True)
-def grad_weight(dy, x, K, s, p, nb, planes, cols, rows, partials):
+def grad_weight(dy, x, g, planes, cols, rows, partials):
     """partials[chunk] = dYᵀ @ cols over that chunk's samples: (F, K·K·C)."""
-    N, F, Ho, Wo = dy.shape
+    N, F = dy.shape[0], dy.shape[1]
     KKC = partials.shape[2]
-    L = Ho * Wo
+    L = g.out_h * g.out_w
     n_chunks = partials.shape[0]
     n_workers = planes.shape[0]
     for k in prange(n_workers):
-        sc = planes[k]
-        sc[:, :] = 0
-        for ch in range(k * n_chunks // n_workers, (k + 1) * n_chunks // n_workers):
-            n0 = ch * nb
-            m = min(nb, N - n0)
-            cl = cols[k, :m * L * KKC].reshape((m * L, KKC))
-            dYt = rows[k, :F * m * L].reshape((F, m * L))  # dy's planes side by side
-            for t in range(m):
-                _im2col_sample(x[n0 + t], K, s, p, Ho, Wo, sc, cl[t * L:(t + 1) * L])
-                for f in range(F):
-                    src = dy[n0 + t, f].reshape(L)
-                    dst = dYt[f, t * L:(t + 1) * L]
-                    for q in range(L):
-                        dst[q] = src[q]
-            np.dot(dYt, cl, partials[ch])
+        plane = planes[k]
+        plane[:, :] = 0
+        for chunk in _chunks_of_worker(k, n_workers, n_chunks):
+            first, m = _chunk_samples(chunk, g.samples_per_chunk, N)
+            chunk_cols = cols[k, :m * L * KKC].reshape((m * L, KKC))
+            _pack_chunk(x, first, m, g, plane, chunk_cols)
+            _weight_grad_chunk(dy, first, m, chunk_cols,
+                               rows[k, :F * m * L].reshape((F, m * L)), partials[chunk])
 
 
 @numba.njit(parallel=True, cache=True)
-def forward_and_grad_weight(x, Wk, b, d, K, s, p, Ho, Wo, nb, planes, cols, rows, y, partials):
+def forward_and_grad_weight(x, Wk, b, d, g, planes, cols, rows, y, partials):
     """y = conv2d(x) + b and partials[chunk] = dᵀ @ cols, from one im2col of each chunk of x."""
     N = x.shape[0]
     KKC, F = Wk.shape
-    L = Ho * Wo
+    L = g.out_h * g.out_w
     n_chunks = partials.shape[0]
     n_workers = planes.shape[0]
     for k in prange(n_workers):
-        sc = planes[k]
-        sc[:, :] = 0
-        for ch in range(k * n_chunks // n_workers, (k + 1) * n_chunks // n_workers):
-            n0 = ch * nb
-            m = min(nb, N - n0)
-            cl = cols[k, :m * L * KKC].reshape((m * L, KKC))
-            rw = rows[k, :m * L * F].reshape((m * L, F))
-            for t in range(m):
-                _im2col_sample(x[n0 + t], K, s, p, Ho, Wo, sc, cl[t * L:(t + 1) * L])
-            np.dot(cl, Wk, rw)
-            for t in range(m):
-                _rows_to_planes(rw[t * L:(t + 1) * L], b, y[n0 + t].reshape((F, L)))
-            dt = rows[k, :F * m * L].reshape((F, m * L))  # rows is free again: y is written
-            for t in range(m):
-                for f in range(F):
-                    src = d[n0 + t, f].reshape(L)
-                    dst = dt[f, t * L:(t + 1) * L]
-                    for q in range(L):
-                        dst[q] = src[q]
-            np.dot(dt, cl, partials[ch])
+        plane = planes[k]
+        plane[:, :] = 0
+        for chunk in _chunks_of_worker(k, n_workers, n_chunks):
+            first, m = _chunk_samples(chunk, g.samples_per_chunk, N)
+            chunk_cols = cols[k, :m * L * KKC].reshape((m * L, KKC))
+            _forward_chunk(x, Wk, b, first, m, g, plane, chunk_cols,
+                           rows[k, :m * L * F].reshape((m * L, F)), y)
+            # rows is free again once y is written: it takes d's planes side by side
+            _weight_grad_chunk(d, first, m, chunk_cols,
+                               rows[k, :F * m * L].reshape((F, m * L)), partials[chunk])
 
 
 @numba.njit(parallel=True, cache=True)
@@ -211,7 +246,7 @@ def sum_chunks(partials, out):
         dst = out[r]
         for f in range(F):
             dst[f] = partials[0, r, f]
-        for ch in range(1, n_chunks):
-            src = partials[ch, r]
+        for chunk in range(1, n_chunks):
+            src = partials[chunk, r]
             for f in range(F):
                 dst[f] += src[f]

@@ -15,10 +15,9 @@ import pkgutil
 def _dispatchers() -> list:
     from numba.core.registry import CPUDispatcher
 
-    from .. import kernels
-
+    package = importlib.import_module(__package__)  # numpyvae.kernels, where this file lives
     found = []
-    for info in pkgutil.iter_modules(kernels.__path__, kernels.__name__ + "."):
+    for info in pkgutil.iter_modules(package.__path__, package.__name__ + "."):
         module = importlib.import_module(info.name)
         found += [v for v in vars(module).values() if isinstance(v, CPUDispatcher)]
     return found

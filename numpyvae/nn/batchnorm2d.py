@@ -2,27 +2,73 @@
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
-from ..kernels import elementwise
+from .. import kernels
 from .layer import Layer
 
 AXES = (0, 2, 3)  # every axis but the channel: statistics are per channel
 
 
-class _KernelSaved(NamedTuple):
-    """What the kernel path keeps for backward in place of x̂ (recomputed from these)."""
-
-    x3: np.ndarray  # the input as (N, C, H·W)
-    mean: np.ndarray  # μ (C,)
-    shape: tuple[int, ...]  # the input's (N, C, H, W)
+def _per_channel(v: np.ndarray, ndim: int = 4) -> np.ndarray:
+    """(C,) → (1, C, 1, 1), so a per-channel value broadcasts against (N, C, H, W)
+    (or (1, C, 1) against (N, C, L) when ndim is 3)."""
+    return v.reshape((1, -1) + (1,) * (ndim - 2))
 
 
-def _per_channel(v: np.ndarray) -> np.ndarray:
-    """(C,) → (1, C, 1, 1), so a per-channel value broadcasts against (N, C, H, W)."""
-    return v.reshape(1, -1, 1, 1)
+def _other_axes(x: np.ndarray) -> tuple[int, ...]:
+    """Every axis but the channel axis 1: (0, 2, 3) for (N, C, H, W), (0, 2) for (N, C, L)."""
+    return (0,) + tuple(range(2, x.ndim))
+
+
+# ----------------------------------------------------------------------------
+# The backward pass in NumPy, as a learner derives it (and as the layer runs it
+# with use_kernels off). x, dy (N, C, H, W) or (N, C, L); mean, inv_std, gamma (C,).
+# Each channel has M = N·H·W values; x̂ = (x − μ)·σ⁻¹, σ = √(var + eps), y = γx̂ + β.
+# ----------------------------------------------------------------------------
+def batchnorm_backward_staged(x: np.ndarray, dy: np.ndarray, mean: np.ndarray,
+                              inv_std: np.ndarray, gamma: np.ndarray, training: bool
+                              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(dx, dγ, dβ), one node of the graph x → (μ, var) → x̂ → y at a time (CS231n's
+    staged derivation). In eval mode μ and var are constants: dx = γ/σ·dy."""
+    axes, c = _other_axes(x), (lambda v: _per_channel(v, x.ndim))
+    x_hat = (x - c(mean)) * c(inv_std)
+    dgamma = (dy * x_hat).sum(axis=axes)  # y = γx̂ + β
+    dbeta = dy.sum(axis=axes)
+    dx_hat = dy * c(gamma)
+    if not training:
+        return dx_hat * c(inv_std), dgamma, dbeta
+    m = x.size // x.shape[1]
+    xc = x - c(mean)
+    # x̂ = (x − μ)·(var + eps)^(−1/2):  ∂x̂/∂var = (x − μ)·(−½)(var + eps)^(−3/2)
+    dvar = (dx_hat * xc).sum(axis=axes) * (-0.5 * inv_std**3)
+    # μ reaches x̂ directly (−1/σ) and through var = Σ(x − μ)²/M (∂var/∂μ = Σ −2(x − μ)/M)
+    dmean = (dx_hat * -c(inv_std)).sum(axis=axes) + dvar * (-2.0 * xc).sum(axis=axes) / m
+    # x reaches x̂ directly (1/σ), var (2(x − μ)/M) and μ (1/M)
+    dx = dx_hat * c(inv_std) + c(dvar) * 2.0 * xc / m + c(dmean) / m
+    return dx, dgamma, dbeta
+
+
+def batchnorm_backward_numpy(x: np.ndarray, dy: np.ndarray, mean: np.ndarray,
+                             inv_std: np.ndarray, gamma: np.ndarray, training: bool
+                             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The staged result, simplified: Σ(x − μ) = 0 drops dmean's second term, and the rest
+    collects into one line per channel:
+        dx = (γσ⁻¹/M)·(M·dy − Σdy − x̂·Σ(dy·x̂)),   dγ = Σ dy·x̂,   dβ = Σ dy.
+    Eval mode: dx = γσ⁻¹·dy. ``kernels.batchnorm_backward`` computes the same, fused.
+    """
+    axes, c = _other_axes(x), (lambda v: _per_channel(v, x.ndim))
+    x_hat = (x - c(mean)) * c(inv_std)
+    sum_dy = dy.sum(axis=axes)
+    sum_dy_xhat = (dy * x_hat).sum(axis=axes)
+    scale = c(gamma * inv_std)
+    if not training:
+        return scale * dy, sum_dy_xhat, sum_dy
+    m = x.size // x.shape[1]
+    dx = (scale / m) * (m * dy - c(sum_dy) - x_hat * c(sum_dy_xhat))
+    return dx, sum_dy_xhat, sum_dy
 
 
 class BatchNorm2d(Layer):
@@ -39,8 +85,9 @@ class BatchNorm2d(Layer):
     Eval mode: μ, var are the running statistics, so the layer is a fixed affine map.
 
     ``use_kernels`` (default True) runs the fused numba kernels of
-    ``numpyvae.kernels.elementwise``; set it to False on a layer (or the class)
-    to run the plain NumPy reference, ``_forward_numpy``/``_backward_numpy``.
+    ``numpyvae.kernels.batchnorm``; set it to False on a layer (or the class)
+    to run the plain NumPy reference, ``_forward_numpy`` and
+    ``batchnorm_backward_numpy`` above. Both paths keep x (not x̂) for backward.
     """
 
     use_kernels = True
@@ -90,28 +137,25 @@ class BatchNorm2d(Layer):
             var = x.var(axis=AXES)  # biased: what normalises this batch
             self._update_running_stats(mean, var * (m / (m - 1)))
         else:
-            mean = self.buffers["running_mean"]
+            mean = self.buffers["running_mean"].copy()  # a later training step may change it
             var = self.buffers["running_var"]
         inv_std = 1.0 / np.sqrt(var + self.eps)
         x_hat = (x - _per_channel(mean)) * _per_channel(inv_std)
-        self.cache = (x_hat, inv_std, self.training)
+        self.cache = ((x, mean), inv_std, self.training)  # x̂ is recomputed in backward
         return _per_channel(self.params["weight"]) * x_hat + _per_channel(self.params["bias"])
 
     def _forward_kernels(self, x: np.ndarray) -> np.ndarray:
-        # x̂ is not stored: backward recomputes it from x, μ and 1/σ, which saves a
-        # whole array written here and read back there
         x3 = np.ascontiguousarray(x).reshape(x.shape[0], x.shape[1], -1)  # (N, C, H·W)
         if self.training:
             m = x3.shape[0] * x3.shape[2]
-            mean, var = elementwise.batch_moments(x3)
+            mean, var = kernels.batch_moments(x3)
             self._update_running_stats(mean, var * (m / (m - 1)))
         else:
             mean = self.buffers["running_mean"].copy()  # a later training step may change it
             var = self.buffers["running_var"]
         inv_std = 1.0 / np.sqrt(var + self.eps)
-        y = elementwise.bn_normalize(x3, mean, self.params["weight"] * inv_std,
-                                     self.params["bias"])
-        self.cache = (_KernelSaved(x3, mean, x.shape), inv_std, self.training)
+        y = kernels.normalize(x3, mean, self.params["weight"] * inv_std, self.params["bias"])
+        self.cache = ((x3.reshape(x.shape), mean), inv_std, self.training)
         return y.reshape(x.shape)
 
     def _update_running_stats(self, mean: np.ndarray, unbiased_var: np.ndarray) -> None:
@@ -122,55 +166,19 @@ class BatchNorm2d(Layer):
             running += self.momentum * batch_value
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        """dout (N, C, H, W) → dx (N, C, H, W), by the path forward took."""
-        saved, inv_std, was_training = self._saved()
-        if isinstance(saved, _KernelSaved):
-            return self._backward_kernels(dout, saved, inv_std, was_training)
-        return self._backward_numpy(dout, saved, inv_std, was_training)
+        """dout (N, C, H, W) → dx (N, C, H, W); writes dγ = Σ dy·x̂ and dβ = Σ dy.
 
-    def _backward_numpy(self, dout: np.ndarray, x_hat: np.ndarray, inv_std: np.ndarray,
-                        was_training: bool) -> np.ndarray:
-        """dγ = Σ dy·x̂,  dβ = Σ dy  (sums over N, H, W). Eval: dx = γ/σ · dy (μ, σ are constants).
-        Train: μ and σ depend on x with ∂μ/∂x = 1/M, ∂σ/∂x = x̂/M, so
-        dx = (γ/σ)/M · (M·dy − Σdy − x̂·Σ(dy·x̂)).
+        ``batchnorm_backward_staged`` derives it; ``batchnorm_backward_numpy`` is the
+        compact form, and ``kernels.batchnorm_backward`` the same, fused.
         """
-        gamma = self.params["weight"]
-        sum_dy = dout.sum(axis=AXES)
-        sum_dy_xhat = (dout * x_hat).sum(axis=AXES)
-        self.grads["weight"][...] = sum_dy_xhat
-        self.grads["bias"][...] = sum_dy
-        scale = _per_channel(gamma * inv_std)
-        if not was_training:
-            return scale * dout
-        m = dout.shape[0] * dout.shape[2] * dout.shape[3]
-        return (scale / m) * (
-            m * dout - _per_channel(sum_dy) - x_hat * _per_channel(sum_dy_xhat)
-        )
-
-    def _backward_kernels(self, dout: np.ndarray, saved: _KernelSaved, inv_std: np.ndarray,
-                          was_training: bool) -> np.ndarray:
-        """The same formula with x̂ = (x − μ)/σ written out, per channel:
-        dx = a·dy + b·(x − μ) + d,  a = γ/σ,  b = −a·Σ(dy·x̂)/(M·σ),  d = −a·Σdy/M
-        (b = d = 0 in eval mode).
-        """
-        x3, mean, shape = saved
-        N, C, L = x3.shape
-        if not isinstance(dout, np.ndarray) or dout.shape != shape:
-            got = dout.shape if isinstance(dout, np.ndarray) else type(dout).__name__
-            raise ValueError(f"BatchNorm2d.backward: expected dout of shape {shape}, got {got}")
-        dy3 = np.ascontiguousarray(dout, dtype=x3.dtype).reshape(N, C, L)
-        sum_dy, sum_dy_xc = elementwise.bn_grad_sums(x3, dy3, mean)
-        sum_dy_xhat = sum_dy_xc * inv_std
-        self.grads["weight"][...] = sum_dy_xhat
-        self.grads["bias"][...] = sum_dy
-        a = self.params["weight"] * inv_std
-        if was_training:
-            m = N * L
-            b = a * inv_std * sum_dy_xhat * (-1.0 / m)
-            d = a * sum_dy * (-1.0 / m)
-        else:
-            b = d = np.zeros_like(a)
-        return elementwise.bn_grad_input(x3, dy3, mean, a, b, d).reshape(dout.shape)
+        (x, mean), inv_std, was_training = self._saved()
+        self.check_dout(dout, x.shape, x.dtype)
+        backward = kernels.batchnorm_backward if self.use_kernels else batchnorm_backward_numpy
+        dx, dgamma, dbeta = backward(x, dout, mean, inv_std, self.params["weight"],
+                                     was_training)
+        self.grads["weight"][...] = dgamma
+        self.grads["bias"][...] = dbeta
+        return dx
 
     def extra_repr(self) -> str:
         return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}"

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from ..kernels import elementwise
+from .. import kernels
 from .layer import Layer
 
 
@@ -17,6 +17,9 @@ class Dense(Layer):
 
     Initialisation is PyTorch's default: W and b ~ U(−1/√D_in, 1/√D_in)
     (kaiming_uniform with a = √5 works out to exactly this bound).
+
+    The products run in ``kernels.matmul``, which gives the same bits at any
+    thread count (NumPy's ``@`` does not).
     """
 
     def __init__(
@@ -44,10 +47,10 @@ class Dense(Layer):
     def forward(self, x: np.ndarray) -> np.ndarray:
         """x (N, D_in) → y (N, D_out)."""
         self.check_input(x, (None, self.in_features))
-        y = _matmul(x, self.params["weight"])
+        self.cache = x
+        y = kernels.matmul(x, self.params["weight"])  # y = x W + b
         if "bias" in self.params:
             y += self.params["bias"]
-        self.cache = x
         return y
 
     def backward(self, dout: np.ndarray) -> np.ndarray | None:
@@ -56,25 +59,15 @@ class Dense(Layer):
         y_nj = Σ_i x_ni W_ij + b_j, so  dX = dY Wᵀ,  dW = Xᵀ dY,  db = Σ_n dY.
         """
         x = self._saved()
-        _matmul(x.T, dout, out=self.grads["weight"])  # dW = Xᵀ dY, straight into the grad
+        self.check_dout(dout, (x.shape[0], self.out_features), x.dtype)
+        kernels.matmul(x.T, dout, out=self.grads["weight"])  # dW = Xᵀ dY
         if "bias" in self.grads:
-            self.grads["bias"][...] = dout.sum(axis=0)
+            self.grads["bias"][...] = dout.sum(axis=0)  # db = Σ_n dY
         if not self.needs_input_grad:
             return None
-        return _matmul(dout, self.params["weight"].T)
+        return kernels.matmul(dout, self.params["weight"].T)  # dX = dY Wᵀ
 
     def extra_repr(self) -> str:
         bias = "" if "bias" in self.params else ", bias=False"
         return f"{self.in_features}, {self.out_features}{bias}"
 
-
-def _matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """a @ b. Small products run on one thread (``kernels.elementwise.small_matmul``): a
-    multi-threaded BLAS call costs more than it saves there, and leaves BLAS threads
-    spinning beside the conv kernels' threads."""
-    if (a.shape[0] * a.shape[1] * b.shape[1] < elementwise.SMALL_MATMUL
-            and a.dtype == b.dtype and a.dtype in (np.float32, np.float64)
-            and (out is None or (out.dtype == a.dtype and out.flags.c_contiguous))
-            and all(m.flags.c_contiguous or m.flags.f_contiguous for m in (a, b))):
-        return elementwise.small_matmul(a, b, out)
-    return np.matmul(a, b, out=out)

@@ -1,24 +1,31 @@
 """The fused numba paths (BatchNorm2d, ELU, Sigmoid, Adam) against the layers' NumPy reference.
 
-Every comparison runs in float32 and float64, at 1 thread and at numba's full thread count,
-on shapes whose batch and channel counts do not divide evenly among threads, and on arrays
-big enough to take the parallel path. Tolerances are a few float32 ulps (or bitwise, where
+Every comparison runs in float32 and float64, at 1 thread and at 2 (it fails if numba's pool
+cannot give 2), on shapes whose batch and channel counts do not divide evenly among threads,
+and on arrays big enough to take the parallel path. The layer tests run with the kernels
+switched on and off (``use_kernels``), so the NumPy reference path is tested as a layer too.
+Tolerances are a few float32 ulps (or bitwise, where
 the kernel does the reference's operations in the same order): a 1% error fails them, and
 so does a race. The kernels never depend on the thread count, so results must also be
-bitwise the same at 1 thread and at full threads.
+bitwise the same at 1 thread and at 2: those comparisons run in a subprocess whose numba
+pool is forced to 2 threads (``two_threads.py``).
 """
 
 import numba
 import numpy as np
 import pytest
 
-from numpyvae.kernels import elementwise
+from numpyvae import kernels
+from numpyvae.kernels import batchnorm, elementwise
 from numpyvae.nn import ELU, BatchNorm2d, Sigmoid
 from numpyvae.nn.adam import Adam
+from numpyvae.nn.batchnorm2d import batchnorm_backward_numpy, batchnorm_backward_staged
+from numpyvae.nn.gradcheck import gradcheck_layer
+from tests.kernels.two_threads import run_with_two_threads
 
 DTYPES = [np.float32, np.float64]
-FULL = numba.config.NUMBA_NUM_THREADS
-THREADS = sorted({1, FULL})
+THREADS = [1, 2]  # numba.set_num_threads(2) raises, failing the test, if the pool is smaller
+SWITCH = pytest.mark.parametrize("use_kernels", [True, False], ids=["kernels", "numpy"])
 # Batch and channel counts that do not divide evenly among 2 (or 4) threads; the second
 # shape is above the kernels' serial threshold, so it takes the parallel path.
 SMALL = (5, 3, 7, 9)
@@ -68,8 +75,10 @@ def elu_inputs(shape, dtype, seed=0):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape", [SMALL, LARGE, (3, 10)], ids=str)
 @pytest.mark.parametrize("alpha", [1.0, 0.5])
-def test_elu_kernels_match_numpy(threads, dtype, shape, alpha):
+@SWITCH
+def test_elu_kernels_match_numpy(threads, dtype, shape, alpha, use_kernels):
     layer = ELU(alpha=alpha)
+    layer.use_kernels = use_kernels
     x = elu_inputs(shape, dtype)
     dy = rng(1).standard_normal(shape).astype(dtype)
     y = layer.forward(x)
@@ -94,10 +103,12 @@ def test_elu_float32_exponential_accuracy():
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_elu_extremes_and_nan(dtype):
+@SWITCH
+def test_elu_extremes_and_nan(dtype, use_kernels):
     x = np.array([-1e4, -200.0, -88.0, -87.0, -1e-30, -0.0, 0.0, 1e-30, 1e4, np.inf, -np.inf],
                  dtype=dtype)
     layer = ELU()
+    layer.use_kernels = use_kernels
     y = layer.forward(x)
     dx = layer.backward(np.ones_like(x))
     assert y[0] == -1.0 and y[-3] == 1e4 and y[-2] == np.inf and y[-1] == -1.0
@@ -116,12 +127,14 @@ def test_elu_extremes_and_nan(dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape", [SMALL, LARGE], ids=str)
-def test_sigmoid_kernel_matches_numpy(threads, dtype, shape):
+@SWITCH
+def test_sigmoid_kernel_matches_numpy(threads, dtype, shape, use_kernels):
     from numpyvae.nn.activations import sigmoid
 
     x = rng(2).normal(0, 6, shape).astype(dtype)
     x.flat[:5] = [-1e4, -90, 0, 90, 1e4]
     layer = Sigmoid()
+    layer.use_kernels = use_kernels
     y = layer.forward(x)
     assert_close(y, sigmoid(x), dtype, rtol=4 * RTOL[dtype], what="sigmoid")
     assert y.flat[0] == 0.0 and y.flat[2] == 0.5 and y.flat[4] == 1.0
@@ -183,7 +196,7 @@ def test_batchnorm_kernels_match_numpy(threads, dtype, shape, training):
 def test_batchnorm_float32_statistics_against_float64_truth():
     """A large offset is where a one-pass Σx² formula would fail; ours combines per-plane means."""
     x = rng(5).normal(1e3, 1.0, (64, 3, 13, 11)).astype(np.float32)
-    mean, var = elementwise.batch_moments(x.reshape(64, 3, -1))
+    mean, var = kernels.batch_moments(x.reshape(64, 3, -1))
     x64 = x.astype(np.float64)
     np.testing.assert_allclose(mean, x64.mean(axis=(0, 2, 3)), rtol=1e-6)
     np.testing.assert_allclose(var, x64.var(axis=(0, 2, 3)), rtol=1e-4)
@@ -191,10 +204,12 @@ def test_batchnorm_float32_statistics_against_float64_truth():
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_batchnorm_kernels_stable_at_1e4(dtype):
+@SWITCH
+def test_batchnorm_kernels_stable_at_1e4(dtype, use_kernels):
     x = rng(6).choice([-1e4, 1e4], size=(4, 3, 5, 5)).astype(dtype)
     for training in (True, False):
         fast, ref = bn_pair(3, dtype, training)
+        fast.use_kernels = use_kernels
         y = fast.forward(x)
         dx = fast.backward(np.ones_like(y))
         assert np.isfinite(y).all() and np.isfinite(dx).all() and y.dtype == dtype
@@ -203,7 +218,9 @@ def test_batchnorm_kernels_stable_at_1e4(dtype):
                      floor=1, what="BN backward at 1e4")
 
 
-def test_batchnorm_backward_follows_the_forward_path():
+def test_batchnorm_switch_between_forward_and_backward():
+    """Both paths keep the same cache ((x, μ), 1/σ, mode), so either backward follows either
+    forward."""
     x = rng(8).standard_normal((4, 3, 2, 2))
     a, b = bn_pair(3, np.float64, training=True)
     a.forward(x)
@@ -213,11 +230,67 @@ def test_batchnorm_backward_follows_the_forward_path():
     np.testing.assert_allclose(a.backward(dy), b.backward(dy), rtol=1e-12, atol=1e-14)
 
 
-def test_batchnorm_backward_rejects_wrong_shape():
+@SWITCH
+def test_batchnorm_backward_rejects_wrong_dout(use_kernels):
     bn = BatchNorm2d(3)
+    bn.use_kernels = use_kernels
     bn.forward(np.zeros((2, 3, 4, 4), np.float32))
     with pytest.raises(ValueError, match=r"BatchNorm2d.backward: expected dout of shape"):
         bn.backward(np.zeros((2, 3, 4, 5), np.float32))
+    with pytest.raises(ValueError, match=r"dtype float32, got shape \(2, 3, 4, 4\) dtype float64"):
+        bn.backward(np.zeros((2, 3, 4, 4), np.float64))
+
+
+@pytest.mark.parametrize("shape", [(5, 3, 4, 3), (6, 2, 7), (3, 2, 1, 1)], ids=str)
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+def test_batchnorm_backward_staged_compact_and_kernel_agree(shape, training):
+    """The staged derivation, the compact formula and the kernel: one function, three ways,
+    for (N, C, H, W) and (N, C, L) inputs, in float64."""
+    r = rng(20)
+    c = shape[1]
+    x = r.normal(1.0, 2.0, shape)
+    dy = r.standard_normal(shape)
+    axes = (0,) + tuple(range(2, len(shape)))
+    if training:
+        mean = x.mean(axis=axes)
+        inv_std = 1.0 / np.sqrt(x.var(axis=axes) + 1e-5)
+    else:
+        mean, inv_std = r.normal(size=c), r.uniform(0.5, 2.0, c)
+    gamma = r.uniform(0.5, 1.5, c)
+    _assert_three_forms_agree(batchnorm_backward_staged, x, dy, mean, inv_std, gamma, training)
+    if not training:
+        per_channel = (gamma * inv_std).reshape((1, c) + (1,) * (len(shape) - 2))
+        np.testing.assert_allclose(batchnorm_backward_staged(x, dy, mean, inv_std, gamma,
+                                                             training)[0],
+                                   per_channel * dy, rtol=1e-14)
+
+
+def _assert_three_forms_agree(staged_form, x, dy, mean, inv_std, gamma, training):
+    staged = staged_form(x, dy, mean, inv_std, gamma, training)
+    compact = batchnorm_backward_numpy(x, dy, mean, inv_std, gamma, training)
+    fused = kernels.batchnorm_backward(x, dy, mean, inv_std, gamma, training)
+    for name, s_, c_, f_ in zip(("dx", "dgamma", "dbeta"), staged, compact, fused, strict=True):
+        assert s_.shape == c_.shape == f_.shape
+        np.testing.assert_allclose(c_, s_, rtol=1e-10, atol=1e-12, err_msg=f"compact {name}")
+        np.testing.assert_allclose(f_, s_, rtol=1e-10, atol=1e-12, err_msg=f"kernel {name}")
+
+
+def test_batchnorm_three_forms_catch_a_dropped_term():
+    """Negative control: a staged form that forgets dx's dmean/M term fails the agreement."""
+
+    def without_dmean(x, dy, mean, inv_std, gamma, training):
+        dx, dgamma, dbeta = batchnorm_backward_staged(x, dy, mean, inv_std, gamma, training)
+        m = x.size // x.shape[1]
+        dmean = -(dy * gamma[None, :, None, None]).sum(axis=(0, 2, 3)) * inv_std
+        return dx - dmean[None, :, None, None] / m, dgamma, dbeta
+
+    x = rng(21).normal(1.0, 2.0, (5, 3, 4, 3))
+    dy = rng(22).standard_normal(x.shape) + 0.5  # Σdy ≠ 0, so dmean matters
+    mean, inv_std = x.mean(axis=(0, 2, 3)), 1.0 / np.sqrt(x.var(axis=(0, 2, 3)) + 1e-5)
+    gamma = rng(23).uniform(0.5, 1.5, 3)
+    _assert_three_forms_agree(batchnorm_backward_staged, x, dy, mean, inv_std, gamma, True)
+    with pytest.raises(AssertionError):
+        _assert_three_forms_agree(without_dmean, x, dy, mean, inv_std, gamma, True)
 
 
 # -- Adam ----------------------------------------------------------------------------------
@@ -243,6 +316,26 @@ def test_adam_kernel_is_bitwise_the_numpy_update(threads, dtype):
         for a, b in zip(params + fast.m + fast.v, twins + ref.m + ref.v, strict=True):
             assert a.dtype == np.dtype(dtype)
             np.testing.assert_array_equal(a, b)
+
+
+@SWITCH
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_adam_follows_algorithm_1(use_kernels, dtype):
+    """Three steps against Kingma & Ba's Algorithm 1 in float64, on either path."""
+    r = rng(23)
+    p = r.standard_normal(50).astype(dtype)
+    g = np.zeros_like(p)
+    opt = Adam([(p, g)], lr=0.05, betas=(0.8, 0.95), eps=1e-6)
+    opt.use_kernels = use_kernels
+    theta, m, v = p.astype(np.float64), np.zeros(50), np.zeros(50)
+    for t in range(1, 4):
+        g[...] = r.standard_normal(50)
+        opt.step()
+        m = 0.8 * m + 0.2 * g
+        v = 0.95 * v + 0.05 * g.astype(np.float64) ** 2
+        theta = theta - 0.05 * (m / (1 - 0.8**t)) / (np.sqrt(v / (1 - 0.95**t)) + 1e-6)
+    assert p.dtype == np.dtype(dtype)
+    np.testing.assert_allclose(p, theta, rtol=RTOL[dtype] * 10, atol=RTOL[dtype] * 10)
 
 
 def test_adam_non_contiguous_param_takes_the_numpy_path():
@@ -272,43 +365,46 @@ def run_everything(dtype):
     return [y, dx, p, s, sig.backward(dy), *bn.grads.values(), *bn.buffers.values()]
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_bitwise_same_at_any_thread_count(dtype):
-    before = numba.get_num_threads()
-    try:
-        results = {}
-        for n in (FULL, 1, FULL):
-            numba.set_num_threads(n)
-            results.setdefault(n, []).append(run_everything(dtype))
-    finally:
-        numba.set_num_threads(before)
-    runs = [r for rs in results.values() for r in rs]
+_BITWISE_AT_1_AND_2 = """
+from tests.kernels.test_fast_paths import run_everything
+for dtype in (np.float32, np.float64):
+    runs = []
+    for n in (2, 1, 2):
+        numba.set_num_threads(n)
+        runs.append(run_everything(dtype))
     for run in runs[1:]:
         for a, b in zip(runs[0], run, strict=True):
-            np.testing.assert_array_equal(a, b)
+            assert np.array_equal(a, b), dtype
+print("ok")
+"""
+
+
+def test_bitwise_same_at_one_and_two_threads():
+    """In a process with a pool of exactly 2 (it fails if 2 threads cannot run)."""
+    assert run_with_two_threads(_BITWISE_AT_1_AND_2).strip().endswith("ok")
 
 
 def test_no_recompilation_for_other_batch_sizes():
-    kernels = [elementwise._elu_forward_par, elementwise._elu_backward_par,
-               elementwise._plane_moments, elementwise._bn_normalize,
-               elementwise._bn_plane_grad_sums, elementwise._bn_grad_input]
+    jitted = [elementwise._elu_forward_par, elementwise._elu_backward_par,
+              batchnorm._plane_moments, batchnorm._bn_normalize,
+              batchnorm._bn_plane_grad_sums, batchnorm._bn_grad_input]
     run_everything(np.float32)
-    compiled = [len(k.signatures) for k in kernels]
+    compiled = [len(k.signatures) for k in jitted]
     for n in (2, 64):
         x = rng(n).standard_normal((n, 7, 40, 40)).astype(np.float32)
         bn, elu = BatchNorm2d(7), ELU()
         bn.backward(elu.backward(elu.forward(bn.forward(x))))
-    assert [len(k.signatures) for k in kernels] == compiled
+    assert [len(k.signatures) for k in jitted] == compiled
 
 
-# -- Dense: small products on one thread ---------------------------------------------------
+# -- Dense: kernels.matmul ------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("sizes", [(37, 512, 4), (37, 2, 512), (300, 784, 300)], ids=str)
-def test_dense_small_and_large_products_match_numpy(dtype, sizes):
-    """The CNN's Dense layers (512 → 4, 2 → 512) take the single-thread path; 784 → 300
-    at batch 300 is above the threshold and takes NumPy's matmul."""
+def test_dense_small_and_large_products_match_numpy(threads, dtype, sizes):
+    """The CNN's Dense layers (512 → 4, 2 → 512) are one block on the calling thread;
+    784 → 300 at batch 300 is cut into row blocks shared among threads."""
     from numpyvae.nn import Dense
 
     n, d_in, d_out = sizes
@@ -328,13 +424,97 @@ def test_dense_small_and_large_products_match_numpy(dtype, sizes):
                  what="Dense dW")
 
 
-def test_small_matmul_handles_transposed_operands():
+def test_dense_backward_rejects_wrong_dout():
+    from numpyvae.nn import Dense
+
+    layer = Dense(4, 3)
+    layer.forward(np.zeros((2, 4), np.float32))
+    with pytest.raises(ValueError, match=r"Dense.backward: expected dout of shape \(2, 3\)"):
+        layer.backward(np.zeros((2, 4), np.float32))
+    with pytest.raises(ValueError, match="dtype float32"):
+        layer.backward(np.zeros((2, 3), np.float64))
+
+
+def test_matmul_handles_transposed_and_strided_operands():
     a = rng(17).standard_normal((64, 40)).astype(np.float32)
     b = rng(18).standard_normal((64, 8)).astype(np.float32)
-    np.testing.assert_allclose(elementwise.small_matmul(a.T, b), a.T @ b, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(kernels.matmul(a.T, b), a.T @ b, rtol=1e-5, atol=1e-5)
     out = np.empty((8, 40), np.float32)
-    elementwise.small_matmul(b.T, a, out)
+    assert kernels.matmul(b.T, a, out) is out
     np.testing.assert_allclose(out, b.T @ a, rtol=1e-5, atol=1e-5)
+    big = rng(19).standard_normal((700, 300))
+    np.testing.assert_allclose(kernels.matmul(big[::2], big[:300:1, ::2].T.T),
+                               big[::2] @ big[:300, ::2], rtol=1e-12, atol=1e-10)
+
+
+def test_matmul_rejects_bad_input():
+    a = np.zeros((3, 4), np.float32)
+    with pytest.raises(ValueError, match=r"expected \(M, K\) @ \(K, N\)"):
+        kernels.matmul(a, np.zeros((3, 4), np.float32))
+    with pytest.raises(ValueError, match="one dtype"):
+        kernels.matmul(a, np.zeros((4, 2), np.float64))
+    with pytest.raises(ValueError, match="C-contiguous out of shape"):
+        kernels.matmul(a, np.zeros((4, 2), np.float32), out=np.zeros((2, 3), np.float32))
+
+
+# The MLP's products at batch 256: forward x W, dW = Xᵀ dY, dX = dY Wᵀ for 784 → 300 and
+# 300 → 100, and small ones (one block on the calling thread).
+_MATMUL_AT_1_AND_2 = """
+from numpyvae import kernels
+r = np.random.default_rng(0)
+shapes = [(256, 784, 300), (256, 300, 100), (256, 100, 10), (37, 512, 4), (5, 3, 7)]
+for dtype in (np.float32, np.float64):
+    for n, d_in, d_out in shapes:
+        x = r.standard_normal((n, d_in)).astype(dtype)
+        W = r.standard_normal((d_in, d_out)).astype(dtype)
+        dy = r.standard_normal((n, d_out)).astype(dtype)
+        products = {"xW": (x, W), "xT dY": (x.T, dy), "dY WT": (dy, W.T)}
+        for name, (a, b) in products.items():
+            kernels.set_threads(1)  # numba's pool and every BLAS, as --threads does
+            one = kernels.matmul(a, b)
+            kernels.set_threads(2)
+            two = kernels.matmul(a, b)
+            assert np.array_equal(one, two), (dtype, n, d_in, d_out, name)
+            np.testing.assert_allclose(two, a.astype(np.float64) @ b, rtol=1e-3, atol=1e-3)
+print("ok")
+"""
+
+
+def test_matmul_is_bitwise_the_same_at_one_and_two_threads():
+    """Issue 13: NumPy's (256×784)@(784×300) differs by up to 6e-5 between 1 and 2 BLAS
+    threads; kernels.matmul must not. In a process with a pool of exactly 2."""
+    assert run_with_two_threads(_MATMUL_AT_1_AND_2).strip().endswith("ok")
+
+
+# -- gradient checks with the kernels on and off ------------------------------------------
+
+
+def _gradcheck_cases():
+    def bn(training):
+        layer = bn_pair(3, np.float64, training)[0]
+        return layer, rng(24).normal(1.0, 2.0, (4, 3, 3, 2))
+
+    return {
+        "elu": lambda: (ELU(), rng(25).choice([-1.0, 1.0], (4, 6)) * rng(26).uniform(0.05, 2,
+                                                                                   (4, 6))),
+        "elu_alpha_0.5": lambda: (ELU(alpha=0.5),
+                                  rng(27).choice([-1.0, 1.0], (3, 2, 2)) * rng(28).uniform(
+                                      0.05, 2, (3, 2, 2))),
+        "sigmoid": lambda: (Sigmoid(), rng(29).normal(0, 4, (4, 6))),
+        "batchnorm_train": lambda: bn(True),
+        "batchnorm_eval": lambda: bn(False),
+    }
+
+
+@SWITCH
+@pytest.mark.parametrize("case", sorted(_gradcheck_cases()))
+def test_gradcheck_with_kernels_on_and_off(case, use_kernels):
+    layer, x = _gradcheck_cases()[case]()
+    layer.use_kernels = use_kernels
+    results = gradcheck_layer(layer, x)
+    assert results
+    for r in results:
+        assert r.checked > 0 and r.max_error <= 1e-6 and r.passed, (case, r)
 
 
 def test_float32_kernels_hold_no_float64_values():
@@ -347,6 +527,7 @@ def test_float32_kernels_hold_no_float64_values():
     f32 = np.float32
     v = np.ones(10, f32)
     x3, planes, c, a = np.ones((2, 3, 4), f32), np.ones((2, 3), f32), np.ones(3, f32), f32(1)
+    B = batchnorm
     cases = [
         (E._elu_forward_chunk, (v, a, v.copy())),
         (E._elu_backward_chunk, (v, v, a, v.copy())),
@@ -355,10 +536,10 @@ def test_float32_kernels_hold_no_float64_values():
         (E._exp32, (a,)),
         (E._expm1_32, (a,)),
         (E._exp_parts32, (a,)),
-        (E._plane_moments, (x3, planes, planes.copy())),
-        (E._bn_normalize, (x3, c, c, c, x3.copy())),
-        (E._bn_plane_grad_sums, (x3, x3, c, planes, planes.copy())),
-        (E._bn_grad_input, (x3, x3, c, c, c, c, x3.copy())),
+        (B._plane_moments, (x3, planes, planes.copy())),
+        (B._bn_normalize, (x3, c, c, c, x3.copy())),
+        (B._bn_plane_grad_sums, (x3, x3, c, planes, planes.copy())),
+        (B._bn_grad_input, (x3, x3, c, c, c, c, x3.copy())),
         (E._adam_chunk, (v, v.copy(), v.copy(), v.copy(), *[a] * 8)),
     ]
     for kernel, args in cases:

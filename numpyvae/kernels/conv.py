@@ -1,0 +1,383 @@
+"""The conv API: conv2d forward, input gradient and weight gradient.
+
+These functions know nothing of layers. They compute, for a square kernel, an
+integer stride s and padding p (cross-correlation, as PyTorch's ``conv2d``):
+
+    x (N, C, H, W),  w (F, C, K, K),  b (F,)  →  y (N, F, Ho, Wo),
+    Ho = (H + 2p − K)//s + 1,   Wo = (W + 2p − K)//s + 1,
+    y[n, f, i, j] = b[f] + Σ_{c, a, e} w[f, c, a, e] · xpad[n, c, i·s + a, j·s + e].
+
+``ConvTranspose2d`` needs no kernels of its own: its forward pass is
+``conv2d_grad_input``, its input gradient is ``conv2d_forward`` and its weight
+gradient is ``conv2d_grad_weight`` with the roles of x and dy swapped.
+
+Two entry points per operation:
+
+- ``conv2d_forward`` etc., for outside callers (benchmarks, tests): they check
+  shapes, dtypes and sizes and raise a clear ValueError, then call
+- ``_conv2d_forward`` etc., which check nothing: the layers call these, having
+  validated their input once at their own boundary.
+
+Two ways to run them:
+
+- ``gemm.py``: im2col packing around matrix products (GEMM). The batch is cut
+  into chunks of a few samples whose packed windows fit in a core's L2 cache.
+  numba's parallel loop hands each worker thread a range of chunks; the worker
+  packs a chunk, multiplies it with a single-threaded BLAS call (numba's
+  np.dot) and unpacks it while it is still in cache. One thread pool does
+  everything, so numba's threads and BLAS's never fight over the cores.
+- ``direct.py``: plain loops, used when F == 1 (the CNN's last layer), where the
+  GEMM would degenerate into a matrix-vector product.
+
+``method="auto"`` picks; ``"gemm"`` and ``"direct"`` force a path (the tests run
+both on every configuration).
+
+Parallel loops only ever split independent outputs: chunks of samples (each
+owns its planes of y and dx) or (f, c) pairs of dw. No two threads add into the
+same element; weight-gradient partial sums are kept per chunk (chunks depend on
+the shapes, not the thread count) and added in chunk order. So the results are
+bitwise the same at any thread count and under any scheduling. Work buffers
+are kept per thread and dtype and reused between calls (``workspace.py``).
+
+All jitted functions use ``cache=True`` and carry no explicit signatures:
+float32 compiles when float32 is first used, float64 only when a gradient check
+asks for it.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from . import direct, gemm
+from .geometry import ConvGeometry, conv_output_size
+from .threads import pin_inner_blas
+from .workspace import buffer
+
+METHODS = ("auto", "gemm", "direct")
+
+# Bytes of im2col rows each worker packs and multiplies at a time: small enough
+# to stay in a core's L2 cache, large enough for an efficient matrix product.
+_CHUNK_BYTES = 1 << 19
+# The weight gradient sums over a chunk's rows inside one product: give it at least this
+# many, or tiny images make the products too short to be efficient.
+_GRAD_WEIGHT_ROWS = 512
+# The direct weight gradient splits the batch into this many chunks of samples,
+# each with its own slot of partial sums, added in chunk order at the end.
+_DIRECT_CHUNKS = 32
+
+
+# ----------------------------------------------------------------------------
+# Checks, for the public functions only
+# ----------------------------------------------------------------------------
+def _check_common(name: str, a: np.ndarray, w: np.ndarray, stride: int, padding: int) -> None:
+    if a.ndim != 4 or w.ndim != 4:
+        raise ValueError(f"{name}: expected 4-D arrays, got shapes {a.shape} and {w.shape}")
+    if a.dtype not in (np.float32, np.float64) or a.dtype != w.dtype:
+        raise ValueError(
+            f"{name}: expected float32 or float64 arrays of one dtype, got {a.dtype} and {w.dtype}"
+        )
+    if int(stride) < 1 or int(padding) < 0:
+        raise ValueError(f"{name}: expected stride >= 1 and padding >= 0, "
+                         f"got stride={stride}, padding={padding}")
+
+
+def _check_method(method: str) -> None:
+    if method not in METHODS:
+        raise ValueError(f"conv kernels: method must be one of {METHODS}, got {method!r}")
+
+
+def _check_bias(b: np.ndarray | None, n: int, dtype: np.dtype, name: str) -> None:
+    if b is not None and (b.shape != (n,) or b.dtype != dtype):
+        raise ValueError(f"{name}: expected bias of shape ({n},) and dtype {dtype}, "
+                         f"got {b.shape} {b.dtype}")
+
+
+# ----------------------------------------------------------------------------
+# Public API: check, then call the unchecked internal
+# ----------------------------------------------------------------------------
+def channel_sum(a: np.ndarray) -> np.ndarray:
+    """Σ over n, h, w of a (N, C, H, W) array → (C,), same dtype (a bias gradient)."""
+    if a.ndim != 4 or a.dtype not in (np.float32, np.float64):
+        raise ValueError(f"channel_sum: expected a float (N, C, H, W) array, "
+                         f"got shape {a.shape} dtype {a.dtype}")
+    return _channel_sum(a)
+
+
+def conv2d_forward(
+    x: np.ndarray,
+    w: np.ndarray,
+    b: np.ndarray | None,
+    stride: int,
+    padding: int,
+    *,
+    method: str = "auto",
+) -> np.ndarray:
+    """y = conv2d(x, w) + b.   x (N, C, H, W), w (F, C, K, K), b (F,) or None → y (N, F, Ho, Wo)."""
+    _check_common("conv2d_forward", x, w, stride, padding)
+    _check_method(method)
+    H, W = x.shape[2:]
+    F, Cw, K, _ = w.shape
+    s, p = int(stride), int(padding)
+    if K != w.shape[3]:
+        raise ValueError(f"conv2d_forward: expected a square kernel, got weight shape {w.shape}")
+    if Cw != x.shape[1]:
+        raise ValueError(f"conv2d_forward: x has {x.shape[1]} channels but w expects {Cw}")
+    if conv_output_size(H, K, s, p) < 1 or conv_output_size(W, K, s, p) < 1:
+        raise ValueError(f"conv2d_forward: input {H}x{W} with padding {p} is smaller than "
+                         f"the kernel {K}x{K}")
+    _check_bias(b, F, x.dtype, "conv2d_forward")
+    return _conv2d_forward(x, w, b, s, p, method=method)
+
+
+def conv2d_grad_input(
+    dy: np.ndarray,
+    w: np.ndarray,
+    input_hw: tuple[int, int],
+    stride: int,
+    padding: int,
+    *,
+    bias: np.ndarray | None = None,
+    method: str = "auto",
+) -> np.ndarray:
+    """dx = ∂L/∂x of conv2d given dy = ∂L/∂y.   dy (N, F, Ho, Wo), w (F, C, K, K) → dx (N, C, H, W).
+
+    ``input_hw`` = (H, W) may include rows/columns the kernel never reaches
+    (their gradient is 0); that is what ConvTranspose2d's output_padding needs.
+    ``bias`` (C,), if given, is added to every dx[:, c] (ConvTranspose2d's bias).
+    """
+    _check_common("conv2d_grad_input", dy, w, stride, padding)
+    _check_method(method)
+    F, Ho, Wo = dy.shape[1:]
+    Fw, C, K, _ = w.shape
+    H, W = (int(v) for v in input_hw)
+    s, p = int(stride), int(padding)
+    if K != w.shape[3]:
+        raise ValueError(f"conv2d_grad_input: expected a square kernel, got weight shape {w.shape}")
+    if Fw != F:
+        raise ValueError(f"conv2d_grad_input: dy has {F} channels but w produces {Fw}")
+    if conv_output_size(H, K, s, p) != Ho or conv_output_size(W, K, s, p) != Wo:
+        raise ValueError(
+            f"conv2d_grad_input: input size {H}x{W} gives output "
+            f"{conv_output_size(H, K, s, p)}x{conv_output_size(W, K, s, p)} "
+            f"with kernel {K}, stride {s}, padding {p}, but dy is {Ho}x{Wo}"
+        )
+    _check_bias(bias, C, dy.dtype, "conv2d_grad_input")
+    return _conv2d_grad_input(dy, w, (H, W), s, p, bias=bias, method=method)
+
+
+def conv2d_grad_weight(
+    dy: np.ndarray,
+    x: np.ndarray,
+    kernel_size: int,
+    stride: int,
+    padding: int,
+    *,
+    method: str = "auto",
+) -> tuple[np.ndarray, np.ndarray]:
+    """(dw, db) of conv2d.   dy (N, F, Ho, Wo), x (N, C, H, W) → dw (F, C, K, K), db (F,)."""
+    _check_common("conv2d_grad_weight", dy, x, stride, padding)
+    _check_method(method)
+    N, _, Ho, Wo = dy.shape
+    Nx, _, H, W = x.shape
+    K, s, p = int(kernel_size), int(stride), int(padding)
+    if Nx != N:
+        raise ValueError(f"conv2d_grad_weight: dy has batch {N} but x has batch {Nx}")
+    if K < 1 or conv_output_size(H, K, s, p) != Ho or conv_output_size(W, K, s, p) != Wo:
+        raise ValueError(
+            f"conv2d_grad_weight: input {H}x{W} with kernel {K}, stride {s}, padding {p} "
+            f"does not give dy's size {Ho}x{Wo}"
+        )
+    return _conv2d_grad_weight(dy, x, K, s, p, method=method)
+
+
+def conv2d_forward_and_grad_weight(
+    x: np.ndarray,
+    w: np.ndarray,
+    d: np.ndarray,
+    stride: int,
+    padding: int,
+    *,
+    method: str = "auto",
+) -> tuple[np.ndarray, np.ndarray]:
+    """(conv2d_forward(x, w, None, s, p), conv2d_grad_weight(d, x, K, s, p)[0]) in one pass.
+
+    Both read the windows of x, so the GEMM path packs each chunk of x once and
+    runs both products on it. x (N, C, H, W), w (F, C, K, K), d (N, F, Ho, Wo)
+    → y (N, F, Ho, Wo), dw (F, C, K, K). (ConvTranspose2d's backward is exactly
+    this pair, with x = dY and d = its input.)
+    """
+    _check_common("conv2d_forward_and_grad_weight", x, w, stride, padding)
+    _check_method(method)
+    N, C, H, W = x.shape
+    F, K = w.shape[0], w.shape[2]
+    s, p = int(stride), int(padding)
+    Ho, Wo = conv_output_size(H, K, s, p), conv_output_size(W, K, s, p)
+    if w.shape[1] != C or w.shape[3] != K or Ho < 1 or Wo < 1:
+        raise ValueError(f"conv2d_forward_and_grad_weight: weight {w.shape} does not fit "
+                         f"input {x.shape} with stride {s}, padding {p}")
+    if d.shape != (N, F, Ho, Wo) or d.dtype != x.dtype:
+        raise ValueError(f"conv2d_forward_and_grad_weight: expected d of shape "
+                         f"{(N, F, Ho, Wo)} and dtype {x.dtype}, got {d.shape} {d.dtype}")
+    return _conv2d_forward_and_grad_weight(x, w, d, s, p, method=method)
+
+
+# ----------------------------------------------------------------------------
+# Internals: no checks (the caller vouches for its arguments)
+# ----------------------------------------------------------------------------
+def _use_direct(method: str, F: int) -> bool:
+    return method == "direct" or (method == "auto" and F == 1)
+
+
+def _bias_or_zeros(b: np.ndarray | None, n: int, dtype: np.dtype) -> np.ndarray:
+    return np.zeros(n, dtype=dtype) if b is None else np.ascontiguousarray(b)
+
+
+def _direct_chunks(N: int) -> int:
+    """Direct path: a few chunks of samples per thread, each with its own scratch planes."""
+    return max(1, min(N, 4 * numba.get_num_threads()))
+
+
+def _gemm_setup(x_shape: tuple[int, ...], F: int, K: int, s: int, p: int, Ho: int, Wo: int,
+                dtype: np.dtype, min_rows: int = 1
+                ) -> tuple[ConvGeometry, np.ndarray, np.ndarray, np.ndarray]:
+    """The geometry (with samples per chunk), and per-worker scratch planes, cols and rows.
+
+    x_shape is the packed input's (N, C, H, W). A chunk holds about _CHUNK_BYTES of cols,
+    and at least ``min_rows`` rows. Also pins the inner BLAS to one thread.
+    """
+    pin_inner_blas()
+    N, C, H, W = x_shape
+    dtype = np.dtype(dtype)
+    L = Ho * Wo
+    per_chunk = max(_CHUNK_BYTES // (L * K * K * C * dtype.itemsize), -(-min_rows // L))
+    per_chunk = max(1, min(N, per_chunk))
+    workers = max(1, min(numba.get_num_threads(), -(-N // per_chunk)))
+    planes = buffer("planes", (workers, H + 2 * p, (W + 2 * p) * C), dtype)
+    cols = buffer("cols", (workers, per_chunk * L * K * K * C), dtype)
+    rows = buffer("rows", (workers, per_chunk * L * F), dtype)
+    return ConvGeometry(K, s, p, Ho, Wo, per_chunk), planes, cols, rows
+
+
+def _direct_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray, s: int, p: int,
+                    y: np.ndarray) -> None:
+    N, C, H, W = x.shape
+    Ho, Wo = y.shape[2:]
+    n_chunks, Wp = _direct_chunks(N), W + 2 * p
+    planes = buffer("planes", (n_chunks, C, (H + 2 * p) * Wp), x.dtype)
+    outs = buffer("rows", (n_chunks, (Ho - 1) * Wp + Wo), x.dtype)
+    direct.forward(x, w, b, s, p, planes, outs, y)
+
+
+def _sum_chunks_to_weight(partials: np.ndarray, F: int, C: int, K: int) -> np.ndarray:
+    """Σ of the GEMM path's per-chunk (F, K·K·C) partials, as dw (F, C, K, K)."""
+    dWkt = np.empty((F, K * K * C), dtype=partials.dtype)  # columns ordered (a, e, c)
+    gemm.sum_chunks(partials, dWkt)
+    return np.ascontiguousarray(dWkt.reshape(F, K, K, C).transpose(0, 3, 1, 2))
+
+
+def _channel_sum(a: np.ndarray) -> np.ndarray:
+    a = np.ascontiguousarray(a)
+    out = np.empty(a.shape[1], dtype=a.dtype)
+    direct.channel_sum(a.reshape(a.shape[0], a.shape[1], -1), out)
+    return out
+
+
+def _conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: int,
+                    padding: int, *, method: str = "auto") -> np.ndarray:
+    N, C, H, W = x.shape
+    F, K = w.shape[0], w.shape[2]
+    s, p = stride, padding
+    Ho, Wo = conv_output_size(H, K, s, p), conv_output_size(W, K, s, p)
+    x = np.ascontiguousarray(x)
+    w = np.ascontiguousarray(w)
+    b = _bias_or_zeros(b, F, x.dtype)
+    y = np.empty((N, F, Ho, Wo), dtype=x.dtype)
+    if _use_direct(method, F):
+        _direct_forward(x, w, b, s, p, y)
+        return y
+    g, planes, cols, rows = _gemm_setup(x.shape, F, K, s, p, Ho, Wo, x.dtype)
+    Wk = np.ascontiguousarray(w.transpose(2, 3, 1, 0)).reshape(K * K * C, F)
+    gemm.forward(x, Wk, b, g, planes, cols, rows, y)
+    return y
+
+
+def _conv2d_grad_input(dy: np.ndarray, w: np.ndarray, input_hw: tuple[int, int], stride: int,
+                       padding: int, *, bias: np.ndarray | None = None,
+                       method: str = "auto") -> np.ndarray:
+    N, F, Ho, Wo = dy.shape
+    C, K = w.shape[1], w.shape[2]
+    H, W = input_hw
+    s, p = stride, padding
+    dy = np.ascontiguousarray(dy)
+    w = np.ascontiguousarray(w)
+    bias = _bias_or_zeros(bias, C, dy.dtype)
+    dx = np.empty((N, C, H, W), dtype=dy.dtype)
+    if _use_direct(method, F):
+        if s == 1 and p <= K - 1:
+            # at stride 1 the input gradient is itself a convolution: dy, padded by K − 1 − p,
+            # against the kernel turned 180° with its channel axes swapped
+            w_flip = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
+            _direct_forward(dy, w_flip, bias, 1, K - 1 - p, dx)
+            return dx
+        n_chunks, Wp = _direct_chunks(N), W + 2 * p
+        planes = buffer("planes", (n_chunks, C, (H + 2 * p) * Wp), dy.dtype)
+        rows = buffer("rows", (n_chunks, (Ho - 1) * Wp + Wo), dy.dtype)
+        direct.grad_input(dy, w, s, p, bias, planes, rows, dx)
+        return dx
+    g, planes, cols, rows = _gemm_setup((N, C, H, W), F, K, s, p, Ho, Wo, dy.dtype)
+    Wt = np.ascontiguousarray(w.transpose(0, 2, 3, 1)).reshape(F, K * K * C)
+    gemm.grad_input(dy, Wt, bias, g, planes, cols, rows, dx)
+    return dx
+
+
+def _conv2d_grad_weight(dy: np.ndarray, x: np.ndarray, kernel_size: int, stride: int,
+                        padding: int, *, method: str = "auto"
+                        ) -> tuple[np.ndarray, np.ndarray]:
+    N, F, Ho, Wo = dy.shape
+    C, H, W = x.shape[1:]
+    K, s, p = kernel_size, stride, padding
+    dy = np.ascontiguousarray(dy)
+    x = np.ascontiguousarray(x)
+    db = _channel_sum(dy)
+    if _use_direct(method, F):
+        Wp = W + 2 * p
+        per_chunk = -(-N // _DIRECT_CHUNKS)  # set by N alone, not the threads
+        n_chunks = -(-N // per_chunk)
+        workers = min(numba.get_num_threads(), n_chunks)
+        planes = buffer("planes", (workers, (H + 2 * p) * Wp), dy.dtype)
+        rows = buffer("rows", (workers, F, (Ho - 1) * Wp + Wo), dy.dtype)
+        partials = buffer("partials", (n_chunks, F, C * K * K), dy.dtype)
+        direct.grad_weight(dy, x, ConvGeometry(K, s, p, Ho, Wo, per_chunk), planes, rows,
+                           partials.reshape(n_chunks, F, C, K, K))
+        dw = np.empty((F, C * K * K), dtype=dy.dtype)
+        gemm.sum_chunks(partials, dw)
+        return dw.reshape(F, C, K, K), db
+    g, planes, cols, rows = _gemm_setup(x.shape, F, K, s, p, Ho, Wo, dy.dtype,
+                                        min_rows=_GRAD_WEIGHT_ROWS)
+    partials = buffer("partials", (-(-N // g.samples_per_chunk), F, K * K * C), dy.dtype)
+    gemm.grad_weight(dy, x, g, planes, cols, rows, partials)
+    return _sum_chunks_to_weight(partials, F, C, K), db
+
+
+def _conv2d_forward_and_grad_weight(x: np.ndarray, w: np.ndarray, d: np.ndarray, stride: int,
+                                    padding: int, *, method: str = "auto"
+                                    ) -> tuple[np.ndarray, np.ndarray]:
+    N, C, H, W = x.shape
+    F, K = w.shape[0], w.shape[2]
+    s, p = stride, padding
+    if _use_direct(method, F):
+        y = _conv2d_forward(x, w, None, s, p, method=method)
+        return y, _conv2d_grad_weight(d, x, K, s, p, method=method)[0]
+    Ho, Wo = d.shape[2:]
+    x = np.ascontiguousarray(x)
+    w = np.ascontiguousarray(w)
+    d = np.ascontiguousarray(d)
+    g, planes, cols, rows = _gemm_setup(x.shape, F, K, s, p, Ho, Wo, x.dtype,
+                                        min_rows=_GRAD_WEIGHT_ROWS)
+    partials = buffer("partials", (-(-N // g.samples_per_chunk), F, K * K * C), x.dtype)
+    Wk = np.ascontiguousarray(w.transpose(2, 3, 1, 0)).reshape(K * K * C, F)
+    y = np.empty((N, F, Ho, Wo), dtype=x.dtype)
+    gemm.forward_and_grad_weight(x, Wk, np.zeros(F, x.dtype), d, g, planes, cols, rows, y,
+                                 partials)
+    return y, _sum_chunks_to_weight(partials, F, C, K)
