@@ -15,7 +15,7 @@ Two entry points per operation:
 
 - ``conv2d_forward`` etc., for outside callers (benchmarks, tests): they check
   shapes, dtypes and sizes and raise a clear ValueError, then call
-- ``_conv2d_forward`` etc., which check nothing: the layers call these, having
+- ``conv2d_forward_unchecked`` etc., which check nothing: the layers call these, having
   validated their input once at their own boundary.
 
 Two ways to run them:
@@ -101,7 +101,7 @@ def channel_sum(a: np.ndarray) -> np.ndarray:
     if a.ndim != 4 or a.dtype not in (np.float32, np.float64):
         raise ValueError(f"channel_sum: expected a float (N, C, H, W) array, "
                          f"got shape {a.shape} dtype {a.dtype}")
-    return _channel_sum(a)
+    return channel_sum_unchecked(a)
 
 
 def conv2d_forward(
@@ -127,7 +127,7 @@ def conv2d_forward(
         raise ValueError(f"conv2d_forward: input {H}x{W} with padding {p} is smaller than "
                          f"the kernel {K}x{K}")
     _check_bias(b, F, x.dtype, "conv2d_forward")
-    return _conv2d_forward(x, w, b, s, p, method=method)
+    return conv2d_forward_unchecked(x, w, b, s, p, method=method)
 
 
 def conv2d_grad_input(
@@ -163,7 +163,7 @@ def conv2d_grad_input(
             f"with kernel {K}, stride {s}, padding {p}, but dy is {Ho}x{Wo}"
         )
     _check_bias(bias, C, dy.dtype, "conv2d_grad_input")
-    return _conv2d_grad_input(dy, w, (H, W), s, p, bias=bias, method=method)
+    return conv2d_grad_input_unchecked(dy, w, (H, W), s, p, bias=bias, method=method)
 
 
 def conv2d_grad_weight(
@@ -188,7 +188,7 @@ def conv2d_grad_weight(
             f"conv2d_grad_weight: input {H}x{W} with kernel {K}, stride {s}, padding {p} "
             f"does not give dy's size {Ho}x{Wo}"
         )
-    return _conv2d_grad_weight(dy, x, K, s, p, method=method)
+    return conv2d_grad_weight_unchecked(dy, x, K, s, p, method=method)
 
 
 def conv2d_forward_and_grad_weight(
@@ -219,7 +219,7 @@ def conv2d_forward_and_grad_weight(
     if d.shape != (N, F, Ho, Wo) or d.dtype != x.dtype:
         raise ValueError(f"conv2d_forward_and_grad_weight: expected d of shape "
                          f"{(N, F, Ho, Wo)} and dtype {x.dtype}, got {d.shape} {d.dtype}")
-    return _conv2d_forward_and_grad_weight(x, w, d, s, p, method=method)
+    return conv2d_forward_and_grad_weight_unchecked(x, w, d, s, p, method=method)
 
 
 # ----------------------------------------------------------------------------
@@ -276,14 +276,14 @@ def _sum_chunks_to_weight(partials: np.ndarray, F: int, C: int, K: int) -> np.nd
     return np.ascontiguousarray(dWkt.reshape(F, K, K, C).transpose(0, 3, 1, 2))
 
 
-def _channel_sum(a: np.ndarray) -> np.ndarray:
+def channel_sum_unchecked(a: np.ndarray) -> np.ndarray:
     a = np.ascontiguousarray(a)
     out = np.empty(a.shape[1], dtype=a.dtype)
     direct.channel_sum(a.reshape(a.shape[0], a.shape[1], -1), out)
     return out
 
 
-def _conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: int,
+def conv2d_forward_unchecked(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: int,
                     padding: int, *, method: str = "auto") -> np.ndarray:
     N, C, H, W = x.shape
     F, K = w.shape[0], w.shape[2]
@@ -302,8 +302,8 @@ def _conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: 
     return y
 
 
-def _conv2d_grad_input(dy: np.ndarray, w: np.ndarray, input_hw: tuple[int, int], stride: int,
-                       padding: int, *, bias: np.ndarray | None = None,
+def conv2d_grad_input_unchecked(dy: np.ndarray, w: np.ndarray, input_hw: tuple[int, int],
+                                stride: int, padding: int, *, bias: np.ndarray | None = None,
                        method: str = "auto") -> np.ndarray:
     N, F, Ho, Wo = dy.shape
     C, K = w.shape[1], w.shape[2]
@@ -331,7 +331,7 @@ def _conv2d_grad_input(dy: np.ndarray, w: np.ndarray, input_hw: tuple[int, int],
     return dx
 
 
-def _conv2d_grad_weight(dy: np.ndarray, x: np.ndarray, kernel_size: int, stride: int,
+def conv2d_grad_weight_unchecked(dy: np.ndarray, x: np.ndarray, kernel_size: int, stride: int,
                         padding: int, *, method: str = "auto"
                         ) -> tuple[np.ndarray, np.ndarray]:
     N, F, Ho, Wo = dy.shape
@@ -339,7 +339,7 @@ def _conv2d_grad_weight(dy: np.ndarray, x: np.ndarray, kernel_size: int, stride:
     K, s, p = kernel_size, stride, padding
     dy = np.ascontiguousarray(dy)
     x = np.ascontiguousarray(x)
-    db = _channel_sum(dy)
+    db = channel_sum_unchecked(dy)
     if _use_direct(method, F):
         Wp = W + 2 * p
         per_chunk = -(-N // _DIRECT_CHUNKS)  # set by N alone, not the threads
@@ -360,15 +360,15 @@ def _conv2d_grad_weight(dy: np.ndarray, x: np.ndarray, kernel_size: int, stride:
     return _sum_chunks_to_weight(partials, F, C, K), db
 
 
-def _conv2d_forward_and_grad_weight(x: np.ndarray, w: np.ndarray, d: np.ndarray, stride: int,
-                                    padding: int, *, method: str = "auto"
+def conv2d_forward_and_grad_weight_unchecked(x: np.ndarray, w: np.ndarray, d: np.ndarray,
+                                             stride: int, padding: int, *, method: str = "auto"
                                     ) -> tuple[np.ndarray, np.ndarray]:
     N, C, H, W = x.shape
     F, K = w.shape[0], w.shape[2]
     s, p = stride, padding
     if _use_direct(method, F):
-        y = _conv2d_forward(x, w, None, s, p, method=method)
-        return y, _conv2d_grad_weight(d, x, K, s, p, method=method)[0]
+        y = conv2d_forward_unchecked(x, w, None, s, p, method=method)
+        return y, conv2d_grad_weight_unchecked(d, x, K, s, p, method=method)[0]
     Ho, Wo = d.shape[2:]
     x = np.ascontiguousarray(x)
     w = np.ascontiguousarray(w)

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import kernels
+from ..kernels import conv as conv_kernels  # unchecked: forward/backward validated x, dout
 from .layer import Layer
 
 
@@ -140,8 +140,8 @@ class Conv2d(Layer):
             raise ValueError(f"Conv2d: expected a spatial size of at least {K - 2 * p}x{K - 2 * p} "
                              f"for kernel {K} with padding {p}, got {H}x{W}")
         if self.use_kernels:
-            y = kernels.conv2d_forward(x, self.params["weight"], self.params.get("bias"),
-                                       self.stride, self.padding)
+            y = conv_kernels.conv2d_forward_unchecked(
+                x, self.params["weight"], self.params.get("bias"), self.stride, self.padding)
         else:
             y = self._forward_numpy(x)
         self.cache = x
@@ -158,13 +158,14 @@ class Conv2d(Layer):
                         x.dtype)
         if not self.use_kernels:
             return self._backward_numpy(dout, x)
-        dw, db = kernels.conv2d_grad_weight(dout, x, self.kernel_size, self.stride, self.padding)
+        dw, db = conv_kernels.conv2d_grad_weight_unchecked(dout, x, self.kernel_size,
+                                                           self.stride, self.padding)
         self.grads["weight"][...] = dw
         if "bias" in self.grads:
             self.grads["bias"][...] = db
         if not self.needs_input_grad:
             return None
-        return kernels.conv2d_grad_input(dout, self.params["weight"], x.shape[2:],
+        return conv_kernels.conv2d_grad_input_unchecked(dout, self.params["weight"], x.shape[2:],
                                          self.stride, self.padding)
 
     def _backward_numpy(self, dout: np.ndarray, x: np.ndarray) -> np.ndarray | None:

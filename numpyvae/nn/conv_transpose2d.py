@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import kernels
+from ..kernels import conv as conv_kernels  # unchecked: forward/backward validated x, dout
 from .conv2d import (
     _check_hyper,
     conv2d_grad_input_numpy,
@@ -86,8 +86,9 @@ class ConvTranspose2d(Layer):
                              f"{self.kernel_size} with padding {self.padding}: the output would "
                              f"be {Hout}x{Wout}")
         if self.use_kernels:
-            y = kernels.conv2d_grad_input(x, self.params["weight"], (Hout, Wout), self.stride,
-                                          self.padding, bias=self.params.get("bias"))
+            y = conv_kernels.conv2d_grad_input_unchecked(
+                x, self.params["weight"], (Hout, Wout), self.stride, self.padding,
+                bias=self.params.get("bias"))
         else:
             y = self._forward_numpy(x)
         self.cache = x
@@ -113,12 +114,14 @@ class ConvTranspose2d(Layer):
         if self.needs_input_grad:
             # dX = conv2d(dY, W) and dW = conv2d_grad_weight(x, dY) both read dY's windows: one
             # call computes the pair and packs them once
-            dx, dw = kernels.conv2d_forward_and_grad_weight(dout, self.params["weight"], x, s, p)
+            dx, dw = conv_kernels.conv2d_forward_and_grad_weight_unchecked(
+                dout, self.params["weight"], x, s, p)
         else:
-            dx, dw = None, kernels.conv2d_grad_weight(x, dout, self.kernel_size, s, p)[0]
+            dw = conv_kernels.conv2d_grad_weight_unchecked(x, dout, self.kernel_size, s, p)[0]
+            dx = None
         self.grads["weight"][...] = dw
         if "bias" in self.grads:
-            self.grads["bias"][...] = kernels.channel_sum(dout)
+            self.grads["bias"][...] = conv_kernels.channel_sum_unchecked(dout)
         return dx
 
     def _backward_numpy(self, dout: np.ndarray, x: np.ndarray) -> np.ndarray | None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import numpyvae.kernels as kernels
+from numpyvae.kernels import conv as conv_kernels
 from numpyvae.nn import conv2d as conv2d_module
 from numpyvae.nn import conv_transpose2d as conv_transpose2d_module
 from numpyvae.nn.conv2d import Conv2d
@@ -210,8 +210,11 @@ def test_the_adjoint_check_catches_a_flipped_kernel():
 # ----------------------------------------------------------------------------
 # use_kernels: which code runs, and needs_input_grad
 # ----------------------------------------------------------------------------
-KERNEL_FUNCTIONS = ("conv2d_forward", "conv2d_grad_input", "conv2d_grad_weight",
-                    "conv2d_forward_and_grad_weight", "channel_sum")
+# what the layers call: the kernels' unchecked entry points (x and dout were checked once, at
+# the layer's boundary)
+KERNEL_FUNCTIONS = ("conv2d_forward_unchecked", "conv2d_grad_input_unchecked",
+                    "conv2d_grad_weight_unchecked", "conv2d_forward_and_grad_weight_unchecked",
+                    "channel_sum_unchecked")
 
 
 def _make_both(rng, dtype=F64):
@@ -225,7 +228,7 @@ def test_use_kernels_false_never_calls_a_kernel(on_class, monkeypatch):
         raise AssertionError("a kernel ran with use_kernels = False")
 
     for name in KERNEL_FUNCTIONS:
-        monkeypatch.setattr(kernels, name, boom)
+        monkeypatch.setattr(conv_kernels, name, boom)
     rng = np.random.default_rng(19)
     for layer in _make_both(rng):
         if on_class:
@@ -240,13 +243,14 @@ def test_use_kernels_false_never_calls_a_kernel(on_class, monkeypatch):
 def test_use_kernels_is_the_default_and_runs_the_kernels(monkeypatch):
     calls = []
     for name in KERNEL_FUNCTIONS:
-        real = getattr(kernels, name)
-        monkeypatch.setattr(kernels, name,
+        real = getattr(conv_kernels, name)
+        monkeypatch.setattr(conv_kernels, name,
                             lambda *a, _real=real, _name=name, **k: calls.append(_name)
                             or _real(*a, **k))
     rng = np.random.default_rng(20)
-    expected = ({"conv2d_forward", "conv2d_grad_weight", "conv2d_grad_input"},
-                {"conv2d_grad_input", "conv2d_forward_and_grad_weight"})
+    expected = ({"conv2d_forward_unchecked", "conv2d_grad_weight_unchecked",
+                 "conv2d_grad_input_unchecked"},
+                {"conv2d_grad_input_unchecked", "conv2d_forward_and_grad_weight_unchecked"})
     for layer, want in zip(_make_both(rng), expected, strict=True):
         assert layer.use_kernels is True
         calls.clear()
@@ -256,9 +260,9 @@ def test_use_kernels_is_the_default_and_runs_the_kernels(monkeypatch):
 
 # the function that computes dx on each path: it must not run when nobody wants dx
 DX_FUNCTIONS = {
-    ("Conv2d", True): (kernels, "conv2d_grad_input"),
+    ("Conv2d", True): (conv_kernels, "conv2d_grad_input_unchecked"),
     ("Conv2d", False): (conv2d_module, "conv2d_grad_input_numpy"),
-    ("ConvTranspose2d", True): (kernels, "conv2d_forward_and_grad_weight"),
+    ("ConvTranspose2d", True): (conv_kernels, "conv2d_forward_and_grad_weight_unchecked"),
     ("ConvTranspose2d", False): (conv_transpose2d_module, "conv2d_numpy"),
 }
 
