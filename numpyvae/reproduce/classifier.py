@@ -70,19 +70,19 @@ class Classifier:
         loss, self.dlogits = softmax_cross_entropy(self.net.forward(x), labels)
         return loss
 
-    def backward(self) -> None:
-        """Write dL/dθ into the layers' grads: dlogits = (softmax − onehot)/N, back through
-        the MLP."""
+    def backward(self, dloss: float = 1.0) -> None:
+        """Write dL/dθ into the layers' grads, for L = dloss · (mean cross-entropy):
+        dlogits = dloss·(softmax − onehot)/N, back through the MLP."""
         if self.dlogits is None:
             raise RuntimeError("Classifier.backward called before forward: run forward first")
-        self.net.backward(self.dlogits)
+        self.net.backward(self.dlogits if dloss == 1.0 else self.dlogits * dloss)
 
     def logits(self, x: np.ndarray) -> np.ndarray:
         """Logits (N, 10) for images (N, 1, 28, 28), in batches."""
         x = np.ascontiguousarray(x, dtype=self.dtype)
         if len(x) == 0:
             return np.zeros((0, NUM_CLASSES), self.dtype)
-        return np.concatenate([self.net.forward(x[i:i + BATCH]) for i in range(0, len(x), BATCH)])
+        return np.concatenate([self.net.infer(x[i:i + BATCH]) for i in range(0, len(x), BATCH)])
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         """Class probabilities (N, 10)."""
