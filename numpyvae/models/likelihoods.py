@@ -21,7 +21,7 @@ import math
 
 import numpy as np
 
-from ..nn.activations import sigmoid, softplus
+from ..nn.activations import sigmoid_fast, softplus
 
 LIKELIHOODS = ("gaussian", "bernoulli")
 OUTPUT_ACTIVATIONS = ("sigmoid", "identity")
@@ -106,7 +106,7 @@ class Gaussian(Likelihood):
         self.squash = output_activation == "sigmoid"
 
     def mean(self, out: np.ndarray) -> np.ndarray:
-        return sigmoid(out) if self.squash else out
+        return sigmoid_fast(out) if self.squash else out
 
     def nll(self, x: np.ndarray, out: np.ndarray) -> np.ndarray:
         self._check(x, out)
@@ -135,7 +135,7 @@ class Bernoulli(Likelihood):
     name = "bernoulli"
 
     def mean(self, out: np.ndarray) -> np.ndarray:
-        return sigmoid(out)
+        return sigmoid_fast(out)
 
     def nll(self, x: np.ndarray, out: np.ndarray) -> np.ndarray:
         self._check(x, out)
@@ -148,7 +148,7 @@ class Bernoulli(Likelihood):
         d/d out [softplus(out) − x·out] = σ(out) − x.
         """
         x, out = self._saved()
-        return (sigmoid(out) - x) * self._weights(dnll, out)
+        return (sigmoid_fast(out) - x) * self._weights(dnll, out)
 
 
 def make_likelihood(

@@ -1,4 +1,8 @@
-"""Elementwise activations: ELU, Softplus, Sigmoid.
+"""Elementwise activations: ELU, Softplus, Sigmoid, and the functions σ and softplus.
+
+The functions ``sigmoid``, ``sigmoid_fast`` and ``softplus`` are stateless math
+for callers that need only a value (the likelihoods, the VAE's encode); the
+layers are nodes of a network that also run backwards.
 
 They have no parameters, take any shape and either float dtype, and return the
 input's dtype. Each is written so that no intermediate overflows: only e^(−|x|)
@@ -19,9 +23,19 @@ from .layer import Layer
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
-    """σ(x) = 1 / (1 + e^(−x)) = e^x / (1 + e^x); pick the form whose exponent is ≤ 0."""
+    """σ(x) = 1 / (1 + e^(−x)) = e^x / (1 + e^x); pick the form whose exponent is ≤ 0.
+
+    The readable NumPy form, the reference the fused kernel is tested against.
+    """
     e = np.exp(-np.abs(x))
     return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+def sigmoid_fast(x: np.ndarray) -> np.ndarray:
+    """σ(x) for a float32/float64 array by the fused kernel that ``Sigmoid.forward`` runs:
+    the same values as ``sigmoid`` to a few ulp, about 10× faster on a batch of images
+    (what a likelihood computes at every training step)."""
+    return elementwise.sigmoid_forward(x)
 
 
 def softplus(x: np.ndarray) -> np.ndarray:
@@ -95,7 +109,7 @@ class Sigmoid(_Elementwise):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         self._check(x)
-        y = elementwise.sigmoid_forward(x) if self.use_kernels else sigmoid(x)
+        y = sigmoid_fast(x) if self.use_kernels else sigmoid(x)
         self.cache = y
         return y
 
