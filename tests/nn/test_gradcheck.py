@@ -97,7 +97,8 @@ def test_report_all_layers_pass(capsys):
     out = capsys.readouterr().out
     assert code == 0, out
     for name in ("Dense", "BatchNorm2d", "ELU", "Softplus", "Sigmoid", "Flatten", "Reshape",
-                 "Conv2d", "ConvTranspose2d", "Sequential"):
+                 "Conv2d", "ConvTranspose2d", "Sequential", "Reparameterize", "VAE",
+                 "Autoencoder"):
         assert f"\n{name} " in out, f"{name} missing from the table"
     for config in ("train,", "eval (running stats)", "k3 s2 p1", "op1"):
         assert config in out
@@ -145,7 +146,7 @@ def test_python_m_numpyvae_gradcheck_runs():
         capture_output=True, text=True, timeout=120,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "max error" in proc.stdout and "PASS: all 6 gradients" in proc.stdout
+    assert "max error" in proc.stdout and "PASS: all 9 gradients" in proc.stdout
 
 
 # -- the error floor ---------------------------------------------------------------------------
