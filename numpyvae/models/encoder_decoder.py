@@ -68,13 +68,7 @@ class EncoderDecoder:
         name = type(self).__name__
         if latent_dim < 1:
             raise ValueError(f"{name}: latent_dim must be >= 1, got {latent_dim}")
-        if not c > 0:
-            raise ValueError(f"{name}: the balance c must be > 0, got {c}")
-        if output_activation not in OUTPUT_ACTIVATIONS:
-            raise ValueError(
-                f"{name}: output_activation must be one of {OUTPUT_ACTIVATIONS}, "
-                f"got {output_activation!r}"
-            )
+        # c and output_activation are checked once, by the likelihood that uses them
         self.encoder = encoder
         self.decoder = decoder
         self.latent_dim = int(latent_dim)

@@ -25,13 +25,12 @@ from typing import Any
 import numpy as np
 
 from .. import data
-from ..models.architectures import PIXELS, _mlp
+from ..models.architectures import NUM_CLASSES, PIXELS, _mlp
 from ..nn import Flatten, Sequential
 from ..nn.adam import Adam
 from ..nn.losses import softmax, softmax_cross_entropy
 from ..training.checkpoint import load_arrays_into, load_checkpoint, save_checkpoint
 
-NUM_CLASSES = 10
 DEFAULT_HIDDEN = (256, 128)
 BATCH = 1000  # images per call when predicting
 
@@ -46,8 +45,6 @@ class Classifier:
         rng: np.random.Generator | None = None,
     ) -> None:
         self.hidden = tuple(int(h) for h in hidden)
-        if not self.hidden or min(self.hidden) < 1:
-            raise ValueError(f"Classifier: hidden widths must be positive, got {self.hidden}")
         rng = np.random.default_rng() if rng is None else rng
         self.net = Sequential(Flatten(), *_mlp((PIXELS, *self.hidden, NUM_CLASSES), dtype, rng))
         self.dlogits: np.ndarray | None = None
