@@ -20,7 +20,7 @@ out = (in − 1)s − 2p + k + output_padding for a transposed conv):
       Conv2d(32→1, k3, s1, p1)                  (28 + 2 − 3)//1 + 1 = 28    → (1, 28, 28)
 
 The report's printout lists ConvTranspose2d(512, 64, …) right after Dense(z → 512):
-a 512-channel 1×1 input gives 1 → 3 → 6 → 12 pixels, never 28×28, so the
+a 512-channel 1×1 input gives 1 → 1 → 2 → 4 pixels, never 28×28, so the
 512 numbers are read as a (32, 4, 4) map, the mirror of the encoder's.
 
 Conditional (``num_classes`` = K > 0): a ``ConcatLabels`` layer appends onehot(y)
@@ -31,6 +31,7 @@ appends it to the flattened features (512 + K → 2z) and its decoder to z (z + 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -49,14 +50,19 @@ from ..nn import (
 )
 from .vae import VAE
 
-IMAGE_SHAPE = (1, 28, 28)
-PIXELS = 784
+IMAGE_SHAPE = (1, 28, 28)  # (C, H, W) of one MNIST / Fashion-MNIST image
+PIXELS = math.prod(IMAGE_SHAPE)  # 784
+NUM_CLASSES = 10  # digit (or garment) classes: a conditional model's one-hot width
 ARCHS = ("mlp", "cnn")
 DEFAULT_HIDDEN = (300, 100, 10)
 
 
 def _mlp(widths: Sequence[int], dtype: Any, rng: np.random.Generator) -> list:
-    """Dense layers through ``widths`` with ELU between (none after the last)."""
+    """Dense layers through ``widths`` (in, *hidden, out) with ELU between (none after the
+    last). The one check of the hidden widths, for every MLP built here."""
+    hidden = tuple(widths[1:-1])
+    if not hidden or min(hidden) < 1:
+        raise ValueError(f"MLP hidden widths must be positive (at least one), got {hidden}")
     layers: list = []
     for i, (a, b) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
         layers.append(Dense(a, b, dtype=dtype, rng=rng))
@@ -83,8 +89,6 @@ def mlp_encoder_decoder(
     """784 (+K) → hidden… → code_width, and latent_dim (+K) → …hidden reversed → 784 →
     (1, 28, 28); K = num_classes one-hot label columns for a conditional model."""
     hidden = tuple(int(h) for h in hidden)
-    if not hidden or min(hidden) < 1:
-        raise ValueError(f"MLP hidden widths must be positive, got {hidden}")
     rng = np.random.default_rng() if rng is None else rng
     k = num_classes
     encoder = Sequential(
@@ -132,7 +136,7 @@ def build_cnn_vae(
     kw = {"dtype": dtype, "rng": rng}
     k = num_classes
     encoder = Sequential(
-        *_conv_block(Conv2d(1, 32, 3, stride=2, padding=1, **kw), 32, dtype),
+        *_conv_block(Conv2d(IMAGE_SHAPE[0], 32, 3, stride=2, padding=1, **kw), 32, dtype),
         *_conv_block(Conv2d(32, 64, 3, stride=2, padding=1, **kw), 64, dtype),
         *_conv_block(Conv2d(64, 32, 3, stride=2, padding=1, **kw), 32, dtype),
         Flatten(),
@@ -150,7 +154,7 @@ def build_cnn_vae(
         *_conv_block(
             ConvTranspose2d(32, 32, 3, stride=2, padding=1, output_padding=1, **kw), 32, dtype
         ),
-        Conv2d(32, 1, 3, stride=1, padding=1, **kw),
+        Conv2d(32, IMAGE_SHAPE[0], 3, stride=1, padding=1, **kw),
     )
     return VAE(encoder, decoder, latent_dim, c=c, output_activation=output_activation,
                likelihood=likelihood)

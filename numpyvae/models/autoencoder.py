@@ -39,14 +39,14 @@ class Autoencoder(EncoderDecoder):
     Shapes: x (N, 1, 28, 28) for the report's MLP; z (N, latent_dim).
     """
 
-    # -- inference ----------------------------------------------------------
+    # -- inference: infer only, so a pending backward is untouched ----------------
     def encode(self, x: np.ndarray, y: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """The code z (N, latent_dim) and a variance of zeros (the VAE's (m, v) interface)."""
-        z = self._encode(x, y)
+        z = self._encoder_output(x, y, infer=True)
         return z, np.zeros_like(z)
 
     def reconstruct(self, x: np.ndarray, y: np.ndarray | None = None) -> np.ndarray:
-        return self.decode(self._encode(x, y), y)
+        return self.decode(self._encoder_output(x, y, infer=True), y)
 
     # -- training -----------------------------------------------------------
     def forward(
@@ -58,25 +58,18 @@ class Autoencoder(EncoderDecoder):
     ) -> Losses:
         """Mean losses over the batch x. ``eps`` and ``rng`` are accepted for the VAE's
         interface and ignored: nothing is sampled."""
-        z = self._encode(x, y)
+        z = self._encoder_output(x, y, infer=False)
         recon = float(np.mean(self.likelihood.nll(x, self.decoder.forward(z))))
         self.cache = len(x)
         return Losses(recon, recon, 0.0)
 
-    def backward(self) -> None:
-        """Write dL/dθ into every layer's grads, for L = mean over the batch.
+    def backward(self, dloss: float = 1.0) -> None:
+        """Write dL/dθ into every layer's grads, for L = dloss · (mean loss over the batch).
 
-        dL/dx̂ = (x̂ − x) / (cN), then back through the sigmoid, the decoder and the encoder.
+        Each image's recon weighs dloss/N: likelihood → d out, then the decoder, the encoder.
         """
-        n = self._saved()
-        dlogits = self.likelihood.backward(1 / n)
-        self.encoder.backward(self.decoder.backward(dlogits))
-
-    def _encode(self, x: np.ndarray, y: np.ndarray | None = None) -> np.ndarray:
-        self._set_labels(y, len(x))
-        z = self.encoder.forward(x)
-        self._check_encoder_output(z, x, self.latent_dim)
-        return z
+        w = dloss / self._saved()
+        self.encoder.backward(self.decoder.backward(self.likelihood.backward(w)))
 
 
 def build_mlp_autoencoder(

@@ -68,13 +68,7 @@ class EncoderDecoder:
         name = type(self).__name__
         if latent_dim < 1:
             raise ValueError(f"{name}: latent_dim must be >= 1, got {latent_dim}")
-        if not c > 0:
-            raise ValueError(f"{name}: the balance c must be > 0, got {c}")
-        if output_activation not in OUTPUT_ACTIVATIONS:
-            raise ValueError(
-                f"{name}: output_activation must be one of {OUTPUT_ACTIVATIONS}, "
-                f"got {output_activation!r}"
-            )
+        # c and output_activation are checked once, by the likelihood that uses them
         self.encoder = encoder
         self.decoder = decoder
         self.latent_dim = int(latent_dim)
@@ -122,6 +116,11 @@ class EncoderDecoder:
         return self.encoder.num_params() + self.decoder.num_params()
 
     @property
+    def encoder_width(self) -> int:
+        """Columns of the encoder's output: the code z (N, latent_dim) here."""
+        return self.latent_dim
+
+    @property
     def conditional(self) -> bool:
         return self.num_classes > 0
 
@@ -130,7 +129,7 @@ class EncoderDecoder:
         """The decoder's raw outputs for z (N, latent_dim): what p(x|z) is built from."""
         z = np.ascontiguousarray(z, dtype=self.dtype)
         self._set_labels(y, len(z))
-        return self.decoder.forward(z)
+        return self.decoder.infer(z)
 
     def decode(self, z: np.ndarray, y: np.ndarray | None = None) -> np.ndarray:
         """The mean of p(x|z): (N, latent_dim) → images."""
@@ -163,12 +162,18 @@ class EncoderDecoder:
         for layer in self.label_layers:
             layer.set_labels(y)
 
-    def _check_encoder_output(self, out: np.ndarray, x: np.ndarray, width: int) -> None:
+    def _encoder_output(self, x: np.ndarray, y: np.ndarray | None, infer: bool) -> np.ndarray:
+        """The encoder's output for x (and labels y): through ``infer`` for inference (no
+        cache, no buffer moves), through ``forward`` for training. Checks its width."""
+        self._set_labels(y, len(x))
+        out = self.encoder.infer(x) if infer else self.encoder.forward(x)
+        width = self.encoder_width
         if out.ndim != 2 or out.shape[1] != width:
             raise ValueError(
                 f"{type(self).__name__}: the encoder must output (N, {width}) for latent_dim "
                 f"{self.latent_dim}, got {out.shape} for input {x.shape}"
             )
+        return out
 
     def _saved(self):
         if self.cache is None:

@@ -21,7 +21,7 @@ import math
 
 import numpy as np
 
-from ..nn.activations import Sigmoid
+from ..nn.activations import sigmoid_fast, softplus
 
 LIKELIHOODS = ("gaussian", "bernoulli")
 OUTPUT_ACTIVATIONS = ("sigmoid", "identity")
@@ -32,7 +32,9 @@ def _per_image_sum(a: np.ndarray) -> np.ndarray:
 
 
 class Likelihood:
-    """The interface: ``mean``, ``nll`` then ``backward``, ``log_prob``."""
+    """The interface, a layer's contract with the data x as a fixed second input:
+    ``nll(x, out)`` is the forward (keeps a cache), ``backward(dnll)`` returns dL/d out;
+    ``mean`` and ``log_prob`` are pure functions of their arguments (no cache)."""
 
     name = ""
 
@@ -56,15 +58,28 @@ class Likelihood:
         return 0.0
 
     def log_prob(self, x: np.ndarray, out: np.ndarray) -> np.ndarray:
-        """log p(x|z) per image, (N,), with the normalising constant. Saves nothing."""
-        nll = self.nll(x, out)
-        self.cache = None
-        return self.log_normalizer(x[0].size) - nll
+        """log p(x|z) per image, (N,), with the normalising constant. Saves nothing: a
+        pending ``backward`` is unaffected."""
+        cache = self.cache
+        try:
+            return self.log_normalizer(x[0].size) - self.nll(x, out)
+        finally:
+            self.cache = cache
 
     def _saved(self):
         if self.cache is None:
-            raise RuntimeError(f"{type(self).__name__}.backward called before nll")
+            raise RuntimeError(f"{type(self).__name__}.backward called before nll: "
+                               "run nll(x, out) first")
         return self.cache
+
+    @staticmethod
+    def _weights(dnll: np.ndarray | float, out: np.ndarray) -> np.ndarray:
+        """dnll as an array that broadcasts against out (N, ...): one weight per image."""
+        w = np.asarray(dnll, dtype=out.dtype)
+        if w.shape not in ((), (out.shape[0],)):
+            raise ValueError(f"likelihood backward: expected dnll of shape ({out.shape[0]},) "
+                             f"or a scalar, got shape {w.shape}")
+        return w.reshape((-1,) + (1,) * (out.ndim - 1))
 
     @staticmethod
     def _check(x: np.ndarray, out: np.ndarray) -> None:
@@ -88,23 +103,26 @@ class Gaussian(Likelihood):
             raise ValueError(f"Gaussian likelihood: output_activation must be one of "
                              f"{OUTPUT_ACTIVATIONS}, got {output_activation!r}")
         self.c = float(c)
-        self.sigmoid = Sigmoid() if output_activation == "sigmoid" else None
+        self.squash = output_activation == "sigmoid"
 
     def mean(self, out: np.ndarray) -> np.ndarray:
-        return self.sigmoid.forward(out) if self.sigmoid else out
+        return sigmoid_fast(out) if self.squash else out
 
     def nll(self, x: np.ndarray, out: np.ndarray) -> np.ndarray:
         self._check(x, out)
-        diff = self.mean(out) - x
-        self.cache = diff
+        x_hat = self.mean(out)
+        diff = x_hat - x
+        self.cache = (diff, x_hat)
         return _per_image_sum(diff * diff) / (2 * self.c)
 
     def backward(self, dnll: np.ndarray | float) -> np.ndarray:
-        """d nll / d x̂ = (x̂ − x) / c, then back through the sigmoid."""
-        diff = self._saved()
-        scale = np.asarray(dnll, dtype=diff.dtype).reshape((-1,) + (1,) * (diff.ndim - 1))
-        dx_hat = diff * (scale / self.c)
-        return self.sigmoid.backward(dx_hat) if self.sigmoid else dx_hat
+        """dnll (N,) or a scalar → d out (N, C, H, W).
+
+        d nll / d x̂ = (x̂ − x) / c;  with x̂ = σ(out), dx̂/d out = σ'(out) = x̂(1 − x̂).
+        """
+        diff, x_hat = self._saved()
+        dx_hat = diff * (self._weights(dnll, diff) / self.c)
+        return dx_hat * x_hat * (1 - x_hat) if self.squash else dx_hat
 
     def log_normalizer(self, pixels: int) -> float:
         return -0.5 * pixels * math.log(2 * math.pi * self.c)
@@ -116,24 +134,21 @@ class Bernoulli(Likelihood):
 
     name = "bernoulli"
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.sigmoid = Sigmoid()
-
     def mean(self, out: np.ndarray) -> np.ndarray:
-        return self.sigmoid.forward(out)
+        return sigmoid_fast(out)
 
     def nll(self, x: np.ndarray, out: np.ndarray) -> np.ndarray:
         self._check(x, out)
-        softplus = np.maximum(out, 0) + np.log1p(np.exp(-np.abs(out)))
         self.cache = (x, out)
-        return _per_image_sum(softplus - x * out)
+        return _per_image_sum(softplus(out) - x * out)
 
     def backward(self, dnll: np.ndarray | float) -> np.ndarray:
-        """d/d out [softplus(out) − x·out] = sigmoid(out) − x."""
+        """dnll (N,) or a scalar → d out (N, C, H, W).
+
+        d/d out [softplus(out) − x·out] = σ(out) − x.
+        """
         x, out = self._saved()
-        scale = np.asarray(dnll, dtype=out.dtype).reshape((-1,) + (1,) * (out.ndim - 1))
-        return (self.sigmoid.forward(out) - x) * scale
+        return (sigmoid_fast(out) - x) * self._weights(dnll, out)
 
 
 def make_likelihood(

@@ -7,6 +7,7 @@ from .conv2d import Conv2d
 from .conv_transpose2d import ConvTranspose2d
 from .dense import Dense
 from .layer import Layer
+from .reparameterize import Reparameterize
 from .sequential import Sequential
 from .shape import Flatten, Reshape
 
@@ -23,4 +24,5 @@ __all__ = [
     "Flatten",
     "Reshape",
     "ConcatLabels",
+    "Reparameterize",
 ]

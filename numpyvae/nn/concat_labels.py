@@ -43,14 +43,15 @@ class ConcatLabels(Layer):
                              f"{len(x)} rows")
         onehot = np.zeros((len(x), self.num_classes), dtype=x.dtype)
         onehot[np.arange(len(x)), self.labels] = 1
-        self.cache = x.shape[1]
+        self.cache = x
         return np.concatenate([x, onehot], axis=1)
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         """dout (N, D + K) → dx (N, D): the first D columns are x itself, the rest are
         the labels, which take no gradient."""
-        width = self._saved()
-        return np.ascontiguousarray(dout[:, :width])
+        x = self._saved()
+        self.check_dout(dout, (x.shape[0], x.shape[1] + self.num_classes), x.dtype)
+        return np.ascontiguousarray(dout[:, :x.shape[1]])
 
     def extra_repr(self) -> str:
         return f"num_classes={self.num_classes}"

@@ -102,7 +102,8 @@ def gradcheck_layer(layer, x: np.ndarray, seed: int = 0, max_entries: int = MAX_
                     ) -> list[GradResult]:
     """Check dL/dx and every dL/dparam of ``layer`` at input ``x`` (float64).
 
-    Buffers (BatchNorm's running statistics) are restored afterwards, so the
+    A layer with ``needs_input_grad = False`` returns no dL/dx; then only its
+    parameters are checked. Buffers (BatchNorm's running statistics) are restored afterwards, so the
     many forward calls leave the layer as it was.
     """
     if x.dtype != np.float64:
@@ -113,7 +114,10 @@ def gradcheck_layer(layer, x: np.ndarray, seed: int = 0, max_entries: int = MAX_
     y = layer.forward(x)
     G = rng.standard_normal(y.shape)
     dx = layer.backward(G)
-    tensors = {"input": (x, dx.copy())}
+    if dx is None and layer.needs_input_grad:
+        raise ValueError(f"gradcheck_layer: {type(layer).__name__}.backward returned no input "
+                         "gradient, but its needs_input_grad is True")
+    tensors = {} if dx is None else {"input": (x, dx.copy())}
     for pname, p, g in layer.named_parameters():
         tensors[pname] = (p, g.copy())
 

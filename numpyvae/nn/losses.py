@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+from .layer import FLOAT_DTYPES
 
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:

@@ -24,6 +24,12 @@ class Sequential(Layer):
             x = layer.forward(x)
         return x
 
+    def infer(self, x: np.ndarray) -> np.ndarray:
+        """The same chain through each layer's ``infer``: no cache kept, no buffer moved."""
+        for layer in self.layers:
+            x = layer.infer(x)
+        return x
+
     def backward(self, dout: np.ndarray) -> np.ndarray | None:
         for layer in reversed(self.layers):
             dout = layer.backward(dout)

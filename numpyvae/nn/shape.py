@@ -19,7 +19,7 @@ class Flatten(Layer):
                 f"Flatten: expected input of shape (N, ...) with at least 2 dims, "
                 f"got shape {x.shape}"
             )
-        self.cache = x.shape
+        self.cache = (x.shape, x.dtype)
         return x.reshape(x.shape[0], -1)
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
@@ -28,7 +28,8 @@ class Flatten(Layer):
         Each output is one input, unchanged: the Jacobian is the identity, so dx is dy
         put back in x's shape.
         """
-        x_shape = self._saved()
+        x_shape, dtype = self._saved()
+        self.check_dout(dout, (x_shape[0], math.prod(x_shape[1:])), dtype)
         return dout.reshape(x_shape)
 
 
@@ -51,12 +52,13 @@ class Reshape(Layer):
         self.check_input(x)
         if x.ndim < 2 or math.prod(x.shape[1:]) != self.size:
             raise ValueError(f"Reshape: expected input of shape {what}, got shape {x.shape}")
-        self.cache = x.shape
+        self.cache = (x.shape, x.dtype)
         return x.reshape(x.shape[0], *self.shape)
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         """dout (N, *shape) → dx in the input's shape: the Jacobian is the identity."""
-        x_shape = self._saved()
+        x_shape, dtype = self._saved()
+        self.check_dout(dout, (x_shape[0], *self.shape), dtype)
         return dout.reshape(x_shape)
 
     def extra_repr(self) -> str:

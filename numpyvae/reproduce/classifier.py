@@ -25,13 +25,12 @@ from typing import Any
 import numpy as np
 
 from .. import data
-from ..models.architectures import PIXELS, _mlp
+from ..models.architectures import NUM_CLASSES, PIXELS, _mlp
 from ..nn import Flatten, Sequential
 from ..nn.adam import Adam
 from ..nn.losses import softmax, softmax_cross_entropy
 from ..training.checkpoint import load_arrays_into, load_checkpoint, save_checkpoint
 
-NUM_CLASSES = 10
 DEFAULT_HIDDEN = (256, 128)
 BATCH = 1000  # images per call when predicting
 
@@ -46,8 +45,6 @@ class Classifier:
         rng: np.random.Generator | None = None,
     ) -> None:
         self.hidden = tuple(int(h) for h in hidden)
-        if not self.hidden or min(self.hidden) < 1:
-            raise ValueError(f"Classifier: hidden widths must be positive, got {self.hidden}")
         rng = np.random.default_rng() if rng is None else rng
         self.net = Sequential(Flatten(), *_mlp((PIXELS, *self.hidden, NUM_CLASSES), dtype, rng))
         self.dlogits: np.ndarray | None = None
@@ -70,19 +67,19 @@ class Classifier:
         loss, self.dlogits = softmax_cross_entropy(self.net.forward(x), labels)
         return loss
 
-    def backward(self) -> None:
-        """Write dL/dθ into the layers' grads: dlogits = (softmax − onehot)/N, back through
-        the MLP."""
+    def backward(self, dloss: float = 1.0) -> None:
+        """Write dL/dθ into the layers' grads, for L = dloss · (mean cross-entropy):
+        dlogits = dloss·(softmax − onehot)/N, back through the MLP."""
         if self.dlogits is None:
             raise RuntimeError("Classifier.backward called before forward: run forward first")
-        self.net.backward(self.dlogits)
+        self.net.backward(self.dlogits if dloss == 1.0 else self.dlogits * dloss)
 
     def logits(self, x: np.ndarray) -> np.ndarray:
         """Logits (N, 10) for images (N, 1, 28, 28), in batches."""
         x = np.ascontiguousarray(x, dtype=self.dtype)
         if len(x) == 0:
             return np.zeros((0, NUM_CLASSES), self.dtype)
-        return np.concatenate([self.net.forward(x[i:i + BATCH]) for i in range(0, len(x), BATCH)])
+        return np.concatenate([self.net.infer(x[i:i + BATCH]) for i in range(0, len(x), BATCH)])
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         """Class probabilities (N, 10)."""

@@ -7,8 +7,10 @@ import numpy as np
 import pytest
 
 from numpyvae.cli.gradcheck_report import run_report
-from numpyvae.nn import ELU, BatchNorm2d, Dense, Sequential
+from numpyvae.nn import ELU, BatchNorm2d, Dense, Reshape, Sequential
 from numpyvae.nn.gradcheck import gradcheck_layer
+from numpyvae.nn.gradcheck_cases import signed_away_from_zero
+from tests.nn.layer_helpers import bn_with_running_stats, rng
 
 F64 = np.float64
 
@@ -97,7 +99,8 @@ def test_report_all_layers_pass(capsys):
     out = capsys.readouterr().out
     assert code == 0, out
     for name in ("Dense", "BatchNorm2d", "ELU", "Softplus", "Sigmoid", "Flatten", "Reshape",
-                 "Conv2d", "ConvTranspose2d", "Sequential"):
+                 "Conv2d", "ConvTranspose2d", "Sequential", "Reparameterize", "VAE",
+                 "Autoencoder"):
         assert f"\n{name} " in out, f"{name} missing from the table"
     for config in ("train,", "eval (running stats)", "k3 s2 p1", "op1"):
         assert config in out
@@ -145,7 +148,7 @@ def test_python_m_numpyvae_gradcheck_runs():
         capture_output=True, text=True, timeout=120,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "max error" in proc.stdout and "PASS: all 6 gradients" in proc.stdout
+    assert "max error" in proc.stdout and "PASS: all 9 gradients" in proc.stdout
 
 
 # -- the error floor ---------------------------------------------------------------------------
@@ -165,3 +168,32 @@ def test_conv_bias_before_batchnorm_exact_zero_gradient_passes():
     assert all(r.passed for r in results.values()), results
     weight_grad, bias_grad = model[0].grads["weight"], model[0].grads["bias"]
     assert np.abs(bias_grad).max() <= 1e-12 * np.abs(weight_grad).max()
+
+
+# -- the checker on layers: exact-zero gradients, buffers left as they were ----------------
+
+
+def test_elu_gradcheck_inputs_straddle_zero():
+    x = signed_away_from_zero(np.random.default_rng(0), (4, 6))
+    assert (x > 0).any() and (x < 0).any() and np.abs(x).min() >= 0.05
+
+
+def test_bias_before_batchnorm_exact_zero_gradient_passes():
+    """In training mode BatchNorm subtracts the batch mean, so a per-channel bias right before
+    it cannot change the output: its true gradient is 0 and the finite difference is rounding
+    noise. The error floor (1e-3·S) must let that pass, while the bias really is ~0."""
+    model = Sequential(Dense(5, 3, dtype=F64, rng=rng(1)), Reshape(3, 1, 1),
+                       BatchNorm2d(3, dtype=F64)).train()
+    x = rng(2).standard_normal((6, 5))
+    results = {r.name: r for r in gradcheck_layer(model, x)}
+    assert all(r.passed for r in results.values()), results
+    weight_grad, bias_grad = model[0].grads["weight"], model[0].grads["bias"]
+    assert np.abs(bias_grad).max() <= 1e-12 * np.abs(weight_grad).max()
+
+
+def test_gradcheck_leaves_batchnorm_buffers_unchanged():
+    bn = bn_with_running_stats(3).train()
+    before = {k: v.copy() for k, v in bn.buffers.items()}
+    gradcheck_layer(bn, rng(3).standard_normal((4, 3, 2, 2)))
+    for k in before:
+        np.testing.assert_array_equal(bn.buffers[k], before[k])

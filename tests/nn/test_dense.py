@@ -1,0 +1,61 @@
+"""Dense: the formula, PyTorch's initialisation, grads overwritten in place, repr.
+Its gradient checks are cases in numpyvae/nn/gradcheck_cases.py."""
+
+import numpy as np
+
+from numpyvae.nn import Dense
+from tests.nn.layer_helpers import F64, rng
+
+
+def test_dense_forward_matches_formula():
+    layer = Dense(4, 3, dtype=F64, rng=rng(0))
+    x = rng(1).standard_normal((5, 4))
+    W, b = layer.params["weight"], layer.params["bias"]
+    expected = np.array([[sum(x[n, i] * W[i, j] for i in range(4)) + b[j] for j in range(3)]
+                         for n in range(5)])
+    np.testing.assert_allclose(layer.forward(x), expected, rtol=1e-12)
+
+
+def test_dense_pytorch_default_init_bounds():
+    fan_in = 400
+    layer = Dense(fan_in, 300, rng=rng(0))
+    bound = 1 / np.sqrt(fan_in)
+    W, b = layer.params["weight"], layer.params["bias"]
+    assert W.shape == (400, 300) and b.shape == (300,)
+    assert np.abs(W).max() <= bound and np.abs(b).max() <= bound
+    # uniform on (−bound, bound): reaches close to both ends, std = bound/√3
+    assert W.max() > 0.99 * bound and W.min() < -0.99 * bound
+    assert abs(W.std() - bound / np.sqrt(3)) < 0.01 * bound
+    assert abs(W.mean()) < 0.01 * bound
+    assert np.abs(b).max() > 0.9 * bound  # bias uses the same fan-in bound, not zeros
+
+
+def test_dense_seeded_rng_reproducible():
+    a = Dense(6, 4, rng=rng(42))
+    b = Dense(6, 4, rng=rng(42))
+    c = Dense(6, 4, rng=rng(43))
+    np.testing.assert_array_equal(a.params["weight"], b.params["weight"])
+    assert not np.array_equal(a.params["weight"], c.params["weight"])
+
+
+def test_dense_backward_overwrites_grads_in_place():
+    layer = Dense(3, 2, dtype=F64, rng=rng(0))
+    grads = {k: g for k, g in layer.grads.items()}
+    x = rng(1).standard_normal((4, 3))
+    dy = rng(2).standard_normal((4, 2))
+    layer.forward(x)
+    layer.backward(dy)
+    first = {k: g.copy() for k, g in layer.grads.items()}
+    layer.forward(x)
+    layer.backward(dy)
+    for k in grads:
+        assert layer.grads[k] is grads[k], "backward rebound a grad array"
+        np.testing.assert_array_equal(layer.grads[k], first[k])  # overwritten, not doubled
+    np.testing.assert_allclose(layer.grads["weight"], x.T @ dy)
+    np.testing.assert_allclose(layer.grads["bias"], dy.sum(axis=0))
+
+
+def test_dense_repr():
+    assert repr(Dense(784, 300)) == "Dense(784, 300)  # 235,500 params"
+    assert Dense(3, 2, bias=False).extra_repr() == "3, 2, bias=False"
+    assert "bias" not in Dense(3, 2, bias=False).params
