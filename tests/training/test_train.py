@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from numpyvae import data
+from numpyvae.cli.main import draw_run_figures
 from numpyvae.cli.main import main as cli_main
 from numpyvae.models.vae import VAE
 from numpyvae.training.checkpoint import load_checkpoint
@@ -36,7 +37,7 @@ def test_loss_falls_well_below_start_on_real_mnist(shared_datasets, tmp_path):
                          data_dir=str(shared_datasets))
     x_test, _ = data.load("mnist", "test", shared_datasets)
     start = evaluate(build_model(config), x_test[:1000]).loss
-    final = train(config, tmp_path / "run", log=_quiet, figures=False)
+    final = train(config, tmp_path / "run", log=_quiet)
     assert start > 1000
     assert final["test"]["loss"] < 0.35 * start
     history = json.loads((tmp_path / "run" / "history.json").read_text())
@@ -44,23 +45,22 @@ def test_loss_falls_well_below_start_on_real_mnist(shared_datasets, tmp_path):
     assert history[-1]["train"]["loss"] < history[0]["train"]["loss"]
     for h in history:
         assert h["train"]["loss"] == pytest.approx(h["train"]["recon"] + h["train"]["kl"])
-        assert set(h) == {"epoch", "train", "test100", "seconds", "images_per_s"}
+        assert set(h) == {"epoch", "train", "test100", "seconds", "images_per_s", "threads"}
     assert set(final) >= {"train", "train_eval", "test"}
 
 
 def test_same_seed_same_numbers(shared_datasets, tmp_path):
-    a = train(_small(shared_datasets), tmp_path / "a", log=_quiet, figures=False)
-    b = train(_small(shared_datasets), tmp_path / "b", log=_quiet, figures=False)
+    a = train(_small(shared_datasets), tmp_path / "a", log=_quiet)
+    b = train(_small(shared_datasets), tmp_path / "b", log=_quiet)
     assert a["train"] == b["train"] and a["test"] == b["test"]
-    c = train(_small(shared_datasets, seed=1), tmp_path / "c", log=_quiet, figures=False)
+    c = train(_small(shared_datasets, seed=1), tmp_path / "c", log=_quiet)
     assert c["train"] != a["train"]
 
 
 def test_resume_ends_with_the_same_parameters(shared_datasets, tmp_path):
-    train(_small(shared_datasets, epochs=3), tmp_path / "full", log=_quiet, figures=False)
-    train(_small(shared_datasets, epochs=1), tmp_path / "split", log=_quiet, figures=False)
-    train(_small(shared_datasets, epochs=3), tmp_path / "split", resume=True, log=_quiet,
-          figures=False)
+    train(_small(shared_datasets, epochs=3), tmp_path / "full", log=_quiet)
+    train(_small(shared_datasets, epochs=1), tmp_path / "split", log=_quiet)
+    train(_small(shared_datasets, epochs=3), tmp_path / "split", resume=True, log=_quiet)
     full, _, meta_full = load_checkpoint(tmp_path / "full" / "checkpoint.npz")
     split, _, meta_split = load_checkpoint(tmp_path / "split" / "checkpoint.npz")
     assert meta_split["epoch"] == 3
@@ -70,7 +70,7 @@ def test_resume_ends_with_the_same_parameters(shared_datasets, tmp_path):
 
 
 def test_resume_refuses_a_different_architecture(shared_datasets, tmp_path):
-    train(_small(shared_datasets, epochs=1), tmp_path / "r", log=_quiet, figures=False)
+    train(_small(shared_datasets, epochs=1), tmp_path / "r", log=_quiet)
     before = (tmp_path / "r" / "checkpoint.npz").read_bytes()
     with pytest.raises(ValueError, match="arch is 'mlp'"):
         train(_small(shared_datasets, arch="cnn"), tmp_path / "r", resume=True, log=_quiet)
@@ -81,7 +81,7 @@ def test_resume_refuses_a_different_architecture(shared_datasets, tmp_path):
 
 def test_nan_stops_and_keeps_the_last_good_checkpoint(shared_datasets, tmp_path, monkeypatch):
     run = tmp_path / "nan"
-    train(_small(shared_datasets, epochs=1), run, log=_quiet, figures=False)
+    train(_small(shared_datasets, epochs=1), run, log=_quiet)
     before = (run / "checkpoint.npz").read_bytes()
     real_forward = VAE.forward
     calls = {"n": 0}
@@ -94,7 +94,7 @@ def test_nan_stops_and_keeps_the_last_good_checkpoint(shared_datasets, tmp_path,
         return losses
 
     monkeypatch.setattr(VAE, "forward", poisoned)
-    with pytest.raises(TrainingDiverged, match=r"nan at epoch 2, batch 3/4"):
+    with pytest.raises(TrainingDiverged, match=r"diverged in epoch 2, batch 3/4: the loss became nan"):
         train(_small(shared_datasets, epochs=2), run, resume=True, log=_quiet)
     assert (run / "checkpoint.npz").read_bytes() == before
     assert not [p for p in run.iterdir() if p.name.startswith(".")]
@@ -201,12 +201,10 @@ def test_binarized_bernoulli_run_resumes_exactly(shared_datasets, tmp_path):
     """Binary pixels are drawn from the saved noise generator: a resumed run draws the same."""
     cfg = {"likelihood": "bernoulli"}
     assert _small(shared_datasets, **cfg).binarize is True  # on by default with Bernoulli
-    train(_small(shared_datasets, epochs=2, **cfg), tmp_path / "full", log=_quiet,
-          figures=False)
-    train(_small(shared_datasets, epochs=1, **cfg), tmp_path / "split", log=_quiet,
-          figures=False)
+    train(_small(shared_datasets, epochs=2, **cfg), tmp_path / "full", log=_quiet)
+    train(_small(shared_datasets, epochs=1, **cfg), tmp_path / "split", log=_quiet)
     final = train(_small(shared_datasets, epochs=2, **cfg), tmp_path / "split", resume=True,
-                  log=_quiet, figures=False)
+                  log=_quiet)
     full, _, _ = load_checkpoint(tmp_path / "full" / "checkpoint.npz")
     split, _, _ = load_checkpoint(tmp_path / "split" / "checkpoint.npz")
     for k in full:
@@ -222,12 +220,13 @@ def test_binarized_bernoulli_run_resumes_exactly(shared_datasets, tmp_path):
     assert evaluate(run.vae, x_eval).as_dict() == final["test"]
     with pytest.raises(ValueError, match="--resume: binarize is True"):
         train(_small(shared_datasets, epochs=3, likelihood="bernoulli", binarize=False),
-              tmp_path / "split", resume=True, log=_quiet, figures=False)
+              tmp_path / "split", resume=True, log=_quiet)
 
 
 def test_conditional_run_uses_the_labels(shared_datasets, tmp_path):
     final = train(_small(shared_datasets, epochs=1, conditional=True), tmp_path / "c",
-                  log=_quiet, figures=True)
+                  log=_quiet)
+    draw_run_figures(tmp_path / "c", log=_quiet)
     run = load_run(tmp_path / "c")
     assert run.vae.conditional and run.vae.num_classes == 10
     x_test, y_test = data.load("mnist", "test", shared_datasets)
