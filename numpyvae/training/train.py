@@ -298,12 +298,12 @@ def train(
         from .run import read_final
 
         return read_final(out)
-    if resume:
+    if resume:  # config.json is rewritten with the next checkpoint, never ahead of it
         remove_stray_temp_files(out)
         write_json(out / "history.json", state.history)  # it may lag the checkpoint
     else:
         out.mkdir(parents=True, exist_ok=False)
-    write_json(out / "config.json", config.to_json())
+        write_json(out / "config.json", config.to_json())
 
     n = len(run_data.x_train)
     if state.epoch < config.epochs:
@@ -325,6 +325,7 @@ def train(
                 "noise_rng": state.noise_rng.bit_generator.state}
         save_checkpoint(out / CHECKPOINT, state.model.named_arrays(),
                         state.optimizer.state_dict(), meta)
+        write_json(out / "config.json", config.to_json())
         write_json(out / "history.json", state.history)
         train_loss, test100 = entry["train"], entry["test100"]
         log(f"epoch {state.epoch:>2}/{config.epochs}  train {train_loss['loss']:7.2f} "

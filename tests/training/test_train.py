@@ -1,4 +1,5 @@
-"""Training on real MNIST: loss falls, resume is exact, NaN stops cleanly, bad options fail."""
+"""Training on real MNIST: the loop's gradient, resume is exact, NaN stops cleanly, bad options
+fail."""
 
 import json
 import os
@@ -14,8 +15,16 @@ from numpyvae.cli.main import draw_run_figures
 from numpyvae.cli.main import main as cli_main
 from numpyvae.models.vae import VAE
 from numpyvae.training.checkpoint import load_checkpoint
+from numpyvae.training.loop import train_epoch
 from numpyvae.training.run import load_run
-from numpyvae.training.train import TrainConfig, TrainingDiverged, build_model, evaluate, train
+from numpyvae.training.train import (
+    TrainConfig,
+    TrainingDiverged,
+    build_model,
+    evaluate,
+    load_run_data,
+    train,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -31,22 +40,68 @@ def _small(shared, **kw) -> TrainConfig:
     return TrainConfig(**args)
 
 
-def test_loss_falls_well_below_start_on_real_mnist(shared_datasets, tmp_path):
-    # 8192 images x 10 epochs / 256 = 320 steps of the report's MLP
-    config = TrainConfig(arch="mlp", epochs=10, train_subset=8192, test_subset=1000,
-                         data_dir=str(shared_datasets))
-    x_test, _ = data.load("mnist", "test", shared_datasets)
-    start = evaluate(build_model(config), x_test[:1000]).loss
+class _RecordGrads:
+    """An optimizer that only copies the gradients train_epoch hands it."""
+
+    def __init__(self, model):
+        self.pairs = model.parameters()
+        self.grads = []
+
+    def step(self):
+        self.grads.append([g.copy() for _, g in self.pairs])
+
+
+@pytest.mark.parametrize("conditional", [False, True])
+def test_the_loop_steps_along_the_true_gradient(shared_datasets, conditional):
+    """The gradient train_epoch gives Adam is the derivative of the loss it reports.
+
+    The whole model in float64 on real images, with the loop's own ε: a central
+    difference of the loss along a random direction d must equal <grad, d>. A wrong
+    backward (the KL's ½ dropped, a wrong reparameterization gradient) or a loop that
+    feeds backward another batch, ε or label than forward fails this; a "loss falls"
+    test did not (0.21 against 0.35 with the ½ dropped).
+    """
+    config = _small(shared_datasets, hidden=(16, 8), conditional=conditional)
+    model = build_model(config, dtype=np.float64)
+    x, y = data.load("mnist", "train", shared_datasets)
+    x, y = x[:32].astype(np.float64), (y[:32] if conditional else None)
+    recorder = _RecordGrads(model)
+    train_epoch(model, recorder, [(x, y)], np.random.default_rng(7))
+    (grads,) = recorder.grads
+
+    def loss():
+        return model.forward(x, rng=np.random.default_rng(7), y=y).loss
+
+    rng = np.random.default_rng(0)
+    directions = [rng.standard_normal(p.shape) for p, _ in recorder.pairs]
+    h = 1e-5
+    params = [p for p, _ in recorder.pairs]
+    for p, d in zip(params, directions, strict=True):
+        p += h * d
+    up = loss()
+    for p, d in zip(params, directions, strict=True):
+        p -= 2 * h * d
+    down = loss()
+    numeric = (up - down) / (2 * h)
+    analytic = sum(float(np.sum(g * d)) for g, d in zip(grads, directions, strict=True))
+    assert abs(numeric - analytic) <= 1e-6 * max(1.0, abs(numeric)), (numeric, analytic)
+
+
+def test_history_and_final_hold_what_the_model_gives(shared_datasets, tmp_path):
+    """history.json has one entry per epoch; final.json's train_eval and test are the
+    model's losses on the run's own images, recomputed from the checkpoint."""
+    config = _small(shared_datasets)
     final = train(config, tmp_path / "run", log=_quiet)
-    assert start > 1000
-    assert final["test"]["loss"] < 0.35 * start
     history = json.loads((tmp_path / "run" / "history.json").read_text())
-    assert [h["epoch"] for h in history] == list(range(1, 11))
-    assert history[-1]["train"]["loss"] < history[0]["train"]["loss"]
-    for h in history:
-        assert h["train"]["loss"] == pytest.approx(h["train"]["recon"] + h["train"]["kl"])
-        assert set(h) == {"epoch", "train", "test100", "seconds", "images_per_s", "threads"}
-    assert set(final) >= {"train", "train_eval", "test"}
+    assert [h["epoch"] for h in history] == [1, 2]
+    assert set(history[0]) == {"epoch", "train", "test100", "seconds", "images_per_s", "threads"}
+    assert final["train"] == history[-1]["train"] and final["epochs"] == 2
+    run = load_run(tmp_path / "run")
+    run_data = load_run_data(run.config)
+    assert len(run_data.x_train) == 1024
+    assert evaluate(run.vae, run_data.x_train).as_dict() == final["train_eval"]
+    assert evaluate(run.vae, run_data.x_test).as_dict() == final["test"]
+    assert final["train_eval"] != final["test"]
 
 
 def test_same_seed_same_numbers(shared_datasets, tmp_path):
@@ -94,7 +149,8 @@ def test_nan_stops_and_keeps_the_last_good_checkpoint(shared_datasets, tmp_path,
         return losses
 
     monkeypatch.setattr(VAE, "forward", poisoned)
-    with pytest.raises(TrainingDiverged, match=r"diverged in epoch 2, batch 3/4: the loss became nan"):
+    with pytest.raises(TrainingDiverged,
+                       match=r"diverged in epoch 2, batch 3/4: the loss became nan"):
         train(_small(shared_datasets, epochs=2), run, resume=True, log=_quiet)
     assert (run / "checkpoint.npz").read_bytes() == before
     assert not [p for p in run.iterdir() if p.name.startswith(".")]
