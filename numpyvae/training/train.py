@@ -10,7 +10,7 @@ TrainingDiverged and writes no ``final.json``. Figures are the CLI's business.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
+import copy
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -289,7 +289,8 @@ def train(
     rewritten: resuming it to the same epoch only returns its ``final.json``.
     """
     out = Path(out_dir)
-    config = dataclasses.replace(config, threads=current_threads())
+    config = copy.copy(config)  # checked when it was made; only the record changes
+    config.threads = current_threads()
     run_data = load_run_data(config)  # data first: a missing data set fails before any write
     state = resume_state(config, out, log) if resume else new_state(config)
     if state.epoch == config.epochs and (out / "final.json").is_file():
@@ -305,14 +306,8 @@ def train(
         out.mkdir(parents=True, exist_ok=False)
         write_json(out / "config.json", config.to_json())
 
-    n = len(run_data.x_train)
     if state.epoch < config.epochs:
-        extras = (", conditional on the class" if config.conditional else "") + (
-            f", {config.likelihood} decoder" if config.likelihood != "gaussian" else "") + (
-            ", binarized pixels" if config.binarize else "")
-        log(f"training {config.arch.upper()} {config.model.upper()} on {config.dataset}{extras}, "
-            f"z = {config.latent_dim}, {state.model.num_params():,} params, {n:,} images, "
-            f"epochs {state.epoch + 1}..{config.epochs} -> {out}")
+        log(_banner(config, state, len(run_data.x_train), out))
     final = None
     while state.epoch < config.epochs:
         with announce_compiles(log):
@@ -320,18 +315,8 @@ def train(
         state.history.append(entry)
         if state.epoch == config.epochs:  # a checkpoint is good only with a finite evaluation
             final = _final_evaluation(config, state, run_data, out)
-        (out / "final.json").unlink(missing_ok=True)  # it described an earlier epoch
-        meta = {"config": config.to_json(), "epoch": state.epoch, "history": state.history,
-                "noise_rng": state.noise_rng.bit_generator.state}
-        save_checkpoint(out / CHECKPOINT, state.model.named_arrays(),
-                        state.optimizer.state_dict(), meta)
-        write_json(out / "config.json", config.to_json())
-        write_json(out / "history.json", state.history)
-        train_loss, test100 = entry["train"], entry["test100"]
-        log(f"epoch {state.epoch:>2}/{config.epochs}  train {train_loss['loss']:7.2f} "
-            f"(recon {train_loss['recon']:7.2f}, KL {train_loss['kl']:5.2f})  test100 "
-            f"{test100['loss']:7.2f}  {entry['seconds']:6.1f} s  "
-            f"{entry['images_per_s']:,.0f} img/s")
+        _save_epoch(config, state, out)
+        log(_epoch_line(config, entry))
     if final is None:  # resumed at its last epoch, before final.json was written
         final = _final_evaluation(config, state, run_data, out)
     write_json(out / "final.json", final)
@@ -339,6 +324,35 @@ def train(
         f"KL {final['train']['kl']:.2f}), train (eval mode) {final['train_eval']['loss']:.2f}, "
         f"test {final['test']['loss']:.2f}")
     return final
+
+
+def _banner(config: TrainConfig, state: TrainState, n: int, out: Path) -> str:
+    extras = (", conditional on the class" if config.conditional else "") + (
+        f", {config.likelihood} decoder" if config.likelihood != "gaussian" else "") + (
+        ", binarized pixels" if config.binarize else "")
+    return (f"training {config.arch.upper()} {config.model.upper()} on {config.dataset}{extras}, "
+            f"z = {config.latent_dim}, {state.model.num_params():,} params, {n:,} images, "
+            f"epochs {state.epoch + 1}..{config.epochs} -> {out}")
+
+
+def _epoch_line(config: TrainConfig, entry: dict[str, Any]) -> str:
+    train_loss, test100 = entry["train"], entry["test100"]
+    return (f"epoch {entry['epoch']:>2}/{config.epochs}  train {train_loss['loss']:7.2f} "
+            f"(recon {train_loss['recon']:7.2f}, KL {train_loss['kl']:5.2f})  test100 "
+            f"{test100['loss']:7.2f}  {entry['seconds']:6.1f} s  "
+            f"{entry['images_per_s']:,.0f} img/s")
+
+
+def _save_epoch(config: TrainConfig, state: TrainState, out: Path) -> None:
+    """The checkpoint, then config.json and history.json beside it; a final.json of an
+    earlier epoch goes first, so that no file says more than the checkpoint."""
+    (out / "final.json").unlink(missing_ok=True)
+    meta = {"config": config.to_json(), "epoch": state.epoch, "history": state.history,
+            "noise_rng": state.noise_rng.bit_generator.state}
+    save_checkpoint(out / CHECKPOINT, state.model.named_arrays(), state.optimizer.state_dict(),
+                    meta)
+    write_json(out / "config.json", config.to_json())
+    write_json(out / "history.json", state.history)
 
 
 def _train_one_epoch(config: TrainConfig, state: TrainState, run_data: RunData,
