@@ -29,7 +29,7 @@ args = parser.parse_args()
 config = TrainConfig(arch="mlp", dataset="mnist", latent_dim=args.latent_dim,
                      epochs=args.epochs, train_subset=args.train_subset, conditional=True)
 out = args.out or unique_run_dir("runs/example-cvae-mnist")
-final = train(config, out, figures=False)
+final = train(config, out)
 
 run = load_run(out)  # the trained model, in eval mode
 path = save_class_samples(run.vae, f"{out}/class_grid.png", n=10, seed=0)

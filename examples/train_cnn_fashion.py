@@ -6,6 +6,7 @@
 
 import argparse
 
+from numpyvae.cli.main import draw_run_figures
 from numpyvae.training.train import TrainConfig, train, unique_run_dir
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -19,5 +20,6 @@ config = TrainConfig(arch="cnn", dataset="fashion-mnist", latent_dim=2, epochs=a
 out = args.out or unique_run_dir("runs/example-cnn-fashion")
 print(config.arch, "VAE with lr", config.lr, "(the report's rate for the CNN)")
 final = train(config, out)
+draw_run_figures(out)
 print(f"report: 246; ours: train {final['train']['loss']:.1f}, "
       f"test {final['test']['loss']:.1f}. Figures in {out}/")

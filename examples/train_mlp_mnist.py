@@ -6,6 +6,7 @@
 
 import argparse
 
+from numpyvae.cli.main import draw_run_figures
 from numpyvae.training.train import TrainConfig, train, unique_run_dir
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -18,5 +19,6 @@ config = TrainConfig(arch="mlp", dataset="mnist", latent_dim=2, epochs=args.epoc
                      train_subset=args.train_subset)
 out = args.out or unique_run_dir("runs/example-mlp-mnist")
 final = train(config, out)
+draw_run_figures(out)
 print(f"report: 307 (recon 293 + KL 14); ours: train {final['train']['loss']:.1f}, "
       f"test {final['test']['loss']:.1f}. Figures in {out}/")

@@ -10,7 +10,7 @@ import os
 import shlex
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -169,12 +169,14 @@ def _int_list(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(
             f"expected comma-separated widths like 300,100,10, got {text!r}"
         ) from None
-    if not widths or min(widths) < 1:
-        raise argparse.ArgumentTypeError(f"widths must be positive integers, got {text!r}")
-    return widths
+    return widths  # TrainConfig checks that they are positive
 
 
 def _train_parser(sub: argparse._SubParsersAction) -> None:
+    from ..models.architectures import ARCHS
+    from ..models.likelihoods import LIKELIHOODS
+    from ..training.config import MODELS
+
     p = sub.add_parser(
         "train",
         help="train a VAE and write its figures",
@@ -184,13 +186,13 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:
     )
     # Defaults of None mean "not given", so --resume can tell what the user asked to change.
     p.add_argument("--arch", choices=ARCHS, default=None, help="architecture [mlp]")
-    p.add_argument("--model", choices=("vae", "ae"), default=None,
+    p.add_argument("--model", choices=MODELS, default=None,
                    help="a VAE, or the plain autoencoder the report compares it with (MLP "
                    "only) [vae]")
     p.add_argument("--conditional", action="store_const", const=True, default=None,
                    help="a conditional VAE: encoder and decoder also see the one-hot class "
                    "label, so 'sample --label K' draws class K")
-    p.add_argument("--likelihood", choices=("gaussian", "bernoulli"), default=None,
+    p.add_argument("--likelihood", choices=LIKELIHOODS, default=None,
                    help="the decoder's p(x|z): the report's Gaussian with variance c, or "
                    "Bernoulli (binary cross-entropy on logits) [gaussian]")
     p.add_argument("--binarize", action=argparse.BooleanOptionalAction, default=None,
@@ -233,25 +235,24 @@ def _config_from_args(args: argparse.Namespace):
              "seed", "train_subset", "test_subset", "data_dir", "conditional", "likelihood",
              "binarize")
     given = {k: getattr(args, k) for k in names if getattr(args, k) is not None}
-    if args.resume:
-        if args.out is None:
-            raise ValueError("--resume needs --out: the run folder to continue")
-        cfg_path = Path(args.out) / "config.json"
-        if not cfg_path.is_file():
-            raise FileNotFoundError(f"--resume: no run to continue, {cfg_path} does not exist")
-        from ..training.run import read_json
+    if not args.resume:
+        return TrainConfig(**given)
+    if args.out is None:
+        raise ValueError("--resume needs --out: the run folder to continue")
+    from ..training.run import saved_config
 
-        saved = read_json(cfg_path)
-        saved.update(given)
-        return TrainConfig.from_json(saved)
-    return TrainConfig(**given)
+    where, saved = saved_config(args.out)
+    return TrainConfig.from_json(saved | given, where=where)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from ..training.train import TrainingDiverged, train, unique_run_dir
+    import signal
+
+    import numpy as np
+
+    from ..training.train import CHECKPOINT, TrainingDiverged, train, unique_run_dir
 
     config = _config_from_args(args)
-    config.validate()
     if args.out is None:
         prefix = "ae-" if config.model == "ae" else "cvae-" if config.conditional else ""
         suffix = "-bernoulli" if config.likelihood == "bernoulli" else ""
@@ -273,16 +274,51 @@ def cmd_train(args: argparse.Namespace) -> int:
     _ensure_data(config.dataset, config.data_dir)
     resume_cmd = (f"python -m numpyvae train --out {shlex.quote(str(out))} --resume"
                   + (f" --epochs {config.epochs}" if args.epochs is not None else ""))
+
+    def stop(signum: int, _frame: object) -> None:  # `kill` stops training like Ctrl-C
+        raise KeyboardInterrupt
+
+    def final_mtime(run: Path) -> int | None:
+        path = run / "final.json"
+        return path.stat().st_mtime_ns if path.is_file() else None
+
+    finished_before = final_mtime(out)
+    previous = signal.signal(signal.SIGTERM, stop)
     try:
-        train(config, out, resume=args.resume, figures=not args.no_figures)
+        # Divergence is detected by checking for NaN and inf; numpy's warnings add nothing.
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            train(config, out, resume=args.resume)
     except KeyboardInterrupt:
-        print(f"\ninterrupted. The last checkpoint (end of the last finished epoch) is kept in "
-              f"{out}.\nResume with:\n    {resume_cmd}", file=sys.stderr)
+        kept = (f"The last checkpoint (end of the last finished epoch) is kept in {out}."
+                if (out / CHECKPOINT).is_file() else
+                f"No epoch had finished, so there is no checkpoint yet in {out}; resuming "
+                "starts at epoch 1.")
+        print(f"\ninterrupted. {kept}\nResume with:\n    {resume_cmd}", file=sys.stderr)
         return 130
     except TrainingDiverged as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if not args.no_figures and final_mtime(out) != finished_before:
+        draw_run_figures(out)  # a finished run that was only reopened is left as it was
     return 0
+
+
+def draw_run_figures(out: str | Path, log: Callable[[str], None] = print) -> list[Path]:
+    """Draw the figures of the run in ``out`` from its checkpoint (the model as saved),
+    on the run's test images; returns their paths."""
+    from ..training.run import load_run
+    from .plots import make_figures
+
+    out = Path(out)
+    run = load_run(out)
+    x_test, y_test = data.load(run.config.dataset, "test", run.config.data_dir)
+    if run.config.test_subset:
+        x_test, y_test = x_test[:run.config.test_subset], y_test[:run.config.test_subset]
+    paths = make_figures(run.vae, x_test, y_test, run.history, out, seed=run.config.seed)
+    log(f"figures: {', '.join(p.name for p in paths)} in {out}")
+    return paths
 
 
 def _ensure_data(dataset: str, data_dir: str | None) -> None:

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from .. import data
+from ..cli.main import draw_run_figures
 from ..models.architectures import DEFAULT_HIDDEN
 from ..training.checkpoint import write_json
 from ..training.run import load_run, read_json
@@ -127,7 +128,8 @@ def train_missing(
         resuming = (path / "checkpoint.npz").is_file()
         log(f"{head}: {'resuming from its checkpoint' if resuming else 'training'}")
         path.parent.mkdir(parents=True, exist_ok=True)
-        train(config, path, resume=path.exists(), log=lambda s: log(f"    {s}"), figures=True)
+        train(config, path, resume=path.exists(), log=lambda s: log(f"    {s}"))
+        draw_run_figures(path, log=lambda s: log(f"    {s}"))
         trained.append(spec.name)
     return trained, skipped
 

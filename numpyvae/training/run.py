@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from ..models.vae import VAE
-from .checkpoint import load_arrays_into, load_checkpoint
+from .checkpoint import load_model_arrays, load_run_checkpoint, write_json
 from .train import CHECKPOINT, TrainConfig, build_model
 
 
@@ -58,30 +58,62 @@ def load_run(path: str | Path) -> Run:
         hint = " (it has config.json: training stopped before the first epoch ended)" \
             if (path / "config.json").is_file() else ""
         raise FileNotFoundError(f"no checkpoint in {path}: expected {ckpt}{hint}")
-    arrays, _, meta = load_checkpoint(ckpt)
-    config = TrainConfig.from_json(meta["config"])
-    vae = build_model(config)
-    load_arrays_into(vae.named_arrays(), arrays, str(ckpt))
+    arrays, _, meta = load_run_checkpoint(ckpt)
+    config = TrainConfig.from_json(meta["config"], where=f"{ckpt} (its config)")
+    vae = load_model_arrays(config, arrays, str(ckpt), build_model)
     vae.eval()
     return Run(path, config, vae, int(meta["epoch"]), list(meta["history"]))
+
+
+def saved_config(run_dir: str | Path) -> tuple[str, dict[str, Any]]:
+    """(where, options) of the run in ``run_dir``: its checkpoint's config, which is the
+    record, else (stopped in epoch 1) its config.json."""
+    run_dir = Path(run_dir)
+    if (run_dir / CHECKPOINT).is_file():
+        _, _, meta = load_run_checkpoint(run_dir / CHECKPOINT)
+        return f"{run_dir / CHECKPOINT} (its config)", meta["config"]
+    path = run_dir / "config.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"--resume: no run to continue in {run_dir}: it has neither "
+                                f"{CHECKPOINT} nor config.json")
+    saved = read_json(path)
+    if not isinstance(saved, dict):
+        raise ValueError(f"{path}: expected a JSON object of options, got "
+                         f"{type(saved).__name__}")
+    return str(path), saved
+
+
+def sync_history(run_dir: str | Path) -> list[dict[str, Any]]:
+    """Rewrite ``history.json`` from the checkpoint's history if it differs (a killed
+    run can leave it an epoch behind); returns the history. The checkpoint is the record."""
+    run_dir = Path(run_dir)
+    _, _, meta = load_run_checkpoint(run_dir / CHECKPOINT)
+    history = meta["history"]
+    path = run_dir / "history.json"
+    try:
+        current = read_json(path)
+    except (FileNotFoundError, ValueError):
+        current = None
+    if current != history:
+        write_json(path, history)
+    return history
 
 
 def summary_markdown(run_dir: str | Path) -> str:
     """A short Markdown summary of a finished run: ours beside the report's figures."""
     from ..reproduce.report_figures import REPORT_SPLIT, report_loss
 
-    run_dir = Path(run_dir)
-    config = TrainConfig.from_json(read_json(run_dir / "config.json"))
-    final = read_json(run_dir / "final.json")
-    history = read_json(run_dir / "history.json")
+    run = load_run(run_dir)  # the checkpoint, not config.json, says what the run is
+    config, history = run.config, run.history
+    final = read_final(run_dir)
     key = (config.arch, config.dataset, config.latent_dim)
     ours_train, test = final["train"], final["test"]
     hidden = f", hidden {','.join(map(str, config.hidden))}" if config.arch == "mlp" else ""
     lines = [
         f"# {config.arch.upper()} VAE, {config.dataset}, z = {config.latent_dim}",
         "",
-        f"{config.epochs} epochs, batch {config.batch_size}, lr {config.lr}, c = {config.c}, "
-        f"seed {config.seed}{hidden}; training took {final['seconds']:.0f} s "
+        f"{run.epoch} epochs, batch {config.batch_size}, lr {config.lr}, c = {config.c}, "
+        f"seed {config.seed}{hidden}; training took {sum(h['seconds'] for h in history):.0f} s "
         f"({history[-1]['images_per_s']:,.0f} images/s in the last epoch).",
         "",
         "| | loss | recon | KL |",
@@ -103,5 +135,34 @@ def summary_markdown(run_dir: str | Path) -> str:
 
 
 def read_json(path: str | Path) -> Any:
+    """The JSON in ``path``; a file that is not JSON is a ValueError naming it."""
     with open(path) as f:
-        return json.load(f)
+        try:
+            return json.load(f)
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise ValueError(f"{path} is not valid JSON: {e}") from None
+
+
+def read_final(run_dir: str | Path) -> dict[str, Any]:
+    """A run's ``final.json``, checked: an object with train, train_eval and test losses."""
+    path = Path(run_dir) / "final.json"
+    final = read_json(path)
+    if not isinstance(final, dict):
+        raise ValueError(f"{path}: expected a JSON object, got {type(final).__name__}")
+    for key in ("train", "train_eval", "test"):
+        losses = final.get(key)
+        if not isinstance(losses, dict) or not all(
+                isinstance(losses.get(k), (int, float)) for k in ("loss", "recon", "kl")):
+            raise ValueError(f"{path}: {key!r} should hold the loss, recon and kl numbers, "
+                             f"got {losses!r}")
+    return final
+
+
+def read_history(run_dir: str | Path) -> list[dict[str, Any]]:
+    """A run's ``history.json``, checked: a non-empty list of one object per epoch."""
+    path = Path(run_dir) / "history.json"
+    history = read_json(path)
+    if not isinstance(history, list) or not history or not all(
+            isinstance(h, dict) and isinstance(h.get("train"), dict) for h in history):
+        raise ValueError(f"{path}: expected a list of one entry per epoch, got {history!r:.60}")
+    return history

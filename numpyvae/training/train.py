@@ -1,116 +1,45 @@
-"""Training: the loop, evaluation, checkpoints after every epoch, and the run folder.
-
-The loop knows the model only through ``forward`` (returns the losses),
-``backward`` (fills the grads) and ``parameters``; it knows nothing of layers.
+"""Training a run: the data, resume, checkpoints, the history and the progress line,
+around the loop of ``loop.py``.
 
 A run folder holds ``config.json``, ``history.json`` (one entry per epoch),
-``checkpoint.npz`` (written after every epoch), ``final.json`` and the figures.
+``checkpoint.npz`` (written after every epoch) and ``final.json``. A checkpoint is
+written only when everything in it is finite; a run that diverges raises
+TrainingDiverged and writes no ``final.json``. Figures are the CLI's business.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import math
+import contextlib
+import copy
 import sys
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .. import data
-from ..kernels.jit_cache import cache_is_warm
-from ..models.architectures import ARCHS, DEFAULT_HIDDEN, build_vae
+from ..models.architectures import build_vae
 from ..models.autoencoder import Autoencoder, build_mlp_autoencoder
-from ..models.likelihoods import LIKELIHOODS
 from ..models.vae import VAE, Losses
 from ..nn.adam import Adam
-from .checkpoint import load_arrays_into, load_checkpoint, save_checkpoint, write_json
+from .checkpoint import (
+    load_model_arrays,
+    load_run_checkpoint,
+    remove_stray_temp_files,
+    save_checkpoint,
+    write_json,
+)
+from .config import DEFAULT_LR, FIXED_ON_RESUME, MODELS, TrainConfig
+from .loop import EVAL_BATCH, EVAL_SEED, Batch, TrainingDiverged, evaluate, train_epoch
 
-DEFAULT_LR = {"mlp": 0.0025, "cnn": 0.0015}
-DATASETS = ("mnist", "fashion-mnist")
-EVAL_SEED = 1234  # ε for evaluation: the same draws every epoch and every run
-EVAL_BATCH = 1000
+__all__ = ["CHECKPOINT", "DEFAULT_LR", "EVAL_BATCH", "EVAL_SEED", "FIXED_ON_RESUME", "MODELS",
+           "Progress", "TrainConfig", "TrainingDiverged", "build_model", "evaluate",
+           "evaluation_images", "train", "unique_run_dir"]
+
 CHECKPOINT = "checkpoint.npz"
-# Changing these would make a resumed run a different experiment.
-FIXED_ON_RESUME = ("model", "arch", "dataset", "latent_dim", "hidden", "c", "batch_size", "seed",
-                   "lr", "train_subset", "test_subset", "likelihood", "conditional", "binarize")
-MODELS = ("vae", "ae")  # "ae": the plain autoencoder beside the VAE (autoencoder.py)
-
-
-class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite; the last good checkpoint is kept."""
-
-
-@dataclass
-class TrainConfig:
-    """Everything that defines a run. Defaults are the report's."""
-
-    model: str = "vae"  # or "ae", the plain autoencoder (MLP only)
-    arch: str = "mlp"
-    dataset: str = "mnist"
-    latent_dim: int = 2
-    hidden: tuple[int, ...] = DEFAULT_HIDDEN
-    epochs: int = 15
-    lr: float | None = None  # None: the report's rate for the architecture
-    batch_size: int = 256
-    c: float = 0.05
-    seed: int = 0
-    train_subset: int | None = None  # train on the first N shuffled images (quick runs, CI)
-    test_subset: int | None = None  # evaluate on the first N test images
-    likelihood: str = "gaussian"  # p(x|z): "gaussian" (the report's, uses c) or "bernoulli"
-    conditional: bool = False  # encoder and decoder also see the one-hot class label
-    binarize: bool | None = None  # draw binary pixels from the grey levels; None: on for bernoulli
-    data_dir: str | None = field(default=None, compare=False)
-
-    def __post_init__(self) -> None:
-        self.hidden = tuple(int(h) for h in self.hidden)
-        if self.lr is None and self.arch in DEFAULT_LR:
-            self.lr = DEFAULT_LR[self.arch]
-        if self.binarize is None:
-            self.binarize = self.likelihood == "bernoulli"
-
-    def validate(self) -> None:
-        """Raise ValueError for the first option that is out of range, naming it."""
-        checks = [
-            (self.model in MODELS, f"model must be one of {', '.join(MODELS)}, got {self.model!r}"),
-            (self.model == "vae" or self.arch == "mlp",
-             f"the autoencoder is built for arch mlp only, got {self.arch!r}"),
-            (self.model == "vae" or not self.conditional,
-             "--conditional is for the VAE only, not the autoencoder"),
-            (self.likelihood in LIKELIHOODS,
-             f"--likelihood must be one of {', '.join(LIKELIHOODS)}, got {self.likelihood!r}"),
-            (self.arch in ARCHS, f"--arch must be one of {', '.join(ARCHS)}, got {self.arch!r}"),
-            (self.dataset in DATASETS,
-             f"--dataset must be one of {', '.join(DATASETS)}, got {self.dataset!r}"),
-            (self.latent_dim >= 1, f"--latent-dim must be >= 1, got {self.latent_dim}"),
-            (bool(self.hidden) and min(self.hidden) >= 1,
-             f"--hidden must be positive widths like 300,100,10, got {self.hidden}"),
-            (self.epochs >= 1, f"--epochs must be >= 1, got {self.epochs}"),
-            (self.lr is not None and self.lr > 0, f"--lr must be > 0, got {self.lr}"),
-            (self.batch_size >= 1, f"--batch-size must be >= 1, got {self.batch_size}"),
-            (self.c > 0, f"--c must be > 0, got {self.c}"),
-            (self.seed >= 0, f"--seed must be >= 0, got {self.seed}"),
-            (self.train_subset is None or self.train_subset >= 1,
-             f"train_subset must be >= 1, got {self.train_subset}"),
-            (self.test_subset is None or self.test_subset >= 1,
-             f"test_subset must be >= 1, got {self.test_subset}"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise ValueError(message)
-
-    def to_json(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["hidden"] = list(self.hidden)
-        return d
-
-    @classmethod
-    def from_json(cls, d: dict[str, Any]) -> TrainConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
 
 
 def unique_run_dir(base: str | Path) -> Path:
@@ -141,28 +70,11 @@ def evaluation_images(config: TrainConfig, x: np.ndarray) -> np.ndarray:
     return data.binarize(x, np.random.default_rng(data.BINARIZE_SEED))
 
 
-def evaluate(
-    vae: VAE, x: np.ndarray, batch_size: int = EVAL_BATCH, y: np.ndarray | None = None
-) -> Losses:
-    """Mean losses over ``x`` (with labels ``y`` for a conditional model) in eval mode
-    (BatchNorm uses its running statistics).
+def current_threads() -> int:
+    """The thread count numba's kernels use now (``--threads`` sets BLAS's to the same)."""
+    import numba
 
-    z is still sampled, with one ε per image from a generator of fixed seed, so
-    the figure is comparable from epoch to epoch and from run to run.
-    """
-    was_training = vae.encoder.training
-    vae.eval()
-    rng = np.random.default_rng(EVAL_SEED)
-    total = np.zeros(2)
-    for start in range(0, len(x), batch_size):
-        xb = x[start:start + batch_size]
-        yb = None if y is None else y[start:start + batch_size]
-        losses = vae.forward(xb, rng=rng, y=yb)
-        total += len(xb) * np.array([losses.recon, losses.kl])
-    if was_training:
-        vae.train()
-    recon, kl = total / max(len(x), 1)
-    return Losses(float(recon + kl), float(recon), float(kl))
+    return int(numba.get_num_threads())
 
 
 class Progress:
@@ -191,140 +103,312 @@ def _fmt_seconds(s: float) -> str:
     return f"{s // 60}:{s % 60:02d}"
 
 
-def train(
-    config: TrainConfig,
-    out_dir: str | Path,
-    resume: bool = False,
-    log: Callable[[str], None] = print,
-    figures: bool = True,
-) -> dict[str, Any]:
-    """Train (or resume) a run in ``out_dir``; returns the contents of ``final.json``.
+@contextlib.contextmanager
+def announce_compiles(log: Callable[[str], None]) -> Iterator[None]:
+    """Say once that numba compiles, at the moment it does: a kernel that is not in the
+    on-disk cache yet (numba's "numba:compile" event fires only on a cache miss)."""
+    said = False
 
-    The checkpoint is written after every epoch, so an interruption loses at
-    most the epoch in progress; ``resume=True`` continues from it and ends with
-    the same parameters as an uninterrupted run.
-    """
-    config.validate()
-    out = Path(out_dir)
-    ckpt_path = out / CHECKPOINT
-    # Data first: a missing data set must fail before anything is written.
+    def on_start(_event: Any) -> None:
+        nonlocal said
+        if not said:
+            said = True
+            log("compiling the numba kernels (first run only: cached on disk afterwards)...")
+
+    try:
+        from numba.core import event
+
+        listener = type("_Announce", (event.Listener,), {
+            "on_start": lambda self, e: on_start(e), "on_end": lambda self, e: None})()
+        installed = event.install_listener("numba:compile", listener)
+    except (ImportError, AttributeError, TypeError):  # numba's event API moved: stay quiet
+        installed = contextlib.nullcontext()
+    with installed:
+        yield
+
+
+@dataclass
+class RunData:
+    """A run's images: training (with labels for a conditional model, else None), the
+    test images as evaluated, and the monitor subset of them (``test100``)."""
+
+    x_train: np.ndarray
+    labels_train: np.ndarray | None
+    x_test: np.ndarray
+    labels_test: np.ndarray | None
+    monitor: np.ndarray
+    labels_monitor: np.ndarray | None
+
+
+def load_run_data(config: TrainConfig) -> RunData:
+    """Load and cut the config's data set; a subset larger than the set, or an empty
+    set, is an error naming it."""
     x_train, y_train = data.load(config.dataset, "train", config.data_dir)
     x_test, y_test = data.load(config.dataset, "test", config.data_dir)
+    for split, x, subset, option in (("training", x_train, config.train_subset, "--train-subset"),
+                                     ("test", x_test, config.test_subset, "--test-subset")):
+        if len(x) == 0:
+            raise ValueError(f"the {config.dataset} {split} set in "
+                             f"{data.resolve_data_dir(config.data_dir)} has 0 images; fetch it "
+                             f"again with: {data.fetch_command(config.dataset, config.data_dir)}")
+        if subset is not None and subset > len(x):
+            raise ValueError(f"{option} {subset}: the {config.dataset} {split} set has only "
+                             f"{len(x):,} images")
     if config.train_subset:
         keep = data.epoch_order(len(x_train), config.seed, 10**6)[:config.train_subset]
         x_train, y_train = x_train[keep], y_train[keep]
     if config.test_subset:
         x_test, y_test = x_test[:config.test_subset], y_test[:config.test_subset]
-    x_test_eval = evaluation_images(config, x_test)
+    x_test = evaluation_images(config, x_test)
     # The labels go to the model only when it is conditional.
-    label_train, label_test = (y_train, y_test) if config.conditional else (None, None)
+    if not config.conditional:
+        y_train = y_test = None
+    monitor = data.monitor_indices(len(x_test), min(data.MONITOR_SIZE, len(x_test)))
+    return RunData(x_train, y_train, x_test, y_test, x_test[monitor],
+                   None if y_test is None else y_test[monitor])
 
-    vae = build_model(config)
-    adam = Adam(vae.parameters(), lr=config.lr)
-    noise_rng = np.random.default_rng([config.seed, 1])
-    history: list[dict[str, Any]] = []
-    start_epoch = 0
-    if resume and ckpt_path.exists():
-        model_arrays, optim_state, meta = load_checkpoint(ckpt_path)
-        saved = TrainConfig.from_json(meta["config"])
-        for name in FIXED_ON_RESUME:
-            if getattr(saved, name) != getattr(config, name):
-                raise ValueError(
-                    f"--resume: {name} is {getattr(saved, name)!r} in {ckpt_path}, "
-                    f"but {getattr(config, name)!r} was asked for; a resumed run keeps its config"
-                )
-        load_arrays_into(vae.named_arrays(), model_arrays, str(ckpt_path))
-        adam.load_state_dict(optim_state)
-        noise_rng.bit_generator.state = meta["noise_rng"]
-        start_epoch = int(meta["epoch"])
-        history = list(meta["history"])
-    elif resume and not out.is_dir():
-        raise FileNotFoundError(f"--resume: there is no run folder {out}")
-    elif resume:
+
+def epoch_batches(config: TrainConfig, run_data: RunData, epoch: int,
+                  noise_rng: np.random.Generator) -> Iterator[Batch]:
+    """The batches of ``epoch`` in its shuffled order (it depends on (seed, epoch) only);
+    a binarized run draws each batch's binary pixels from ``noise_rng``."""
+    x, labels = run_data.x_train, run_data.labels_train
+    for idx in data.batches(len(x), config.batch_size, config.seed, epoch):
+        xb = data.binarize(x[idx], noise_rng) if config.binarize else x[idx]
+        yield xb, None if labels is None else labels[idx]
+
+
+@dataclass
+class TrainState:
+    """What a checkpoint restores: the model, Adam, the noise generator, the history."""
+
+    model: VAE | Autoencoder
+    optimizer: Adam
+    noise_rng: np.random.Generator
+    history: list[dict[str, Any]]
+
+    @property
+    def epoch(self) -> int:
+        return len(self.history)
+
+
+def new_state(config: TrainConfig) -> TrainState:
+    model = build_model(config)
+    return TrainState(model, Adam(model.parameters(), lr=config.lr),
+                      np.random.default_rng([config.seed, 1]), [])
+
+
+def resume_state(config: TrainConfig, out: Path, log: Callable[[str], None]) -> TrainState:
+    """The state saved in ``out``; refuses (ValueError, nothing written) when the
+    checkpoint cannot continue into ``config``."""
+    ckpt = out / CHECKPOINT
+    if not ckpt.is_file():
+        if not out.is_dir():
+            raise FileNotFoundError(f"--resume: there is no run folder {out}")
+        recorded = [name for name in ("final.json", "history.json") if (out / name).is_file()]
+        if recorded:
+            raise ValueError(
+                f"--resume: {out} has {' and '.join(recorded)} but no {CHECKPOINT}: the "
+                "checkpoint is gone, so the run cannot be continued, and starting over would "
+                "overwrite its results. Train into another folder (nothing was changed)")
         log(f"{out} has no checkpoint yet (stopped during epoch 1): starting from epoch 1")
+        return new_state(config)
+    arrays, optim_state, meta = load_run_checkpoint(ckpt, resuming=True)
+    saved = TrainConfig.from_json(meta["config"], where=f"{ckpt} (its config)")
+    for name in FIXED_ON_RESUME:
+        if getattr(saved, name) != getattr(config, name):
+            raise ValueError(
+                f"--resume: {name} is {getattr(saved, name)!r} in {ckpt}, "
+                f"but {getattr(config, name)!r} was asked for; a resumed run keeps its config")
+    if len(meta["history"]) != meta["epoch"]:
+        raise ValueError(f"{ckpt}: its meta says epoch {meta['epoch']} but holds "
+                         f"{len(meta['history'])} history entries: the checkpoint is damaged")
+    if config.epochs < meta["epoch"]:
+        raise ValueError(
+            f"--resume --epochs {config.epochs}: the checkpoint in {out} is at epoch "
+            f"{meta['epoch']}, and a run cannot be resumed to an earlier epoch (nothing was "
+            "changed)")
+    model = load_model_arrays(saved, arrays, str(ckpt), build_model)
+    optimizer = Adam(model.parameters(), lr=config.lr)
+    noise_rng = np.random.default_rng([config.seed, 1])
+    try:
+        optimizer.load_state_dict(optim_state)
+        noise_rng.bit_generator.state = meta["noise_rng"]
+    except (ValueError, TypeError, KeyError) as e:
+        raise ValueError(f"{ckpt}: its optimizer or generator state is damaged ({e})") from None
+    if saved.threads is not None and config.threads is not None \
+            and saved.threads != config.threads:
+        log(f"note: epochs 1..{meta['epoch']} ran with {saved.threads} thread(s), this session "
+            f"with {config.threads}: the result may not be bitwise the same as an uninterrupted "
+            "run (BLAS products can round differently at another thread count)")
+    return TrainState(model, optimizer, noise_rng, list(meta["history"]))
+
+
+def _diverged(config: TrainConfig, out: Path, epoch: int, what: str, updated: bool
+              ) -> TrainingDiverged:
+    """The error for a run that diverged in ``epoch`` (0-based), with a hint that fits."""
+    ckpt = f"the last good checkpoint (epoch {epoch}) is kept in {out}" \
+        if epoch and (out / CHECKPOINT).is_file() else "no checkpoint was written"
+    tiny_c = config.likelihood == "gaussian" and config.c < 1e-4
+    if tiny_c:
+        hint = (f"c = {config.c:g} is tiny: recon = SSE / 2c overflows; start a new run with a "
+                "larger --c (the report's is 0.05)")
+    elif not updated:
+        hint = "no parameter had been updated yet, so --lr is not the cause: check the data"
+    else:
+        hint = (f"lr = {config.lr:g} is likely too large; --lr cannot change on --resume, so "
+                "start a new run with a smaller --lr")
+    return TrainingDiverged(f"training diverged in epoch {epoch + 1}, {what}; stopped, "
+                            f"{ckpt}. {hint}")
+
+
+def _not_finite(model: Any, mean: np.ndarray, test100: Losses) -> str | None:
+    """What is NaN or infinite after an epoch, or None if everything that is saved is finite."""
+    bad = [k for k, a in model.named_arrays().items() if not np.isfinite(a).all()]
+    if bad:
+        return (f"after its last batch the parameters are not finite "
+                f"({', '.join(bad[:3])}{'…' if len(bad) > 3 else ''})")
+    if not np.isfinite(mean).all():
+        return f"the mean training loss is {mean[0]}"
+    if not all(np.isfinite(list(test100.as_dict().values()))):
+        return f"the test100 loss is {test100.loss} (recon {test100.recon}, KL {test100.kl})"
+    return None
+
+
+def train(
+    config: TrainConfig,
+    out_dir: str | Path,
+    resume: bool = False,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Train (or resume) a run in ``out_dir``; returns the contents of ``final.json``.
+
+    The checkpoint is written after every epoch, so an interruption loses at
+    most the epoch in progress; ``resume=True`` continues from it and ends with
+    the same parameters as an uninterrupted run. A finished run is never
+    rewritten: resuming it to the same epoch only returns its ``final.json``.
+    """
+    out = Path(out_dir)
+    config = copy.copy(config)  # checked when it was made; only the record changes
+    config.threads = current_threads()
+    run_data = load_run_data(config)  # data first: a missing data set fails before any write
+    state = resume_state(config, out, log) if resume else new_state(config)
+    if state.epoch == config.epochs and (out / "final.json").is_file():
+        log(f"{out} is finished at epoch {config.epochs}: nothing to do (give a larger --epochs "
+            "to train further)")
+        from .run import read_final
+
+        return read_final(out)
+    if resume:  # config.json is rewritten with the next checkpoint, never ahead of it
+        remove_stray_temp_files(out)
+        write_json(out / "history.json", state.history)  # it may lag the checkpoint
     else:
         out.mkdir(parents=True, exist_ok=False)
-    write_json(out / "config.json", config.to_json())
-    monitor_idx = data.monitor_indices(len(x_test), min(data.MONITOR_SIZE, len(x_test)))
-    monitor = x_test_eval[monitor_idx]
-    monitor_labels = None if label_test is None else label_test[monitor_idx]
+        write_json(out / "config.json", config.to_json())
 
-    n, bs = len(x_train), config.batch_size
-    n_batches = data.num_batches(n, bs)
-    progress = Progress()
-    if start_epoch < config.epochs:
-        extras = (", conditional on the class" if config.conditional else "") + (
-            f", {config.likelihood} decoder" if config.likelihood != "gaussian" else "") + (
-            ", binarized pixels" if config.binarize else "")
-        log(f"training {config.arch.upper()} {config.model.upper()} on {config.dataset}{extras}, "
-            f"z = {config.latent_dim}, "
-            f"{vae.num_params():,} params, {n:,} images, epochs {start_epoch + 1}..{config.epochs}"
-            f" -> {out}")
-    if start_epoch < config.epochs and not cache_is_warm():
-        log("compiling the numba kernels (first run only: cached on disk afterwards)...")
-    vae.train()
-    for epoch in range(start_epoch, config.epochs):
-        t0 = time.perf_counter()
-        sums = np.zeros(3)
-        for b, idx in enumerate(data.batches(n, bs, config.seed, epoch)):
-            xb = x_train[idx]
-            if config.binarize:
-                xb = data.binarize(xb, noise_rng)
-            losses = vae.forward(xb, rng=noise_rng,
-                                 y=None if label_train is None else label_train[idx])
-            if not math.isfinite(losses.loss):
-                progress.clear()
-                raise TrainingDiverged(
-                    f"loss became {losses.loss} at epoch {epoch + 1}, batch {b + 1}/{n_batches} "
-                    f"(recon {losses.recon}, KL {losses.kl}); stopped. The last good checkpoint "
-                    f"({'epoch ' + str(epoch) if epoch else 'none yet'}) is kept in {out}. "
-                    f"Try a smaller --lr."
-                )
-            vae.backward()
-            adam.step()
-            sums += (losses.loss, losses.recon, losses.kl)
-            done = b + 1
-            eta = (time.perf_counter() - t0) / done * (n_batches - done)
-            progress.update(
-                f"epoch {epoch + 1}/{config.epochs}  batch {done}/{n_batches}  "
-                f"loss {sums[0] / done:.1f}  ETA {_fmt_seconds(eta)}"
-            )
-        seconds = time.perf_counter() - t0
-        mean = sums / n_batches
-        test100 = evaluate(vae, monitor, y=monitor_labels)
-        entry = {
-            "epoch": epoch + 1,
-            "train": {"loss": mean[0], "recon": mean[1], "kl": mean[2]},
-            "test100": test100.as_dict(),
-            "seconds": seconds,
-            "images_per_s": n / seconds,
-        }
-        history.append(entry)
-        meta = {"config": config.to_json(), "epoch": epoch + 1, "history": history,
-                "noise_rng": noise_rng.bit_generator.state}
-        save_checkpoint(ckpt_path, vae.named_arrays(), adam.state_dict(), meta)
-        write_json(out / "history.json", history)
-        progress.clear()
-        log(f"epoch {epoch + 1:>2}/{config.epochs}  train {mean[0]:7.2f} (recon {mean[1]:7.2f}, "
-            f"KL {mean[2]:5.2f})  test100 {test100.loss:7.2f}  {seconds:6.1f} s  "
-            f"{n / seconds:,.0f} img/s")
-
-    log("evaluating on the full training and test sets (eval mode)...")
-    final = {
-        "train": history[-1]["train"],
-        "train_eval": evaluate(vae, evaluation_images(config, x_train), y=label_train).as_dict(),
-        "test": evaluate(vae, x_test_eval, y=label_test).as_dict(),
-        "epochs": config.epochs,
-        "seconds": sum(h["seconds"] for h in history),
-    }
+    if state.epoch < config.epochs:
+        log(_banner(config, state, len(run_data.x_train), out))
+    final = None
+    while state.epoch < config.epochs:
+        with announce_compiles(log):
+            entry = _train_one_epoch(config, state, run_data, out)
+        state.history.append(entry)
+        if state.epoch == config.epochs:  # a checkpoint is good only with a finite evaluation
+            final = _final_evaluation(config, state, run_data, out)
+        _save_epoch(config, state, out)
+        log(_epoch_line(config, entry))
+    if final is None:  # resumed at its last epoch, before final.json was written
+        final = _final_evaluation(config, state, run_data, out)
     write_json(out / "final.json", final)
     log(f"final: train {final['train']['loss']:.2f} (recon {final['train']['recon']:.2f}, "
         f"KL {final['train']['kl']:.2f}), train (eval mode) {final['train_eval']['loss']:.2f}, "
         f"test {final['test']['loss']:.2f}")
-    if figures:
-        from ..cli.plots import make_figures
-
-        paths = make_figures(vae, x_test, y_test, history, out, seed=config.seed)
-        log(f"figures: {', '.join(p.name for p in paths)} in {out}")
     return final
 
+
+def _banner(config: TrainConfig, state: TrainState, n: int, out: Path) -> str:
+    extras = (", conditional on the class" if config.conditional else "") + (
+        f", {config.likelihood} decoder" if config.likelihood != "gaussian" else "") + (
+        ", binarized pixels" if config.binarize else "")
+    return (f"training {config.arch.upper()} {config.model.upper()} on {config.dataset}{extras}, "
+            f"z = {config.latent_dim}, {state.model.num_params():,} params, {n:,} images, "
+            f"epochs {state.epoch + 1}..{config.epochs} -> {out}")
+
+
+def _epoch_line(config: TrainConfig, entry: dict[str, Any]) -> str:
+    train_loss, test100 = entry["train"], entry["test100"]
+    return (f"epoch {entry['epoch']:>2}/{config.epochs}  train {train_loss['loss']:7.2f} "
+            f"(recon {train_loss['recon']:7.2f}, KL {train_loss['kl']:5.2f})  test100 "
+            f"{test100['loss']:7.2f}  {entry['seconds']:6.1f} s  "
+            f"{entry['images_per_s']:,.0f} img/s")
+
+
+def _save_epoch(config: TrainConfig, state: TrainState, out: Path) -> None:
+    """The checkpoint, then config.json and history.json beside it; a final.json of an
+    earlier epoch goes first, so that no file says more than the checkpoint."""
+    (out / "final.json").unlink(missing_ok=True)
+    meta = {"config": config.to_json(), "epoch": state.epoch, "history": state.history,
+            "noise_rng": state.noise_rng.bit_generator.state}
+    save_checkpoint(out / CHECKPOINT, state.model.named_arrays(), state.optimizer.state_dict(),
+                    meta)
+    write_json(out / "config.json", config.to_json())
+    write_json(out / "history.json", state.history)
+
+
+def _train_one_epoch(config: TrainConfig, state: TrainState, run_data: RunData,
+                     out: Path) -> dict[str, Any]:
+    """Epoch ``state.epoch`` + 1 through the loop, checked, as its history entry."""
+    epoch, n = state.epoch, len(run_data.x_train)
+    n_batches = data.num_batches(n, config.batch_size)
+    progress, t0, steps = Progress(), time.perf_counter(), [0]
+
+    def show(done: int, mean_loss: float) -> None:
+        steps[0] = done
+        eta = (time.perf_counter() - t0) / done * (n_batches - done)
+        progress.update(f"epoch {epoch + 1}/{config.epochs}  batch {done}/{n_batches}  "
+                        f"loss {mean_loss:.1f}  ETA {_fmt_seconds(eta)}")
+
+    state.model.train()
+    batches = epoch_batches(config, run_data, epoch, state.noise_rng)
+    try:
+        mean = train_epoch(state.model, state.optimizer, batches, state.noise_rng, show)
+        test100 = evaluate(state.model, run_data.monitor, y=run_data.labels_monitor)
+    except (TrainingDiverged, FloatingPointError) as e:
+        where = f"batch {steps[0] + 1}/{n_batches}" if isinstance(e, TrainingDiverged) \
+            else "the test100 evaluation"
+        raise _diverged(config, out, epoch, f"{where}: {e}",
+                        updated=epoch > 0 or steps[0] > 0) from None
+    finally:
+        progress.clear()
+    problem = _not_finite(state.model, mean, test100)
+    if problem:
+        raise _diverged(config, out, epoch, problem, updated=True)
+    seconds = time.perf_counter() - t0
+    return {"epoch": epoch + 1,
+            "train": {"loss": float(mean[0]), "recon": float(mean[1]), "kl": float(mean[2])},
+            "test100": test100.as_dict(), "seconds": seconds, "images_per_s": n / seconds,
+            "threads": config.threads}
+
+
+def _final_evaluation(config: TrainConfig, state: TrainState, run_data: RunData,
+                      out: Path) -> dict[str, Any]:
+    """final.json's contents: the full training and test sets in eval mode, all finite."""
+    try:
+        train_eval = evaluate(state.model, evaluation_images(config, run_data.x_train),
+                              y=run_data.labels_train)
+        test = evaluate(state.model, run_data.x_test, y=run_data.labels_test)
+    except FloatingPointError as e:
+        raise _diverged(config, out, state.epoch - 1, f"final evaluation: {e}",
+                        updated=True) from None
+    for name, losses in (("training", train_eval), ("test", test)):
+        if not all(np.isfinite(list(losses.as_dict().values()))):
+            raise _diverged(config, out, state.epoch - 1,
+                            f"the final evaluation on the {name} set is {losses.loss}",
+                            updated=True)
+    return {
+        "train": state.history[-1]["train"],
+        "train_eval": train_eval.as_dict(),
+        "test": test.as_dict(),
+        "epochs": config.epochs,
+        "seconds": sum(h["seconds"] for h in state.history),
+    }

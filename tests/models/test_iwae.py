@@ -311,7 +311,7 @@ def tiny_runs(shared_datasets, tmp_path_factory):
         for likelihood in ("gaussian", "bernoulli"):
             config = TrainConfig(hidden=(32, 16), epochs=1, train_subset=256, test_subset=50,
                                  likelihood=likelihood, data_dir=str(shared_datasets))
-            train(config, root / likelihood, log=lambda _: None, figures=False)
+            train(config, root / likelihood, log=lambda _: None)
             _RUNS[likelihood] = root / likelihood
     return _RUNS
 

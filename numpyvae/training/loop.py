@@ -1,0 +1,86 @@
+"""The training loop a learner reads: for each batch, forward, backward, an Adam step.
+
+Everything around it (data, resume, checkpoints, the history, the progress
+line) lives in ``train.py``; the loop knows the model only through ``forward``
+(returns the losses), ``backward`` (fills the grads) and the optimizer's ``step``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import numpy as np
+
+from ..models.vae import Losses
+
+EVAL_SEED = 1234  # ε for evaluation: the same draws every epoch and every run
+EVAL_BATCH = 1000
+
+# A batch: images (B, 1, 28, 28) and, for a conditional model, labels (B,), else None.
+Batch = tuple[np.ndarray, np.ndarray | None]
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss or a parameter became NaN or infinite; nothing of it was saved."""
+
+
+def train_epoch(
+    model: Any,
+    optimizer: Any,
+    batches: Iterable[Batch],
+    rng: np.random.Generator,
+    on_batch: Callable[[int, float], None] | None = None,
+) -> np.ndarray:
+    """One pass over ``batches``; returns the mean (loss, recon, KL) over the batches.
+
+    The loss is the negative ELBO, recon + KL, averaged over the batch's images;
+    ``rng`` draws the ε of z = μ + σ·ε. ``on_batch(count, mean_loss)`` is called
+    after each step (the progress line).
+    """
+    sums, count = np.zeros(3), 0
+    for x, y in batches:
+        try:
+            losses = model.forward(x, rng=rng, y=y)  # keeps the caches backward needs
+        except FloatingPointError as e:  # np.errstate(... = "raise") in the caller
+            raise TrainingDiverged(str(e)) from None
+        if not math.isfinite(losses.loss):
+            raise TrainingDiverged(f"the loss became {losses.loss} "
+                                   f"(recon {losses.recon}, KL {losses.kl})")
+        model.backward()  # dL/dθ into every layer's grads
+        optimizer.step()  # θ ← θ − lr · m̂ / (√v̂ + ε)
+        sums += (losses.loss, losses.recon, losses.kl)
+        count += 1
+        if on_batch is not None:
+            on_batch(count, sums[0] / count)
+    return sums / max(count, 1)
+
+
+def evaluate(
+    model: Any, x: np.ndarray, batch_size: int = EVAL_BATCH, y: np.ndarray | None = None
+) -> Losses:
+    """Mean losses over the images ``x`` (N, 1, 28, 28), with labels ``y`` (N,) for a
+    conditional model, in eval mode (BatchNorm uses its running statistics).
+
+    z is still sampled, with one ε per image from a generator of fixed seed, so
+    the figure is comparable from epoch to epoch and from run to run. Each
+    batch's mean is weighted by its size: the result is the mean over images.
+    """
+    if len(x) == 0:
+        raise ValueError("evaluate: no images to evaluate on (0 images)")
+    was_training = model.encoder.training
+    model.eval()
+    rng = np.random.default_rng(EVAL_SEED)
+    total = np.zeros(2)
+    try:
+        for start in range(0, len(x), batch_size):
+            xb = x[start:start + batch_size]
+            yb = None if y is None else y[start:start + batch_size]
+            losses = model.forward(xb, rng=rng, y=yb)
+            total += len(xb) * np.array([losses.recon, losses.kl])
+    finally:
+        if was_training:
+            model.train()
+    recon, kl = total / len(x)
+    return Losses(float(recon + kl), float(recon), float(kl))
