@@ -411,24 +411,9 @@ def _check_history(history: list, where: str) -> None:
                              "train / test100 with numbers loss, recon and kl")
 
 
-def _summary_from_checkpoint(run, final: dict) -> str:
-    """summary.md from the checkpoint's config and history (config.json and history.json
-    may be stale or damaged), with final.json's figures."""
-    import json
-
-    from ..training.run import summary_markdown
-
-    # summary_markdown reads its three inputs from a folder: give it the checkpoint's
-    with tempfile.TemporaryDirectory(prefix="numpyvae-summary-") as folder:
-        for name, obj in (("config.json", run.config.to_json()), ("history.json", run.history),
-                          ("final.json", final)):
-            Path(folder, name).write_text(json.dumps(obj))
-        return summary_markdown(folder)
-
-
 def cmd_plot(args: argparse.Namespace) -> int:
     from ..training.checkpoint import atomic_write, write_json
-    from ..training.run import read_json
+    from ..training.run import read_json, summary_markdown
     from .plots import make_figures
 
     run = _load_run(args.run)
@@ -436,14 +421,14 @@ def cmd_plot(args: argparse.Namespace) -> int:
     _check_history(run.history, f"{ckpt} (its history)")
     out = check_out_dir(args.out if args.out else args.run)
     final_path = Path(args.run) / "final.json"
-    final = None
+    summary = None
     if final_path.is_file():
         try:
             final = read_json(final_path)
         except (ValueError, UnicodeDecodeError) as e:
             raise ValueError(f"{final_path}: not valid JSON: {e}") from None
         _check_final(final, final_path)
-    summary = _summary_from_checkpoint(run, final) if final is not None else None
+        summary = summary_markdown(args.run)  # from the checkpoint, not config.json alone
     x_test, y_test = data.load(run.config.dataset, "test", args.data_dir or run.config.data_dir)
     # everything is checked: now draw
     paths = make_figures(run.vae, x_test, y_test, run.history, out, seed=args.seed)
