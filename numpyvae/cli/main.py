@@ -493,7 +493,11 @@ def _evaluate_parser(sub: argparse._SubParsersAction) -> None:
                    "~40 kB a row for the MLP, ~0.4 MB for the CNN [10000 mlp, 1000 cnn]")
     p.add_argument("--data-dir", default=None, help="data folder [the run's, else default]")
     p.add_argument("--out", default=None, metavar="FILE",
-                   help="JSON file for the result [RUN/loglik-k{K}-n{N}.json]")
+                   help="JSON file for the log p(x) result [RUN/loglik-k{K}-n{N}.json]")
+    p.add_argument("--latent", action="store_true",
+                   help="only the latent-space diagnostics (KL per dimension, active units, "
+                   "I(x; z)), which evaluate always writes to RUN/latent-n{N}.json and "
+                   "RUN/latent_health.png; skips log p(x)")
     p.set_defaults(func=cmd_evaluate)
 
 
@@ -532,8 +536,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         progress.update(f"evaluate: {done:,}/{total:,} images, K = {args.iw}  "
                         f"ETA {_fmt_seconds(eta)}")
 
-    max_rows = args.max_rows or default_max_rows(run.vae)
     labels = y[:n] if vae.conditional else None
+    _evaluate_latent(args, config, vae, x_eval, labels, n)
+    if args.latent:
+        return 0
+    max_rows = args.max_rows or default_max_rows(run.vae)
     try:
         est = log_likelihood(vae, x_eval, labels, k=args.iw, seed=args.seed,
                              max_rows=max_rows, progress=show)
@@ -573,6 +580,26 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                                          "binarized": bool(config.binarize), "test_loss": loss})
     print(f"wrote {out}")
     return 0
+
+
+def _evaluate_latent(args: argparse.Namespace, config: Any, vae: Any, x: Any, labels: Any,
+                     n: int) -> None:
+    """Is the latent space used? Print, and write RUN/latent-n{N}.json and latent_health.png."""
+    from ..models.latent_health import evaluate_latent, latent_report_lines
+    from ..training.checkpoint import write_json
+    from .latent_health_figure import LATENT_HEALTH_NAME, save_latent_health
+
+    run_dir = Path(args.run)
+    out = check_out_file(run_dir / f"latent-n{n}.json", example="latent.json")
+    result = evaluate_latent(vae, x, labels, samples=2, seed=args.seed)
+    print("\n".join(latent_report_lines(result)))
+    with _naming(out):
+        write_json(out, result | {"run": str(args.run), "dataset": config.dataset,
+                                  "binarized": bool(config.binarize)})
+    figure = run_dir / LATENT_HEALTH_NAME
+    with _naming(figure):
+        save_latent_health(result, figure, label=run_dir.name)
+    print(f"wrote {out} and {figure}\n")
 
 
 def build_parser() -> argparse.ArgumentParser:

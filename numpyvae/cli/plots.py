@@ -558,7 +558,8 @@ def make_figures(
     """Write a run's figures into ``run_dir`` under their fixed names and return the paths.
 
     samples.png, reconstructions.png, curves.png, interpolation.png,
-    latent_scatter.png, and for latent_dim == 2 also manifold.png.
+    latent_scatter.png, for latent_dim == 2 also manifold.png, and for a VAE
+    latent_health.png (KL per latent dimension, the active ones marked).
     ``label`` (e.g. "MLP, MNIST") is added to every title.
 
     A conditional model gets samples.png as the class-by-style grid
@@ -580,7 +581,7 @@ def make_figures(
             save_curves(history, run_dir / "curves.png", label=label),
             save_latent_scatter(vae, x_test, y_test, run_dir / "latent_scatter.png", seed=seed,
                                 label=label),
-        ]
+        ] + _latent_health(vae, x_test, y_test, run_dir, label)
     i, j = interpolation_pair(y_test)
     paths = [
         save_samples(vae, run_dir / "samples.png", seed=seed, label=label),
@@ -592,4 +593,14 @@ def make_figures(
     ]
     if vae.latent_dim == 2:
         paths.append(save_manifold(vae, run_dir / MANIFOLD_NAME, label=label))
-    return paths
+    return paths + _latent_health(vae, x_test, None, run_dir, label)
+
+
+def _latent_health(vae: Any, x: np.ndarray, y: np.ndarray | None, run_dir: Path,
+                   label: str | None) -> list[Path]:
+    """latent_health.png for a VAE; the autoencoder has no q(z|x) to draw it from."""
+    from .latent_health_figure import LATENT_HEALTH_NAME, make_latent_health_figure
+
+    if not isinstance(vae, VAE):
+        return []
+    return [make_latent_health_figure(vae, x, y, run_dir / LATENT_HEALTH_NAME, label=label)]
