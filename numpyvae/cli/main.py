@@ -105,41 +105,9 @@ def _readable_error(e: BaseException) -> str:
     return text
 
 
-def _check_run_record(meta: Any, ckpt: Path) -> None:
-    """Raise ValueError naming the checkpoint and what is wrong with its meta."""
-    from ..training.train import TrainConfig
-
-    if not isinstance(meta, dict):
-        raise ValueError(f"{ckpt}: its meta is a {type(meta).__name__}, expected a JSON "
-                         "object with config, epoch and history")
-    missing = [k for k in ("config", "epoch", "history") if k not in meta]
-    if missing:
-        raise ValueError(f"{ckpt}: its meta lacks {', '.join(missing)}")
-    if not isinstance(meta["config"], dict):
-        raise ValueError(f"{ckpt}: its config is a {type(meta['config']).__name__}, "
-                         "expected a JSON object")
-    epoch = meta["epoch"]
-    if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
-        raise ValueError(f"{ckpt}: its epoch must be an integer >= 0, got {epoch!r}")
-    history = meta["history"]
-    if not isinstance(history, list) or not all(isinstance(h, dict) for h in history):
-        raise ValueError(f"{ckpt}: its history must be a list of per-epoch objects, "
-                         f"got {type(history).__name__}")
-    try:
-        config = TrainConfig.from_json(meta["config"])
-        config.validate()
-    except (TypeError, ValueError, AttributeError, KeyError) as e:
-        raise ValueError(f"{ckpt}: its config is not valid: {e}") from None
-    if config.dataset not in DATASETS or config.arch not in ARCHS:
-        raise ValueError(f"{ckpt}: its config names dataset {config.dataset!r} and arch "
-                         f"{config.arch!r}; expected one of {', '.join(DATASETS)} and of "
-                         f"{', '.join(ARCHS)}")
-
-
 def _load_run(run_dir: str | Path):
     """``load_run`` with every way a run folder can be damaged turned into a ValueError
     (or FileNotFoundError) that names the file and what was wrong."""
-    from ..training.checkpoint import load_checkpoint
     from ..training.run import load_run
     from ..training.train import CHECKPOINT
 
@@ -147,14 +115,7 @@ def _load_run(run_dir: str | Path):
     if not run_dir.is_dir():
         raise FileNotFoundError(f"--run {run_dir}: no such run folder")
     ckpt = run_dir / CHECKPOINT
-    if ckpt.is_file():
-        try:
-            _, _, meta = load_checkpoint(ckpt)
-        except ValueError as e:  # includes a meta that is not JSON
-            raise ValueError(f"{ckpt}: not a readable checkpoint: {_readable_error(e)}") \
-                from None
-        _check_run_record(meta, ckpt)
-    try:
+    try:  # load_run checks the checkpoint's meta and config against its arrays
         return load_run(run_dir)
     except (KeyError, TypeError, IndexError, AttributeError) as e:
         raise ValueError(f"{ckpt}: {type(e).__name__}: {_readable_error(e)}") from None
@@ -173,7 +134,6 @@ def _int_list(text: str) -> tuple[int, ...]:
 
 
 def _train_parser(sub: argparse._SubParsersAction) -> None:
-    from ..models.architectures import ARCHS
     from ..models.likelihoods import LIKELIHOODS
     from ..training.config import MODELS
 

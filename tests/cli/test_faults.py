@@ -141,12 +141,16 @@ def test_a_disk_that_fails_the_write(command, fault, trained, tmp_path, capsys, 
 
 # -- damaged run files ---------------------------------------------------------
 BAD_META = [
-    ([1, 2], "its meta is a list"),
-    ({"config": {}, "epoch": 1}, "its meta lacks history"),
-    ({"config": [], "epoch": 1, "history": []}, "its config is a list"),
-    ({"config": {}, "epoch": "1", "history": []}, "its epoch must be an integer"),
-    ({"config": {}, "epoch": 1, "history": {}}, "its history must be a list"),
-    ({"config": {"latent_dim": "two"}, "epoch": 1, "history": []}, "its config is not valid"),
+    ([1, 2], "its 'meta' entry is not a JSON object"),
+    ({"config": {}, "epoch": 1}, "its meta has no 'history' entry"),
+    ({"config": [], "epoch": 1, "history": []},
+     "its meta's 'config' should be a JSON object, got list"),
+    ({"config": {}, "epoch": "1", "history": []},
+     "its meta's 'epoch' should be a JSON integer, got str"),
+    ({"config": {}, "epoch": 1, "history": {}},
+     "its meta's 'history' should be a JSON list, got dict"),
+    ({"config": {"latent_dim": "two"}, "epoch": 1, "history": []},
+     "(its config): latent_dim must be an integer, got 'two'"),
 ]
 
 

@@ -137,7 +137,8 @@ def test_latent_scatter_rejects_mismatched_labels(tmp_path, data):
 
 # -- make_figures: the names a run folder holds (and every figure for z = 1, 2, 5) --
 @pytest.mark.parametrize(
-    "latent_dim, extra", [(1, []), (2, ["manifold.png"]), (5, [])]
+    "latent_dim, extra", [(1, ["latent_health.png"]), (2, ["manifold.png", "latent_health.png"]),
+                          (5, ["latent_health.png"])]
 )
 def test_make_figures_writes_exactly_the_fixed_names(tmp_path, data, latent_dim, extra):
     x, y = data
