@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 
 from .. import nn
-from ..nn.adam import Adam as ReferenceAdam
 from ..nn.activations import sigmoid, softplus
+from ..nn.adam import Adam as ReferenceAdam
 from ..nn.gradcheck import TOLERANCE, check_gradients, gradcheck_layer
 from . import hints
 from .loading import StepProblem, has_learner_frame, learner_traceback, load_module
@@ -146,8 +146,9 @@ def _bn_setup(training: bool) -> Callable[[Any, np.random.Generator], None]:
 
 def _cases(step: str) -> list[Case]:
     if step == "dense":
-        return [Case("Dense(5, 3), x (4, 5)", "Dense", (5, 3), (4, 5)),
-                Case("Dense(4, 4), x (3, 4)", "Dense", (4, 4), (3, 4)),
+        # the square one first: a transposed dW has the right shape there, so it gets its hint
+        return [Case("Dense(4, 4), x (3, 4)", "Dense", (4, 4), (3, 4)),
+                Case("Dense(5, 3), x (4, 5)", "Dense", (5, 3), (4, 5)),
                 Case("Dense(6, 2), x (1, 6)", "Dense", (6, 2), (1, 6)),
                 Case("Dense(3, 5, bias=False), x (2, 3)", "Dense", (3, 5), (2, 3),
                      {"bias": False})]
@@ -225,7 +226,7 @@ def _grade_case(step: Step, case: Case, learner_cls: Any, ref_cls: Any, seed: in
     extra = (lambda: {"rng": np.random.default_rng(seed)}) if case.rng_arg else dict
     ref = ref_cls(*case.args, **kw, **extra())
     learner = learner_cls(*case.args, **kw, **extra())
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng([seed, 1])  # not gradcheck_layer's seed: x must not equal G
     if case.setup is not None:
         case.setup(ref, rng)
     label = case.label
@@ -471,7 +472,7 @@ def grade_vae(step: Step, ns: dict, report: Report) -> None:
             continue
         dm, dh = d[:, :zd].copy(), d[:, zd:].copy()
 
-        def loss() -> float:
+        def loss(learner=learner, m=m, h=h, eps=eps, gz=gz, gk=gk) -> float:
             z, kl = learner.forward(m, h, eps)
             return float(np.sum(gz * z) + np.sum(gk * kl))
 
@@ -491,11 +492,13 @@ def grade_vae(step: Step, ns: dict, report: Report) -> None:
 
 # -- adam ----------------------------------------------------------------------------
 def _adam_variant(params, grads_seq, lr_seq, betas, eps, correct: bool, eps_inside: bool):
-    """Adam as a learner might have written it, for the hints; yields params after each step."""
+    """Adam as a learner might have written it, for the hints; yields each step's updates
+    (they depend on the gradients only, not on where the params are)."""
     b1, b2 = betas
     p = [q.copy() for q in params]
     m = [np.zeros_like(q) for q in p]
     v = [np.zeros_like(q) for q in p]
+    prev = [q.copy() for q in p]
     for t, (grads, lr) in enumerate(zip(grads_seq, lr_seq, strict=True), start=1):
         for q, g, mm, vv in zip(p, grads, m, v, strict=True):
             mm[...] = b1 * mm + (1 - b1) * g
@@ -503,7 +506,8 @@ def _adam_variant(params, grads_seq, lr_seq, betas, eps, correct: bool, eps_insi
             mh = mm / (1 - b1**t) if correct else mm
             vh = vv / (1 - b2**t) if correct else vv
             q -= lr * mh / (np.sqrt(vh + eps) if eps_inside else np.sqrt(vh) + eps)
-        yield [q.copy() for q in p]
+        yield [q - q0 for q, q0 in zip(p, [q.copy() for q in prev], strict=True)]
+        prev = [q.copy() for q in p]
 
 
 def grade_adam(step: Step, ns: dict, report: Report) -> None:
@@ -538,8 +542,8 @@ def grade_adam(step: Step, ns: dict, report: Report) -> None:
             ref.step()
             for hint, it in variants.items():
                 cand = next(it)
-                matches[hint] &= all(hints.close(p, c) for (p, _), c in zip(pairs_l, cand,
-                                                                           strict=True))
+                matches[hint] &= all(hints.close(p - q, c) for (p, _), q, c in zip(
+                    pairs_l, prev, cand, strict=True))
             # the error of the update, relative to the reference's update
             err = max(rel_error(pl - q, pr - q)
                       for (pl, _), (pr, _), q in zip(pairs_l, pairs_r, prev, strict=True))
@@ -588,7 +592,7 @@ def run_check(step_name: str, directory: str | Path | None = None, obj: Any = No
     report = Report(step.name, echo)
     where = f"{Path(directory) / (step.name + '.py')}" if obj is None else "your code"
     report.say(f"learn check {step.name} ({where}): {step.teaches}")
-    problem = None
+    problem, unfilled = None, False
     try:
         ns = namespace(step, load_module(step, directory) if obj is None else obj)
         missing = [k for k in step.defines if k not in ns]
@@ -605,6 +609,7 @@ def run_check(step_name: str, directory: str | Path | None = None, obj: Any = No
         problem = str(e)
     except NotImplementedError:
         problem = f"not implemented yet: write {step.todo} in {where}"
+        unfilled = True
     except Exception as e:
         if not has_learner_frame(e):
             raise
@@ -620,7 +625,8 @@ def run_check(step_name: str, directory: str | Path | None = None, obj: Any = No
         report.say(f"FAIL: {step.name}" + (f", {n_fail} of {len(result.lines)} checks failed"
                                            if result.lines else ""))
     if obj is None and step_path_exists(step, directory):
-        record_status(step, directory, result.passed)
+        record_status(step, directory, "done" if result.passed else
+                      "started" if unfilled else "failing")
     return report.finish()
 
 
@@ -640,11 +646,11 @@ def read_status(directory: str | Path) -> dict:
         return {}
 
 
-def record_status(step: Step, directory: str | Path, passed: bool) -> None:
+def record_status(step: Step, directory: str | Path, state: str) -> None:
     """Remember the verdict with the file's hash: an edit afterwards un-does "done"."""
     path = Path(directory) / f"{step.name}.py"
     status = read_status(directory)
-    status[step.name] = {"passed": passed, "sha256": _file_hash(path)}
+    status[step.name] = {"state": state, "sha256": _file_hash(path)}
     target = Path(directory) / STATUS_FILE
     tmp = target.with_name(target.name + ".tmp")
     tmp.write_text(json.dumps(status, indent=1))
@@ -659,7 +665,7 @@ def step_state(step: Step, directory: str | Path) -> str:
     entry = read_status(directory).get(step.name)
     if not entry or entry.get("sha256") != _file_hash(path):
         return "started"
-    return "done" if entry.get("passed") else "failing"
+    return entry.get("state", "started")
 
 
 def done_steps(directory: str | Path) -> list[str]:

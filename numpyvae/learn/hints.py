@@ -107,8 +107,10 @@ def layer_hint(tensor: str, g: np.ndarray, r: np.ndarray, ctx: Context) -> str:
         if close(g, r * k):
             return f"{name} " + MULTIPLIED.format(k=k)
     s, p, op = f.get("stride", 1), f.get("padding", 0), f.get("output_padding", 0)
-    if tensor == "input" and p > 0 and g.ndim == 4 and _only_border(g, r, max(p, 1)):
-        return f"{name} " + BORDER.format(w=max(p, 1))
+    # a window that overlaps the padding reaches up to K − 1 pixels into x
+    w = max(p, ctx.kernel_size - 1, 1)
+    if tensor == "input" and p > 0 and g.ndim == 4 and _only_border(g, r, w):
+        return f"{name} " + BORDER.format(w=w)
     if op > 0 and _passed_everywhere(ctx.history, tensor,
                                      lambda x: x.get("output_padding", 0) == 0):
         return f"{name} " + OUTPUT_PADDING.format(op=op)
