@@ -88,7 +88,7 @@ class Report:
 
     def line(self, label: str, passed: bool, error: float | None = None,
              hint: str | None = None) -> bool:
-        self.result.lines.append(Line(label, passed, error, hint))
+        self.result.lines.append(Line(label, passed, error, None if passed else hint))
         err = "" if error is None else f"  error {error:.1e}"
         self.say(f"  {'PASS' if passed else 'FAIL'}  {label}{err}")
         if hint and not passed:
