@@ -35,10 +35,11 @@ from .steps import BY_NAME
 # and ε; a correct layer differs from the package's only in the order of its sums, about
 # 1e-16 relative per operation, 1e-15..1e-13 after a few layers. Adam keeps the two
 # trajectories together (each update is ≈ lr·sign-like, so a 1e-14 gradient difference
-# moves params by ~1e-14·lr), and over a few dozen steps the worst relative difference we
-# measured for correct but differently written layers (einsum Dense, loop ELU) stays
-# below 1e-11. A real mistake shows at 1e-3 or more (a 1% dW is 1e-2 from the first step).
-# 1e-8 sits between the two with three orders of margin on each side.
+# moves params by ~1e-14·lr). Measured: correct but differently written layers (einsum
+# Dense, ELU from max/min, tanh Sigmoid, logaddexp Softplus, Adam in the paper's
+# "efficient" form) stay within 4e-16 on the loss and 1.3e-13 on every gradient over 40
+# MLP steps of batch 256. A real mistake shows at 1e-3 or more (a 1% dW is 1e-2 from the
+# first step). 1e-8 sits between the two with over four orders of margin on each side.
 REPLAY_TOLERANCE = 1e-8
 REPLAY = {"mlp": (30, 256), "cnn": (5, 16)}  # (steps, batch size) by default
 MLP_NAMES = ("Dense", "ELU", "Sigmoid", "Softplus", "Reparameterize", "Adam")

@@ -163,3 +163,23 @@ class NoBiasCorrectionAdam(Adam):
             m[...] = self.beta1 * m + (1 - self.beta1) * g
             v[...] = self.beta2 * v + (1 - self.beta2) * g * g
             p -= self.lr * m / (np.sqrt(v) + self.eps)  # planted: m, v used as they are
+
+
+class PlainAdam:
+    """A learner's correct Adam, written from the paper, with no checkpoint methods."""
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8):
+        self.params = list(params)
+        self.lr, (self.beta1, self.beta2), self.eps = float(lr), betas, float(eps)
+        self.t = 0
+        self.m = [np.zeros_like(p) for p, _ in self.params]
+        self.v = [np.zeros_like(p) for p, _ in self.params]
+
+    def step(self):
+        self.t += 1
+        for (p, g), m, v in zip(self.params, self.m, self.v, strict=True):
+            m[...] = self.beta1 * m + (1 - self.beta1) * g
+            v[...] = self.beta2 * v + (1 - self.beta2) * g * g
+            m_hat = m / (1 - self.beta1**self.t)
+            v_hat = v / (1 - self.beta2**self.t)
+            p -= self.lr * m_hat / (np.sqrt(v_hat) + self.eps)
