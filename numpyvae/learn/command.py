@@ -62,8 +62,8 @@ def cmd_list(args: argparse.Namespace) -> int:
     print(f"Learn by implementing: your files are in {args.dir}/\n")
     for i, step in enumerate(STEPS):
         state = step_state(step, args.dir)
-        print(f"  {i}. {step.name:<17} [{state}]  {step.teaches}")
-        print(f"     {'':<17} read: {step.reading}")
+        print(f"  {i}. {step.name:<17} {'[' + state + ']':<14} {step.teaches}")
+        print(f"     {'':<17} {'':<14} read: {step.reading}")
     print("\nstart a step:   python -m numpyvae learn start STEP   (writes DIR/STEP.py)")
     print("grade it:       python -m numpyvae learn check STEP")
     print("then:           python -m numpyvae learn train         (the VAE on your layers)")

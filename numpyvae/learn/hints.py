@@ -19,7 +19,7 @@ MATCH = 1e-7
 
 TRANSPOSED = ("looks transposed: it holds the reference's numbers with its axes swapped. "
               "Check the order of the two factors in the product, and which axis of the "
-              "weight is the input and which the output ({shape}).")
+              "weight (shape {shape}) is the input and which the output.")
 SCALED = ("is the reference's divided by {k} ({what}): it looks averaged where the loss adds "
           "up every output's contribution. Each output the parameter touches adds its own term.")
 MULTIPLIED = ("is the reference's times {k}: look for a factor counted twice or a ½ lost in "

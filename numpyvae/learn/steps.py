@@ -25,11 +25,13 @@ STEPS: tuple[Step, ...] = (
          "central differences: how to know a backward is right before trusting it",
          "README reading order 5, numpyvae/nn/gradcheck.py", "numerical_gradient"),
     Step("dense", ("Dense",),
-         "dX = dY Wᵀ, dW = Xᵀ dY, db = Σ dY: the pattern of every other backward",
+         "the first backward: the gradients of a matrix product, the pattern every layer "
+         "follows",
          "README reading order 1-2, numpyvae/nn/layer.py and numpyvae/nn/dense.py",
          "forward/backward"),
     Step("activations", ("ELU", "Softplus", "Sigmoid"),
-         "elementwise layers: dx = dy ⊙ f′(x), and writing f so it never overflows",
+         "elementwise layers: the chain rule entry by entry, and writing f so it never "
+         "overflows",
          "README reading order 3, numpyvae/nn/activations.py", "forward/backward"),
     Step("conv2d", ("Conv2d",),
          "convolution as a sum over the padded input; its weight and input gradients; stride",

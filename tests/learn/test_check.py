@@ -67,7 +67,9 @@ def test_reference_files_pass_from_the_command_line(tmp_path):
         assert "PASS: all" in r.stdout and "speed, for information" in r.stdout
     r = _learn("--dir", str(tmp_path), cwd=REPO)
     assert r.returncode == 0
-    assert "dense             [done]" in r.stdout and "adam              [not started]" in r.stdout
+    lines = {line.split()[1]: line for line in r.stdout.splitlines() if line[:4].strip()
+             .rstrip(".").isdigit()}
+    assert "[done]" in lines["dense"] and "[not started]" in lines["adam"], r.stdout
 
 
 def test_fresh_stubs_fail_every_step_without_traceback(tmp_path):
@@ -195,3 +197,16 @@ def test_hints_never_give_the_answer():
         getattr(hints, k), str)]
     for bad in ("Xᵀ", "x.T", "dout.sum", "@", "np."):
         assert not any(bad in t for t in texts), bad
+
+
+def test_a_later_step_imports_an_earlier_one(tmp_path):
+    """DIR is on sys.path while a step loads: conv_transpose2d.py may use the learner's conv2d."""
+    (tmp_path / "conv2d.py").write_text("from numpyvae.nn import Conv2d\nMINE = True\n")
+    (tmp_path / "conv_transpose2d.py").write_text(
+        "import conv2d\n\nfrom numpyvae.nn import ConvTranspose2d\n\nassert conv2d.MINE\n")
+    from numpyvae.learn.loading import load_module
+    from numpyvae.learn.steps import BY_NAME
+
+    module = load_module(BY_NAME["conv_transpose2d"], tmp_path)
+    assert module.ConvTranspose2d is nn.ConvTranspose2d
+    assert str(tmp_path) not in sys.path
