@@ -193,8 +193,9 @@ def replay(kit: dict[str, Any], arch: str, x: np.ndarray, steps: int, batch_size
     ok = first_bad is None
     echo(f"replay: {steps} steps of batch {batch_size} in float64 beside the package's layers, "
          f"same batches, same ε")
-    echo(f"  worst loss error {worst_loss:.1e}, worst gradient error {worst_grad:.1e}"
-         f" ({worst_name}); tolerance {REPLAY_TOLERANCE:.0e}")
+    where = f" ({worst_name})" if worst_grad > 0 else ""
+    echo(f"  worst loss error {worst_loss:.1e}, worst gradient error {worst_grad:.1e}{where}; "
+         f"tolerance {REPLAY_TOLERANCE:.0e}")
     if ok:
         echo("  PASS: your model trains exactly as the package's does")
     else:
