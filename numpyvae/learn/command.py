@@ -20,17 +20,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description="A graded track: write each piece yourself (stubs given), check it "
         "against the package's reference, then train the report's VAE on your own layers. "
         "Without a subcommand: the steps, what each teaches, and which are done in DIR.")
+    # the subcommands' --dir suppress their default, so `learn --dir X check S` keeps X
     p.add_argument("--dir", default=DEFAULT_DIR, help=f"your folder [{DEFAULT_DIR}]")
     p.set_defaults(func=cmd_list)
     lsub = p.add_subparsers(dest="learn_command", metavar="SUBCOMMAND")
     names = [s.name for s in STEPS]
     s = lsub.add_parser("start", help="write DIR/STEP.py, a stub to fill in (never overwrites)")
     s.add_argument("step", choices=names, metavar="STEP", help=", ".join(names))
-    s.add_argument("--dir", default=DEFAULT_DIR, help=f"your folder [{DEFAULT_DIR}]")
+    s.add_argument("--dir", default=argparse.SUPPRESS, help=f"your folder [{DEFAULT_DIR}]")
     s.set_defaults(func=cmd_start)
     c = lsub.add_parser("check", help="grade DIR/STEP.py; exit 0 only when every check passes")
     c.add_argument("step", choices=names, metavar="STEP", help=", ".join(names))
-    c.add_argument("--dir", default=DEFAULT_DIR, help=f"your folder [{DEFAULT_DIR}]")
+    c.add_argument("--dir", default=argparse.SUPPRESS, help=f"your folder [{DEFAULT_DIR}]")
     c.add_argument("--no-speed", action="store_true", help="skip the timings")
     c.set_defaults(func=cmd_check)
     t = lsub.add_parser(
@@ -40,7 +41,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "verdict), then train on MNIST and print the final loss beside the package's. "
         "The CNN on NumPy layers takes seconds a step: it defaults to --epochs 1 "
         "--train-subset 2048.")
-    t.add_argument("--dir", default=DEFAULT_DIR, help=f"your folder [{DEFAULT_DIR}]")
+    t.add_argument("--dir", default=argparse.SUPPRESS, help=f"your folder [{DEFAULT_DIR}]")
     t.add_argument("--arch", choices=("mlp", "cnn"), default="mlp", help="architecture [mlp]")
     t.add_argument("--epochs", type=int, default=None, help="epochs [15 mlp, 1 cnn]")
     t.add_argument("--train-subset", type=int, default=None,

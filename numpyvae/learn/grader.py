@@ -290,6 +290,11 @@ def _grade_case(step: Step, case: Case, learner_cls: Any, ref_cls: Any, seed: in
                            **{k: np.asarray(v, dtype=np.float64) for k, v in learner.grads.items()}}
     _restore(learner, saved_l)
     _restore(ref, saved_r)
+    if set(learner.grads) != set(ref.grads):
+        report.line(f"{label}  grads", False, None,
+                    f"expected grads {sorted(ref.grads)}, got {sorted(learner.grads)}: "
+                    "add_param in the constructor makes one per parameter")
+        return
     bad_shape = False
     for k, r in g_r.items():
         g = g_l[k]
@@ -572,6 +577,18 @@ def _grade(step: Step, ns: dict, report: Report) -> None:
             grade_large_inputs(ns, report)
 
 
+def _speed(step: Step, ns: dict, report: Report) -> None:
+    """The timings are information: a layer that cannot be timed (say, float64 only) is no
+    failure of the step."""
+    from .speed import report_speed
+
+    try:
+        report_speed(step, ns, report)
+    except Exception as e:  # noqa: BLE001 - anything the learner's layer raises here
+        report.say(f"speed: not measured, your code raised {type(e).__name__}: {e} "
+                   "(on float32 inputs of the sizes the report's models use)")
+
+
 # -- the entry point -----------------------------------------------------------------
 def namespace(step: Step, obj: Any) -> dict:
     """What the learner handed over, as {name: object}: a module, a dict, or one object."""
@@ -602,9 +619,7 @@ def run_check(step_name: str, directory: str | Path | None = None, obj: Any = No
         with np.errstate(all="ignore"):
             _grade(step, ns, report)
         if speed:
-            from .speed import report_speed
-
-            report_speed(step, ns, report)
+            _speed(step, ns, report)
     except StepProblem as e:
         problem = str(e)
     except NotImplementedError:
