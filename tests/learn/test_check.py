@@ -3,13 +3,17 @@ hint; errors are clear (unfilled stub, a learner's exception, a missing file).""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import pytest
 
 from numpyvae import nn
+from numpyvae.cli.main import main
 from numpyvae.learn import check, hints
 from numpyvae.learn.command import stub_text
 from numpyvae.learn.reference import Reparameterize
@@ -46,7 +50,16 @@ def _check(step, obj):
     return check(step, obj, echo=False, speed=False)
 
 
-def _learn(*args, cwd):
+def _learn(*args, cwd=None):
+    """``python -m numpyvae learn ARGS`` in this process (numba stays warm); the one test
+    that needs a real process is test_reference_files_pass_from_the_command_line."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = main(["learn", *args])
+    return types.SimpleNamespace(returncode=rc, stdout=out.getvalue(), stderr=err.getvalue())
+
+
+def _learn_process(*args, cwd):
     return subprocess.run([sys.executable, "-m", "numpyvae", "learn", *args], cwd=cwd,
                           capture_output=True, text=True, timeout=600)
 
@@ -62,7 +75,7 @@ def test_reference_files_pass_from_the_command_line(tmp_path):
     """Through the CLI, with DIR/STEP.py files, exit 0; the listing then says done."""
     for step in ("dense", "vae"):
         (tmp_path / f"{step}.py").write_text(REFERENCE_FILES[step])
-        r = _learn("check", step, "--dir", str(tmp_path), cwd=REPO)
+        r = _learn_process("check", step, "--dir", str(tmp_path), cwd=REPO)
         assert r.returncode == 0, r.stdout + r.stderr
         assert "PASS: all" in r.stdout and "speed, for information" in r.stdout
     r = _learn("--dir", str(tmp_path), cwd=REPO)
