@@ -589,6 +589,7 @@ def build_parser() -> argparse.ArgumentParser:
     from ..reproduce.command import add_parser as add_reproduce_parser
 
     add_reproduce_parser(sub)
+    __import__("numpyvae.learn.command").learn.command.add_parser(sub)
     # Listed for --help only: main() hands "gradcheck" to gradcheck_report before parsing.
     sub.add_parser("gradcheck", help="check every layer's backward against finite "
                    "differences (see: python -m numpyvae gradcheck --help)", add_help=False)

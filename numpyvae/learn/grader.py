@@ -1,0 +1,687 @@
+"""``learn check``: grade a learner's step against the package's reference.
+
+For a layer step, on each configuration: the learner's forward against the
+reference layer with the same parameters, then every gradient of the learner's
+backward (input and each parameter) against central differences in float64,
+under the project's rule (``numpyvae/nn/gradcheck.py``). One PASS/FAIL line per
+check, with its error; a hint under each failure (``hints.py``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import types
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import nn
+from ..nn.activations import sigmoid, softplus
+from ..nn.adam import Adam as ReferenceAdam
+from ..nn.gradcheck import TOLERANCE, check_gradients, gradcheck_layer
+from . import hints
+from .loading import StepProblem, has_learner_frame, learner_traceback, load_module
+from .reference import Reparameterize as ReferenceReparameterize
+from .steps import STEPS, Step, get_step
+
+# Forward outputs: both sides compute in float64, the same math in another order, so they
+# agree to ~1e-15 of the output's scale; 1e-9 leaves a wide margin below any real mistake
+# (a wrong term or index moves outputs by far more than 1e-6 of their scale).
+FORWARD_TOLERANCE = 1e-9
+STATUS_FILE = ".learn-status.json"
+
+
+@dataclass
+class Line:
+    """One verdict: what was checked, PASS or FAIL, its error, and a hint on failure."""
+
+    label: str
+    passed: bool
+    error: float | None = None
+    hint: str | None = None
+
+
+@dataclass
+class CheckResult:
+    """What ``learn check`` found. ``passed`` only when every check ran and passed."""
+
+    step: str
+    lines: list[Line] = field(default_factory=list)
+    problem: str | None = None  # why the check stopped: missing file, unfilled stub, exception
+    text: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return self.problem is None and bool(self.lines) and all(x.passed for x in self.lines)
+
+    @property
+    def failures(self) -> list[Line]:
+        return [x for x in self.lines if not x.passed]
+
+    @property
+    def hints(self) -> list[str]:
+        return [x.hint for x in self.lines if x.hint]
+
+    def __repr__(self) -> str:
+        state = "PASS" if self.passed else "FAIL"
+        return f"CheckResult({self.step!r}: {state}, {len(self.lines)} checks, " \
+               f"{len(self.failures)} failed)"
+
+
+class Report:
+    """Collects lines and prints each as it comes (a slow learner's conv shows progress)."""
+
+    def __init__(self, step: str, echo: Callable[[str], None] | None) -> None:
+        self.result = CheckResult(step)
+        self.echo = echo
+        self._text: list[str] = []
+
+    def say(self, text: str) -> None:
+        self._text.append(text)
+        if self.echo is not None:
+            self.echo(text)
+
+    def line(self, label: str, passed: bool, error: float | None = None,
+             hint: str | None = None) -> bool:
+        self.result.lines.append(Line(label, passed, error, None if passed else hint))
+        err = "" if error is None else f"  error {error:.1e}"
+        self.say(f"  {'PASS' if passed else 'FAIL'}  {label}{err}")
+        if hint and not passed:
+            self.say(f"        hint: {hint}")
+        return passed
+
+    def finish(self) -> CheckResult:
+        self.result.text = "\n".join(self._text)
+        return self.result
+
+
+def rel_error(a: np.ndarray, b: np.ndarray) -> float:
+    """max |a − b| relative to b's largest entry."""
+    scale = float(np.max(np.abs(b))) if b.size else 0.0
+    return float(np.max(np.abs(a - b))) / max(scale, 1e-300) if a.size else 0.0
+
+
+def rule_error(analytic: np.ndarray, numeric: np.ndarray) -> float:
+    """The project's rule (numpyvae/nn/gradcheck.py): |a − n| / max(|a| + |n|, 1e-3·max|n|)."""
+    scale = float(np.max(np.abs(numeric))) if numeric.size else 0.0
+    floor = max(1e-3 * scale, np.finfo(np.float64).tiny)
+    err = np.abs(analytic - numeric) / np.maximum(np.abs(analytic) + np.abs(numeric), floor)
+    return float(err.max()) if err.size else 0.0
+
+
+# -- layer steps ----------------------------------------------------------------
+@dataclass
+class Case:
+    """One configuration of a layer step."""
+
+    label: str
+    cls: str
+    args: tuple
+    x_shape: tuple
+    kwargs: dict = field(default_factory=dict)
+    features: dict = field(default_factory=dict)
+    rng_arg: bool = True  # the constructor takes rng=
+    dtype_arg: bool = True  # the constructor takes dtype=
+    setup: Callable[[Any, np.random.Generator], None] | None = None
+    x_scale: float = 1.0
+    away_from_zero: bool = False  # activations: keep x off the kink at 0
+
+
+def _bn_setup(training: bool) -> Callable[[Any, np.random.Generator], None]:
+    def setup(layer: Any, rng: np.random.Generator) -> None:
+        c = layer.params["weight"].shape
+        layer.params["weight"][...] = rng.uniform(0.5, 1.5, c)
+        layer.params["bias"][...] = rng.standard_normal(c)
+        layer.buffers["running_mean"][...] = rng.standard_normal(c)
+        layer.buffers["running_var"][...] = rng.uniform(0.5, 2.0, c)
+        if not training:
+            layer.eval()
+    return setup
+
+
+def _cases(step: str) -> list[Case]:
+    if step == "dense":
+        # the square one first: a transposed dW has the right shape there, so it gets its hint
+        return [Case("Dense(4, 4), x (3, 4)", "Dense", (4, 4), (3, 4)),
+                Case("Dense(5, 3), x (4, 5)", "Dense", (5, 3), (4, 5)),
+                Case("Dense(6, 2), x (1, 6)", "Dense", (6, 2), (1, 6)),
+                Case("Dense(3, 5, bias=False), x (2, 3)", "Dense", (3, 5), (2, 3),
+                     {"bias": False})]
+    if step == "activations":
+        kw = {"rng_arg": False, "dtype_arg": False, "away_from_zero": True}
+        return [Case("ELU(), x (3, 5)", "ELU", (), (3, 5), x_scale=2.0, **kw),
+                Case("ELU(alpha=0.5), x (2, 2, 3, 3)", "ELU", (), (2, 2, 3, 3),
+                     {"alpha": 0.5}, x_scale=2.0, **kw),
+                Case("Softplus(), x (3, 5)", "Softplus", (), (3, 5), x_scale=3.0, **kw),
+                Case("Sigmoid(), x (3, 5)", "Sigmoid", (), (3, 5), x_scale=3.0, **kw)]
+    if step == "conv2d":
+        def conv(c, f, k, s, p, x):
+            kw = {"stride": s, "padding": p}
+            return Case(f"Conv2d({c}, {f}, {k}, stride={s}, padding={p}), x {x}", "Conv2d",
+                        (c, f, k), x, kw, {"stride": s, "padding": p})
+        return [conv(2, 3, 3, 1, 0, (2, 2, 5, 5)), conv(2, 3, 3, 1, 1, (2, 2, 5, 6)),
+                conv(2, 3, 3, 2, 0, (2, 2, 7, 7)), conv(2, 3, 3, 2, 1, (1, 2, 7, 5)),
+                conv(3, 2, 2, 2, 1, (2, 3, 5, 5))]
+    if step == "conv_transpose2d":
+        def convt(c, f, k, s, p, op, x):
+            kw = {"stride": s, "padding": p, "output_padding": op}
+            return Case(f"ConvTranspose2d({c}, {f}, {k}, stride={s}, padding={p}, "
+                        f"output_padding={op}), x {x}", "ConvTranspose2d", (c, f, k), x, kw,
+                        dict(kw))
+        return [convt(2, 3, 3, 1, 0, 0, (2, 2, 3, 4)), convt(2, 3, 3, 1, 1, 0, (2, 2, 4, 4)),
+                convt(2, 3, 3, 2, 0, 0, (2, 2, 3, 3)), convt(2, 3, 3, 2, 1, 0, (2, 2, 3, 4)),
+                convt(3, 2, 3, 2, 1, 1, (1, 3, 3, 3)), convt(2, 2, 2, 3, 0, 2, (2, 2, 2, 3))]
+    if step == "batchnorm2d":
+        kw = {"rng_arg": False}
+        return [Case("BatchNorm2d(3), eval, x (4, 3, 3, 2)", "BatchNorm2d", (3,), (4, 3, 3, 2),
+                     features={"training": False}, setup=_bn_setup(False), **kw),
+                Case("BatchNorm2d(3), training, x (4, 3, 3, 2)", "BatchNorm2d", (3,),
+                     (4, 3, 3, 2), features={"training": True}, setup=_bn_setup(True),
+                     x_scale=2.0, **kw),
+                Case("BatchNorm2d(2), training, x (1, 2, 3, 3)", "BatchNorm2d", (2,),
+                     (1, 2, 3, 3), features={"training": True}, setup=_bn_setup(True), **kw)]
+    raise KeyError(step)
+
+
+_REFERENCE = {"Dense": nn.Dense, "ELU": nn.ELU, "Softplus": nn.Softplus, "Sigmoid": nn.Sigmoid,
+              "Conv2d": nn.Conv2d, "ConvTranspose2d": nn.ConvTranspose2d,
+              "BatchNorm2d": nn.BatchNorm2d}
+
+
+def _arrays(layer: Any) -> dict[str, np.ndarray]:
+    return {k: v.copy() for k, v in layer.named_arrays().items()}
+
+
+def _restore(layer: Any, saved: dict[str, np.ndarray]) -> None:
+    for k, v in layer.named_arrays().items():
+        v[...] = saved[k]
+
+
+def _as_array(value: Any, what: str, want: tuple) -> np.ndarray | str:
+    """The learner's value as a float64 array, or a message saying what came instead."""
+    if value is None:
+        return f"{what} returned None, expected an array of shape {want}"
+    if not isinstance(value, np.ndarray):
+        return f"{what} returned {type(value).__name__}, expected an array of shape {want}"
+    return value.astype(np.float64, copy=False)
+
+
+def grade_layers(step: Step, ns: dict, report: Report) -> None:
+    history: list = []
+    for i, case in enumerate(_cases(step.name)):
+        seed = 1000 + i
+        _grade_case(step, case, ns[case.cls], _REFERENCE[case.cls], seed, report, history)
+
+
+def _grade_case(step: Step, case: Case, learner_cls: Any, ref_cls: Any, seed: int,
+                report: Report, history: list) -> None:
+    kw = dict(case.kwargs)
+    if case.dtype_arg:
+        kw["dtype"] = np.float64
+    extra = (lambda: {"rng": np.random.default_rng(seed)}) if case.rng_arg else dict
+    ref = ref_cls(*case.args, **kw, **extra())
+    learner = learner_cls(*case.args, **kw, **extra())
+    rng = np.random.default_rng([seed, 1])  # not gradcheck_layer's seed: x must not equal G
+    if case.setup is not None:
+        case.setup(ref, rng)
+    label = case.label
+    ctx = hints.Context(step.name, step.reading, dict(case.features), history=history,
+                        kernel_size=case.args[2] if len(case.args) > 2 else 0)
+    want = {k: v.shape for k, v in ref.params.items()}
+    got = {k: np.shape(v) for k, v in getattr(learner, "params", {}).items()}
+    if want != got:
+        report.line(f"{label}  parameters", False, None,
+                    f"expected parameters {want}, got {got}: keep the stub's constructor "
+                    "(its names and shapes)")
+        return
+    for k in ref.params:
+        learner.params[k][...] = ref.params[k]
+    for k, v in ref.buffers.items():
+        if k not in getattr(learner, "buffers", {}):
+            report.line(f"{label}  buffers", False, None,
+                        f"expected a buffer {k!r} (keep the stub's constructor)")
+            return
+        learner.buffers[k][...] = v
+    training = case.features.get("training", True)
+    (learner.train if training else learner.eval)()
+    x = rng.standard_normal(case.x_shape) * case.x_scale
+    if case.away_from_zero:
+        x = np.where(x >= 0, x + 0.1, x - 0.1)
+    saved_l, saved_r = _arrays(learner), _arrays(ref)
+
+    y_r = ref.forward(x.copy())
+    y_l = _as_array(learner.forward(x.copy()), "forward", y_r.shape)
+    if isinstance(y_l, str):
+        report.line(f"{label}  forward", False, None, y_l)
+        return
+    if y_l.shape != y_r.shape:
+        ok = report.line(f"{label}  forward", False, None, hints.forward_hint(y_l, y_r, ctx))
+    else:
+        err = rel_error(y_l, y_r)
+        ok = report.line(f"{label}  forward", err <= FORWARD_TOLERANCE, err,
+                         hints.forward_hint(y_l, y_r, ctx) if err > FORWARD_TOLERANCE else None)
+    if ok and ref.buffers and training:
+        err = max(rel_error(learner.buffers[k], v) for k, v in ref.buffers.items())
+        report.line(f"{label}  running statistics after forward", err <= FORWARD_TOLERANCE, err,
+                    "the running statistics move towards the batch's mean and its unbiased "
+                    "variance by momentum: see the BatchNorm2d docstring")
+    _restore(learner, saved_l)
+    _restore(ref, saved_r)
+    history.append((ctx.features, "forward", ok))
+    if not ok:
+        report.say("        (the gradients are checked once forward matches)")
+        return
+
+    # The analytic gradients of both, for L = Σ G ⊙ y with gradcheck_layer's own G.
+    G = np.random.default_rng(seed).standard_normal(y_r.shape)
+    ref.forward(x.copy())
+    dx_r = ref.backward(G.copy())
+    g_r = {"input": dx_r, **{k: v.copy() for k, v in ref.grads.items()}}
+    learner.forward(x.copy())
+    before = {k: id(v) for k, v in learner.grads.items()}
+    dx_l = learner.backward(G.copy())
+    rebound = [k for k, v in learner.grads.items() if id(v) != before.get(k)]
+    g_l: dict[str, Any] = {"input": _as_array(dx_l, "backward", x.shape),
+                           **{k: np.asarray(v, dtype=np.float64) for k, v in learner.grads.items()}}
+    _restore(learner, saved_l)
+    _restore(ref, saved_r)
+    if set(learner.grads) != set(ref.grads):
+        report.line(f"{label}  grads", False, None,
+                    f"expected grads {sorted(ref.grads)}, got {sorted(learner.grads)}: "
+                    "add_param in the constructor makes one per parameter")
+        return
+    bad_shape = False
+    for k, r in g_r.items():
+        g = g_l[k]
+        if isinstance(g, str):
+            report.line(f"{label}  dx", False, None, g)
+            bad_shape = True
+        elif g.shape != r.shape:
+            report.line(f"{label}  {hints.grad_name(k)}", False, None,
+                        hints.shape_hint(k, g.shape, r.shape))
+            bad_shape = True
+    for k in rebound:
+        report.line(f"{label}  grads[{k!r}] written in place", False, None,
+                    hints.NO_INPLACE.format(name=k))
+    if bad_shape:
+        return
+    if case.features.get("training") and ref.buffers:
+        var = x.var(axis=(0, 2, 3))
+        inv = 1.0 / np.sqrt(var + ref.eps)
+        ctx.eval_form_dx = (ref.params["weight"] * inv)[None, :, None, None] * G
+    ctx.dout_shape = G.shape
+    results = gradcheck_layer(learner, x, seed=seed)
+    _restore(learner, saved_l)
+    for res in results:
+        hint = None if res.passed else hints.layer_hint(res.name, g_l[res.name], g_r[res.name],
+                                                        ctx)
+        report.line(f"{label}  {hints.grad_name(res.name)}", res.passed, res.max_error, hint)
+        history.append((ctx.features, res.name, res.passed))
+
+
+def grade_large_inputs(ns: dict, report: Report) -> None:
+    """Activations at |x| = 1000: the exact limits, and no overflow on the way."""
+    x = np.array([[-1000.0, -30.0, 0.5, 30.0, 1000.0]])
+    for name in ("ELU", "Softplus", "Sigmoid"):
+        ref, learner = _REFERENCE[name](), ns[name]()
+        with np.errstate(over="raise", invalid="raise", divide="raise", under="ignore"):
+            try:
+                y = learner.forward(x.copy())
+                problem = None
+            except FloatingPointError as e:
+                problem = f"overflow in forward ({e}): exponentiate only values ≤ 0 " \
+                          "(see the module docstring of numpyvae/nn/activations.py)"
+        if problem is None:
+            y = _as_array(y, "forward", x.shape)
+            problem = y if isinstance(y, str) else None
+        if problem is not None:
+            report.line(f"{name}(), x = ±1000, ±30  forward", False, None, problem)
+            continue
+        err = rel_error(y, ref.forward(x.copy())) if y.shape == x.shape else np.inf
+        report.line(f"{name}(), x = ±1000, ±30  forward", err <= FORWARD_TOLERANCE, err,
+                    "wrong far from 0: check the limits of your formula there")
+
+
+# -- gradcheck -------------------------------------------------------------------
+def _functions(rng: np.random.Generator) -> list:
+    a = rng.standard_normal(5)
+    B = rng.standard_normal((4, 4))
+    c = rng.standard_normal((1, 2, 3, 3))
+
+    def lse_grad(x):
+        e = np.exp(x - x.max())
+        return e / e.sum()
+    return [
+        ("f(x) = Σ x², x (3, 4)", lambda x: float(np.sum(x * x)), lambda x: 2 * x, (3, 4)),
+        ("f(x) = Σ a ⊙ sin x, x (5,)", lambda x: float(np.sum(a * np.sin(x))),
+         lambda x: a * np.cos(x), (5,)),
+        ("f(x) = log Σ exp x, x (2, 3)", lambda x: float(np.log(np.sum(np.exp(x)))),
+         lse_grad, (2, 3)),
+        ("f(x) = xᵀ B x, x (4,)", lambda x: float(x @ B @ x), lambda x: (B + B.T) @ x, (4,)),
+        ("f(x) = Σ c ⊙ tanh x, x (1, 2, 3, 3)", lambda x: float(np.sum(c * np.tanh(x))),
+         lambda x: c * (1 - np.tanh(x) ** 2), (1, 2, 3, 3)),
+    ]
+
+
+def grade_gradcheck(step: Step, ns: dict, report: Report) -> None:
+    numerical_gradient = ns["numerical_gradient"]
+    h = 1e-5
+    rng = np.random.default_rng(0)
+    for label, f, grad, shape in _functions(rng):
+        x = rng.standard_normal(shape)
+        x0 = x.copy()
+        n = _as_array(numerical_gradient(f, x, h), "numerical_gradient", shape)
+        if isinstance(n, str) or n.shape != x.shape:
+            report.line(label, False, None, n if isinstance(n, str) else
+                        f"numerical_gradient returned shape {n.shape}, expected x's {shape}")
+            continue
+        if not np.array_equal(x, x0):
+            report.line(label, False, None, hints.NOT_RESTORED)
+            continue
+        true = grad(x)
+        err = rule_error(true, n)
+        hint = None
+        if err > TOLERANCE:
+            one_sided = np.array([(f(_bump(x, i, h)) - f(x)) / h for i in range(x.size)])
+            if hints.close(n, true * 2):
+                hint = "numerical_gradient " + hints.HALF_STEP
+            elif rule_error(one_sided.reshape(shape), n) < 1e-6:
+                hint = "numerical_gradient " + hints.ONE_SIDED
+            else:
+                hint = f"numerical_gradient differs from the known gradient: see {step.reading}"
+        report.line(label, err <= TOLERANCE, err, hint)
+
+    # A Dense layer whose backward is 1% off must be flagged, and the correct one passed.
+    layer = nn.Dense(5, 3, dtype=np.float64, rng=np.random.default_rng(1))
+    x = rng.standard_normal((4, 5))
+    G = rng.standard_normal((4, 3))
+    layer.forward(x)
+    layer.backward(G)
+    true_dw = layer.grads["weight"].copy()
+    weight = layer.params["weight"]
+
+    def loss(w: np.ndarray) -> float:
+        saved = weight.copy()
+        weight[...] = w
+        try:
+            return float(np.sum(G * layer.forward(x)))
+        finally:
+            weight[...] = saved
+
+    n = _as_array(numerical_gradient(loss, weight, h), "numerical_gradient", weight.shape)
+    if isinstance(n, str) or n.shape != weight.shape:
+        report.line("Dense(5, 3) dW", False, None, n if isinstance(n, str) else
+                    f"numerical_gradient returned shape {n.shape}, expected {weight.shape}")
+        return
+    err_true = rule_error(true_dw, n)
+    report.line("Dense(5, 3): the correct dW agrees with yours", err_true <= TOLERANCE,
+                err_true, None if err_true <= TOLERANCE else
+                f"your numerical gradient disagrees with a correct backward: see {step.reading}")
+    err_planted = rule_error(1.01 * true_dw, n)
+    report.line("Dense(5, 3): a planted dW 1% off is flagged (error must exceed "
+                f"{TOLERANCE:.0e})", err_planted > TOLERANCE, err_planted,
+                "a 1% mistake should show as an error near 5e-3 under the project's rule; "
+                "check your step h and the float64 arithmetic")
+
+
+def _bump(x: np.ndarray, i: int, h: float) -> np.ndarray:
+    y = x.copy()
+    y.reshape(-1)[i] += h
+    return y
+
+
+# -- vae --------------------------------------------------------------------------
+def grade_vae(step: Step, ns: dict, report: Report) -> None:
+    for i, (n, zd) in enumerate(((3, 2), (1, 4), (5, 3))):
+        rng = np.random.default_rng(2000 + i)
+        m, h = rng.standard_normal((n, zd)) * 1.5, rng.standard_normal((n, zd)) * 1.5
+        eps = rng.standard_normal((n, zd))
+        gz, gk = rng.standard_normal((n, zd)), rng.standard_normal(n)
+        label = f"Reparameterize, m, h, ε ({n}, {zd})"
+        ref, learner = ReferenceReparameterize(), ns["Reparameterize"]()
+        z_r, kl_r = ref.forward(m, h, eps)
+        out = learner.forward(m.copy(), h.copy(), eps.copy())
+        if not (isinstance(out, tuple) and len(out) == 2):
+            report.line(f"{label}  forward", False, None,
+                        "forward must return the pair (z, kl)")
+            continue
+        ok = True
+        for what, got, want in (("z", out[0], z_r), ("kl", out[1], kl_r)):
+            got = _as_array(got, f"forward's {what}", want.shape)
+            if isinstance(got, str) or got.shape != want.shape:
+                ok = report.line(f"{label}  forward {what}", False, None, got if isinstance(
+                    got, str) else f"{what} has shape {got.shape}, expected {want.shape}") and ok
+                continue
+            err = rel_error(got, want)
+            hint = None
+            if err > FORWARD_TOLERANCE:
+                hint = (hints.KL_HALF.format(what="of forward") if what == "kl"
+                        and hints.close(got, 2 * want) else
+                        f"{what} differs from the reference: see {step.reading}")
+            ok = report.line(f"{label}  forward {what}", err <= FORWARD_TOLERANCE, err,
+                             hint) and ok
+        if not ok:
+            report.say("        (the gradients are checked once forward matches)")
+            continue
+        learner.forward(m.copy(), h.copy(), eps.copy())
+        d = _as_array(learner.backward(gz.copy(), gk.copy()), "backward", (n, 2 * zd))
+        if isinstance(d, str) or d.shape != (n, 2 * zd):
+            report.line(f"{label}  backward", False, None, d if isinstance(d, str) else
+                        f"backward returned shape {d.shape}, expected [dm, dh] of shape "
+                        f"{(n, 2 * zd)}")
+            continue
+        dm, dh = d[:, :zd].copy(), d[:, zd:].copy()
+
+        def loss(learner=learner, m=m, h=h, eps=eps, gz=gz, gk=gk) -> float:
+            z, kl = learner.forward(m, h, eps)
+            return float(np.sum(gz * z) + np.sum(gk * kl))
+
+        results = check_gradients(loss, {"m": (m, dm), "h": (h, dh)}, seed=i)
+        v = softplus(h) + 1e-8
+        sig = sigmoid(h)
+        terms = {"zm": gz, "km": gk[:, None] * m, "zh": gz * eps / (2 * np.sqrt(v)) * sig,
+                 "kh": gk[:, None] * 0.5 * (1 - 1 / v) * sig, "sig": sig}
+        found = hints.vae_hints(dm, dh, terms)
+        for res in results:
+            hint = None
+            if not res.passed:
+                hint = (found[0] if found else
+                        f"d{res.name} differs from the reference: see {step.reading}")
+            report.line(f"{label}  d{res.name}", res.passed, res.max_error, hint)
+
+
+# -- adam ----------------------------------------------------------------------------
+def _adam_variant(params, grads_seq, lr_seq, betas, eps, correct: bool, eps_inside: bool):
+    """Adam as a learner might have written it, for the hints; yields each step's updates
+    (they depend on the gradients only, not on where the params are)."""
+    b1, b2 = betas
+    p = [q.copy() for q in params]
+    m = [np.zeros_like(q) for q in p]
+    v = [np.zeros_like(q) for q in p]
+    prev = [q.copy() for q in p]
+    for t, (grads, lr) in enumerate(zip(grads_seq, lr_seq, strict=True), start=1):
+        for q, g, mm, vv in zip(p, grads, m, v, strict=True):
+            mm[...] = b1 * mm + (1 - b1) * g
+            vv[...] = b2 * vv + (1 - b2) * g * g
+            mh = mm / (1 - b1**t) if correct else mm
+            vh = vv / (1 - b2**t) if correct else vv
+            q -= lr * mh / (np.sqrt(vh + eps) if eps_inside else np.sqrt(vh) + eps)
+        yield [q - q0 for q, q0 in zip(p, [q.copy() for q in prev], strict=True)]
+        prev = [q.copy() for q in p]
+
+
+def grade_adam(step: Step, ns: dict, report: Report) -> None:
+    configs = [("Adam(lr=0.001), 12 steps", 1e-3, (0.9, 0.999), 1e-8, None),
+               ("Adam(lr=0.05, betas=(0.8, 0.95), eps=1e-6), lr 0.01 from step 7, 12 steps",
+                0.05, (0.8, 0.95), 1e-6, 0.01)]
+    for i, (label, lr, betas, eps, lr2) in enumerate(configs):
+        rng = np.random.default_rng(3000 + i)
+        shapes = [(3, 4), (5,)]
+        start = [rng.standard_normal(s) for s in shapes]
+        grads_seq = [[rng.standard_normal(s) * 10.0 ** rng.integers(-4, 1) for s in shapes]
+                     for _ in range(12)]
+        lr_seq = [lr if (lr2 is None or t < 6) else lr2 for t in range(12)]
+        pairs_l = [(p.copy(), np.zeros_like(p)) for p in start]
+        pairs_r = [(p.copy(), np.zeros_like(p)) for p in start]
+        learner = ns["Adam"](pairs_l, lr=lr, betas=betas, eps=eps)
+        ref = ReferenceAdam(pairs_r, lr=lr, betas=betas, eps=eps)
+        variants = {
+            hints.ADAM_NO_CORRECTION: _adam_variant(start, grads_seq, lr_seq, betas, eps,
+                                                    False, False),
+            hints.ADAM_EPS_INSIDE: _adam_variant(start, grads_seq, lr_seq, betas, eps,
+                                                 True, True)}
+        matches = dict.fromkeys(variants, True)
+        worst, first_bad = 0.0, None
+        for t in range(12):
+            learner.lr = ref.lr = lr_seq[t]
+            prev = [p.copy() for p, _ in pairs_r]
+            for (_, gl), (_, gr), g in zip(pairs_l, pairs_r, grads_seq[t], strict=True):
+                gl[...] = g
+                gr[...] = g
+            learner.step()
+            ref.step()
+            for hint, it in variants.items():
+                cand = next(it)
+                matches[hint] &= all(hints.close(p - q, c) for (p, _), q, c in zip(
+                    pairs_l, prev, cand, strict=True))
+            # the error of the update, relative to the reference's update
+            err = max(rel_error(pl - q, pr - q)
+                      for (pl, _), (pr, _), q in zip(pairs_l, pairs_r, prev, strict=True))
+            worst = max(worst, err)
+            if err > FORWARD_TOLERANCE and first_bad is None:
+                first_bad = t + 1
+            for (pl, _), (pr, _) in zip(pairs_l, pairs_r, strict=True):
+                pl[...] = pr  # each step starts from the same params, so errors do not pile up
+        hint = None
+        if first_bad is not None:
+            found = [h for h, ok in matches.items() if ok]
+            hint = (found[0] if found else
+                    f"the update differs from step {first_bad} on: see {step.reading}")
+        report.line(label, first_bad is None, worst, hint)
+
+
+GRADERS = {"gradcheck": grade_gradcheck, "vae": grade_vae, "adam": grade_adam}
+
+
+def _grade(step: Step, ns: dict, report: Report) -> None:
+    if step.name in GRADERS:
+        GRADERS[step.name](step, ns, report)
+    else:
+        grade_layers(step, ns, report)
+        if step.name == "activations":
+            grade_large_inputs(ns, report)
+
+
+def _speed(step: Step, ns: dict, report: Report) -> None:
+    """The timings are information: a layer that cannot be timed (say, float64 only) is no
+    failure of the step."""
+    from .speed import report_speed
+
+    try:
+        report_speed(step, ns, report)
+    except Exception as e:  # noqa: BLE001 - anything the learner's layer raises here
+        report.say(f"speed: not measured, your code raised {type(e).__name__}: {e} "
+                   "(on float32 inputs of the sizes the report's models use)")
+
+
+# -- the entry point -----------------------------------------------------------------
+def namespace(step: Step, obj: Any) -> dict:
+    """What the learner handed over, as {name: object}: a module, a dict, or one object."""
+    if isinstance(obj, types.ModuleType):
+        return {k: getattr(obj, k) for k in step.defines if hasattr(obj, k)}
+    if isinstance(obj, dict):
+        return dict(obj)
+    if len(step.defines) == 1:
+        return {step.defines[0]: obj}
+    name = getattr(obj, "__name__", "")
+    return {name: obj}
+
+
+def run_check(step_name: str, directory: str | Path | None = None, obj: Any = None,
+              echo: Callable[[str], None] | None = print, speed: bool = True) -> CheckResult:
+    """Grade a step: from DIR/STEP.py (``directory``), or from ``obj`` (a notebook's class)."""
+    step = get_step(step_name)
+    report = Report(step.name, echo)
+    where = f"{Path(directory) / (step.name + '.py')}" if obj is None else "your code"
+    report.say(f"learn check {step.name} ({where}): {step.teaches}")
+    problem, unfilled = None, False
+    try:
+        ns = namespace(step, load_module(step, directory) if obj is None else obj)
+        missing = [k for k in step.defines if k not in ns]
+        if missing:
+            raise StepProblem(f"{where} defines no {', '.join(missing)}: the step expects "
+                              f"{', '.join(step.defines)} (see its stub)")
+        with np.errstate(all="ignore"):
+            _grade(step, ns, report)
+        if speed:
+            _speed(step, ns, report)
+    except StepProblem as e:
+        problem = str(e)
+    except NotImplementedError:
+        problem = f"not implemented yet: write {step.todo} in {where}"
+        unfilled = True
+    except Exception as e:
+        if not has_learner_frame(e):
+            raise
+        problem = learner_traceback(e, "your code raised an exception")
+    result = report.result
+    if problem is not None:
+        result.problem = problem
+        report.say(problem)
+    n_fail = len(result.failures)
+    if result.passed:
+        report.say(f"PASS: all {len(result.lines)} checks of {step.name} passed")
+    else:
+        report.say(f"FAIL: {step.name}" + (f", {n_fail} of {len(result.lines)} checks failed"
+                                           if result.lines else ""))
+    if obj is None and step_path_exists(step, directory):
+        record_status(step, directory, "done" if result.passed else
+                      "started" if unfilled else "failing")
+    return report.finish()
+
+
+def step_path_exists(step: Step, directory: str | Path) -> bool:
+    return (Path(directory) / f"{step.name}.py").is_file()
+
+
+def _file_hash(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def read_status(directory: str | Path) -> dict:
+    path = Path(directory) / STATUS_FILE
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def record_status(step: Step, directory: str | Path, state: str) -> None:
+    """Remember the verdict with the file's hash: an edit afterwards un-does "done"."""
+    path = Path(directory) / f"{step.name}.py"
+    status = read_status(directory)
+    status[step.name] = {"state": state, "sha256": _file_hash(path)}
+    target = Path(directory) / STATUS_FILE
+    tmp = target.with_name(target.name + ".tmp")
+    tmp.write_text(json.dumps(status, indent=1))
+    os.replace(tmp, target)
+
+
+def step_state(step: Step, directory: str | Path) -> str:
+    """"not started", "started", "done" (its check passed on the file as it is) or "failing"."""
+    path = Path(directory) / f"{step.name}.py"
+    if not path.is_file():
+        return "not started"
+    entry = read_status(directory).get(step.name)
+    if not entry or entry.get("sha256") != _file_hash(path):
+        return "started"
+    return entry.get("state", "started")
+
+
+def done_steps(directory: str | Path) -> list[str]:
+    return [s.name for s in STEPS if step_state(s, directory) == "done"]

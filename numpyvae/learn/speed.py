@@ -1,0 +1,194 @@
+"""Speed, for information only: the learner's forward and backward beside the package's
+NumPy form and its numba kernels. Nothing is asserted on it."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from .. import nn
+from ..nn.adam import Adam as ReferenceAdam
+from .reference import Reparameterize as ReferenceReparameterize
+from .steps import Step
+
+SLOW = 2.0  # seconds: a learner's layer this slow is timed once, not best of three
+
+
+def _best(fn: Callable[[], Any], repeats: int = 3) -> float:
+    best = np.inf
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+        if best > SLOW:
+            break
+    return best
+
+
+def _fmt(t: float) -> str:
+    return f"{t * 1e3:8.2f} ms" if t < 1 else f"{t:8.2f} s "
+
+
+def _time_layer(layer: Any, x: np.ndarray) -> tuple[float, float]:
+    y = layer.forward(x)  # warm-up (and numba's compile, if any)
+    dy = np.ones_like(y)
+    layer.backward(dy)
+    fwd = _best(lambda: layer.forward(x))
+    bwd = _best(lambda: layer.backward(dy))
+    return fwd, bwd
+
+
+# -- the package's NumPy forms of Dense and the convolutions (the docstrings' einsums) -----
+class _NumpyDense:
+    def __init__(self, w: np.ndarray, b: np.ndarray) -> None:
+        self.w, self.b = w, b
+
+    def forward(self, x):
+        self.x = x
+        return x @ self.w + self.b
+
+    def backward(self, dy):
+        dw, db = self.x.T @ dy, dy.sum(0)
+        return dy @ self.w.T, dw, db
+
+
+def _conv_numpy(x: np.ndarray, w: np.ndarray, s: int, p: int) -> np.ndarray:
+    xp = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))
+    k = w.shape[2]
+    win = sliding_window_view(xp, (k, k), axis=(2, 3))[:, :, ::s, ::s]
+    return np.einsum("nchwij,fcij->nfhw", win, w, optimize=True)
+
+
+def _conv_grads_numpy(x, w, dy, s, p):
+    """(dx, dW) of the conv: dW from the windows, dx by stamping dY·W back tap by tap."""
+    k = w.shape[2]
+    xp = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))
+    win = sliding_window_view(xp, (k, k), axis=(2, 3))[:, :, ::s, ::s]
+    dw = np.einsum("nchwij,nfhw->fcij", win, dy, optimize=True)
+    dxp = np.zeros_like(xp)
+    ho, wo = dy.shape[2:]
+    for a in range(k):
+        for e in range(k):
+            dxp[:, :, a:a + s * (ho - 1) + 1:s, e:e + s * (wo - 1) + 1:s] += np.einsum(
+                "nfhw,fc->nchw", dy, w[:, :, a, e])
+    return dxp[:, :, p:p + x.shape[2], p:p + x.shape[3]], dw
+
+
+class _NumpyConv:
+    def __init__(self, w, s, p):
+        self.w, self.s, self.p = w, s, p
+
+    def forward(self, x):
+        self.x = x
+        return _conv_numpy(x, self.w, self.s, self.p)
+
+    def backward(self, dy):
+        return _conv_grads_numpy(self.x, self.w, dy, self.s, self.p)
+
+
+class _NumpyConvT:
+    """Forward = the conv's input gradient; backward = the conv (dx) and its weight gradient."""
+
+    def __init__(self, w, s, p, out_hw):
+        self.w, self.s, self.p, self.out_hw = w, s, p, out_hw
+
+    def forward(self, x):
+        self.x = x
+        n = x.shape[0]
+        fake = np.zeros((n, self.w.shape[1], *self.out_hw), x.dtype)
+        return _conv_grads_numpy(fake, self.w, x, self.s, self.p)[0]
+
+    def backward(self, dy):
+        dx = _conv_numpy(dy, self.w, self.s, self.p)
+        dw = _conv_grads_numpy(dy, self.w, self.x, self.s, self.p)[1]
+        return dx, dw
+
+
+def _setups(step: str, ns: dict) -> tuple[str, Any, Any, Any, np.ndarray] | None:
+    """(what, learner's layer, package NumPy form or None, package kernel layer, x)."""
+    f32 = np.float32
+    rng = np.random.default_rng(0)
+    if step == "dense":
+        x = rng.standard_normal((256, 784)).astype(f32)
+        ref = nn.Dense(784, 300, dtype=f32, rng=rng)
+        return ("Dense(784, 300), x (256, 784) float32", ns["Dense"](784, 300, dtype=f32, rng=rng),
+                _NumpyDense(ref.params["weight"], ref.params["bias"]), ref, x)
+    if step == "activations":
+        x = rng.standard_normal((256, 300)).astype(f32)
+        slow = nn.ELU()
+        slow.use_kernels = False
+        return "ELU(), x (256, 300) float32", ns["ELU"](), slow, nn.ELU(), x
+    if step == "conv2d":
+        x = rng.standard_normal((8, 8, 14, 14)).astype(f32)
+        ref = nn.Conv2d(8, 16, 3, stride=2, padding=1, dtype=f32, rng=rng)
+        return ("Conv2d(8, 16, 3, stride=2, padding=1), x (8, 8, 14, 14) float32",
+                ns["Conv2d"](8, 16, 3, stride=2, padding=1, dtype=f32, rng=rng),
+                _NumpyConv(ref.params["weight"], 2, 1), ref, x)
+    if step == "conv_transpose2d":
+        x = rng.standard_normal((8, 16, 7, 7)).astype(f32)
+        ref = nn.ConvTranspose2d(16, 8, 3, stride=2, padding=1, output_padding=1, dtype=f32,
+                                 rng=rng)
+        return ("ConvTranspose2d(16, 8, 3, stride=2, padding=1, output_padding=1), "
+                "x (8, 16, 7, 7) float32",
+                ns["ConvTranspose2d"](16, 8, 3, stride=2, padding=1, output_padding=1,
+                                      dtype=f32, rng=rng),
+                _NumpyConvT(ref.params["weight"], 2, 1, (14, 14)), ref, x)
+    if step == "batchnorm2d":
+        x = rng.standard_normal((64, 32, 14, 14)).astype(f32)
+        slow = nn.BatchNorm2d(32, dtype=f32)
+        slow.use_kernels = False
+        return ("BatchNorm2d(32), training, x (64, 32, 14, 14) float32",
+                ns["BatchNorm2d"](32, dtype=f32), slow, nn.BatchNorm2d(32, dtype=f32), x)
+    return None
+
+
+def report_speed(step: Step, ns: dict, report: Any) -> None:
+    """Print the timings; a failure here is the learner's to see, but it is no verdict."""
+    if step.name == "adam":
+        _adam_speed(ns, report)
+        return
+    if step.name == "vae":
+        _vae_speed(ns, report)
+        return
+    setup = _setups(step.name, ns)
+    if setup is None:
+        return
+    what, mine, numpy_form, kernels, x = setup
+    report.say(f"speed, for information (best of 3): {what}")
+    rows = [("yours", mine), ("package, NumPy form", numpy_form),
+            ("package, numba kernels" if step.name != "dense" else "package (BLAS)", kernels)]
+    for name, layer in rows:
+        fwd, bwd = _time_layer(layer, x)
+        report.say(f"    {name:<24} forward {_fmt(fwd)}   backward {_fmt(bwd)}")
+
+
+def _vae_speed(ns: dict, report: Any) -> None:
+    rng = np.random.default_rng(0)
+    m, h, e = (rng.standard_normal((256, 2)) for _ in range(3))
+    report.say("speed, for information (best of 3): Reparameterize, (256, 2) float64")
+    for name, layer in (("yours", ns["Reparameterize"]()),
+                        ("package, NumPy", ReferenceReparameterize())):
+        fwd = _best(lambda layer=layer: layer.forward(m, h, e))
+        bwd = _best(lambda layer=layer: layer.backward(m, h[:, 0]))
+        report.say(f"    {name:<24} forward {_fmt(fwd)}   backward {_fmt(bwd)}")
+
+
+def _adam_speed(ns: dict, report: Any) -> None:
+    rng = np.random.default_rng(0)
+    shapes = [(784, 300), (300,), (300, 100), (100,)]
+    report.say("speed, for information (best of 3): Adam.step() on the MLP's first layers, "
+               "float32")
+    for name, make, kernels in (("yours", ns["Adam"], None),
+                                ("package, NumPy form", ReferenceAdam, False),
+                                ("package, numba kernel", ReferenceAdam, True)):
+        pairs = [(rng.standard_normal(s).astype(np.float32),
+                  rng.standard_normal(s).astype(np.float32)) for s in shapes]
+        opt = make(pairs, lr=1e-3)
+        if kernels is not None:
+            opt.use_kernels = kernels
+        opt.step()
+        report.say(f"    {name:<24} step    {_fmt(_best(opt.step))}")

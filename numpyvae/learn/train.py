@@ -1,0 +1,286 @@
+"""``learn train``: the report's VAE built from the learner's finished layers.
+
+First a replay (the verdict): a few dozen training steps of the learner's model beside
+the package's, in float64, on the same batches and the same ε, from the same
+parameters; the losses and every gradient must agree to ``REPLAY_TOLERANCE``.
+Then a training run on MNIST through the package's loop (``numpyvae.training.train``),
+with its run folder and figures, and its final loss beside the package's on the same
+seed. That last comparison is information, not a verdict: separate float32 runs
+decorrelate over thousands of steps, so final losses alone cannot tell a right layer
+from a slightly wrong one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import data, nn
+from ..models.architectures import DEFAULT_HIDDEN, IMAGE_SHAPE, PIXELS
+from ..models.encoder_decoder import Losses
+from ..models.vae import VAE
+from ..nn.adam import Adam as ReferenceAdam
+from .grader import done_steps, rel_error
+from .loading import StepProblem, load_module
+from .reference import Reparameterize as ReferenceReparameterize
+from .steps import BY_NAME
+
+# The replay's verdict. Both models compute in float64 from the same parameters, batches
+# and ε; a correct layer differs from the package's only in the order of its sums, about
+# 1e-16 relative per operation, 1e-15..1e-13 after a few layers. Adam keeps the two
+# trajectories together (each update is ≈ lr·sign-like, so a 1e-14 gradient difference
+# moves params by ~1e-14·lr). Measured: correct but differently written layers (einsum
+# Dense, ELU from max/min, tanh Sigmoid, logaddexp Softplus, Adam in the paper's
+# "efficient" form) stay within 4e-16 on the loss and 1.3e-13 on every gradient over 40
+# MLP steps of batch 256. A real mistake shows at 1e-3 or more (a 1% dW is 1e-2 from the
+# first step). 1e-8 sits between the two with over four orders of margin on each side.
+REPLAY_TOLERANCE = 1e-8
+REPLAY = {"mlp": (30, 256), "cnn": (5, 16)}  # (steps, batch size) by default
+MLP_NAMES = ("Dense", "ELU", "Sigmoid", "Softplus", "Reparameterize", "Adam")
+CNN_NAMES = MLP_NAMES + ("Conv2d", "ConvTranspose2d", "BatchNorm2d")
+PACKAGE_KIT: dict[str, Any] = {
+    "Dense": nn.Dense, "ELU": nn.ELU, "Sigmoid": nn.Sigmoid, "Softplus": nn.Softplus,
+    "Conv2d": nn.Conv2d, "ConvTranspose2d": nn.ConvTranspose2d,
+    "BatchNorm2d": nn.BatchNorm2d, "Reparameterize": ReferenceReparameterize,
+    "Adam": ReferenceAdam,
+}
+
+
+def learner_kit(directory: str | Path, arch: str) -> tuple[dict[str, Any], dict[str, str]]:
+    """The classes to build from: the learner's where their step is done, else the package's.
+
+    Returns the kit and, per class name, whose it is.
+    """
+    kit, owner = dict(PACKAGE_KIT), dict.fromkeys(PACKAGE_KIT, "package")
+    for name in done_steps(directory):
+        step = BY_NAME[name]
+        wanted = [k for k in step.defines if k in (MLP_NAMES if arch == "mlp" else CNN_NAMES)]
+        if not wanted:
+            continue
+        module = load_module(step, directory)
+        for k in wanted:
+            kit[k], owner[k] = getattr(module, k), f"yours ({Path(directory) / name}.py)"
+    return kit, owner
+
+
+class LearnVAE(VAE):
+    """The VAE as encoder → Reparameterize → decoder → likelihood, any of them the learner's."""
+
+    def __init__(self, encoder: Any, decoder: Any, latent_dim: int, kit: dict[str, Any],
+                 c: float = 0.05) -> None:
+        super().__init__(encoder, decoder, latent_dim, c=c)
+        self.reparam = kit["Reparameterize"]()
+        self.softplus = kit["Softplus"]()
+        if getattr(self.likelihood, "sigmoid", None) is not None:
+            self.likelihood.sigmoid = kit["Sigmoid"]()
+
+    def forward(self, x: np.ndarray, eps: np.ndarray | None = None,
+                rng: np.random.Generator | None = None, y: np.ndarray | None = None) -> Losses:
+        n, z_dim = x.shape[0], self.latent_dim
+        out = self.encoder.forward(x)
+        self._check_encoder_output(out, x, 2 * z_dim)
+        if eps is None:  # drawn exactly as the package's VAE draws it
+            rng = np.random.default_rng() if rng is None else rng
+            eps = rng.standard_normal((n, z_dim), dtype=out.dtype)
+        eps = eps.astype(out.dtype, copy=False)
+        z, kl = self.reparam.forward(out[:, :z_dim], out[:, z_dim:], eps)
+        recon = self.likelihood.nll(x, self.decoder.forward(z))
+        self.cache = {"n": n, "dtype": out.dtype}
+        recon_mean, kl_mean = float(np.mean(recon)), float(np.mean(kl))
+        return Losses(recon_mean + kl_mean, recon_mean, kl_mean)
+
+    def backward(self) -> None:
+        """L = mean over the batch, so dL/d recon_n = dL/d kl_n = 1/N."""
+        n, dtype = self._saved()["n"], self._saved()["dtype"]
+        dz = self.decoder.backward(self.likelihood.backward(1 / n))
+        self.encoder.backward(self.reparam.backward(dz, np.full(n, 1 / n, dtype=dtype)))
+
+    def _saved(self) -> dict:
+        if self.cache is None:
+            raise RuntimeError("LearnVAE.backward called before forward")
+        return self.cache
+
+
+def build(kit: dict[str, Any], arch: str, latent_dim: int = 2, hidden=DEFAULT_HIDDEN,
+          c: float = 0.05, dtype: Any = np.float32, rng: np.random.Generator | None = None
+          ) -> LearnVAE:
+    """The report's MLP or CNN VAE (numpyvae/models/architectures.py, layer for layer)."""
+    rng = np.random.default_rng() if rng is None else rng
+    D, E, kw = kit["Dense"], kit["ELU"], {"dtype": dtype, "rng": rng}
+
+    def mlp(widths):
+        layers = []
+        for i, (a, b) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
+            layers.append(D(a, b, **kw))
+            if i < len(widths) - 2:
+                layers.append(E())
+        return layers
+
+    if arch == "mlp":
+        encoder = nn.Sequential(nn.Flatten(), *mlp((PIXELS, *hidden, 2 * latent_dim)))
+        decoder = nn.Sequential(*mlp((latent_dim, *hidden[::-1], PIXELS)),
+                                nn.Reshape(*IMAGE_SHAPE))
+    else:
+        C, T, B = kit["Conv2d"], kit["ConvTranspose2d"], kit["BatchNorm2d"]
+
+        def block(layer, ch):
+            return [layer, B(ch, dtype=dtype), E()]
+        encoder = nn.Sequential(
+            *block(C(1, 32, 3, stride=2, padding=1, **kw), 32),
+            *block(C(32, 64, 3, stride=2, padding=1, **kw), 64),
+            *block(C(64, 32, 3, stride=2, padding=1, **kw), 32),
+            nn.Flatten(), D(512, 2 * latent_dim, **kw))
+        decoder = nn.Sequential(
+            D(latent_dim, 512, **kw), nn.Reshape(32, 4, 4),
+            *block(T(32, 64, 3, stride=2, padding=1, **kw), 64),
+            *block(T(64, 32, 3, stride=2, padding=1, output_padding=1, **kw), 32),
+            *block(T(32, 32, 3, stride=2, padding=1, output_padding=1, **kw), 32),
+            C(32, 1, 3, stride=1, padding=1, **kw))
+    return LearnVAE(encoder, decoder, latent_dim, kit, c=c)
+
+
+def copy_arrays(src: Any, dst: Any) -> None:
+    """dst's params and buffers := src's (same architecture, so the same names)."""
+    a, b = src.named_arrays(), dst.named_arrays()
+    if a.keys() != b.keys():
+        raise StepProblem(f"your layers' parameters do not line up with the package's: "
+                          f"{sorted(set(a) ^ set(b))[:6]}")
+    for k, v in a.items():
+        if b[k].shape != v.shape:
+            raise StepProblem(f"{k}: your layer's array has shape {b[k].shape}, "
+                              f"the package's {v.shape}")
+        b[k][...] = v
+
+
+def replay(kit: dict[str, Any], arch: str, x: np.ndarray, steps: int, batch_size: int,
+           lr: float, seed: int = 0, echo=print) -> bool:
+    """Train the learner's model and the package's side by side in float64; True if they
+    agree on every loss and gradient to ``REPLAY_TOLERANCE``."""
+    ref = build(PACKAGE_KIT, arch, dtype=np.float64, rng=np.random.default_rng([seed, 0]))
+    mine = build(kit, arch, dtype=np.float64, rng=np.random.default_rng([seed, 0]))
+    copy_arrays(ref, mine)
+    opt_ref = ReferenceAdam(ref.parameters(), lr=lr)
+    opt_mine = with_state(kit["Adam"])(mine.parameters(), lr=lr)
+    noise = np.random.default_rng([seed, 2])
+    names = [n for n, _, _ in ref.named_parameters()]
+    worst_loss, worst_grad, worst_name, first_bad = 0.0, 0.0, "", None
+    order = data.epoch_order(len(x), seed, 0)
+    for t in range(steps):
+        idx = order[(t * batch_size) % len(x):][:batch_size]
+        xb = x[idx].astype(np.float64)
+        eps = noise.standard_normal((len(xb), ref.latent_dim))
+        lr_ = ref.forward(xb, eps=eps)
+        lm = mine.forward(xb, eps=eps)
+        ref.backward()
+        mine.backward()
+        loss_err = abs(lm.loss - lr_.loss) / max(abs(lr_.loss), 1e-300)
+        errs = [rel_error(np.asarray(gm, dtype=np.float64), gr) for (_, gr), (_, gm) in
+                zip(ref.parameters(), mine.parameters(), strict=True)]
+        k = int(np.argmax(errs))
+        if errs[k] > worst_grad:
+            worst_grad, worst_name = errs[k], names[k]
+        worst_loss = max(worst_loss, loss_err)
+        if first_bad is None and max(loss_err, errs[k]) > REPLAY_TOLERANCE:
+            first_bad = (t + 1, names[k] if errs[k] > REPLAY_TOLERANCE else "the loss")
+        opt_ref.step()
+        opt_mine.step()
+    ok = first_bad is None
+    echo(f"replay: {steps} steps of batch {batch_size} in float64 beside the package's layers, "
+         f"same batches, same ε")
+    where = f" ({worst_name})" if worst_grad > 0 else ""
+    echo(f"  worst loss error {worst_loss:.1e}, worst gradient error {worst_grad:.1e}{where}; "
+         f"tolerance {REPLAY_TOLERANCE:.0e}")
+    if ok:
+        echo("  PASS: your model trains exactly as the package's does")
+    else:
+        echo(f"  FAIL: first off at step {first_bad[0]}, in {first_bad[1]}: a layer or your "
+             "Adam disagrees with the package's; run `learn check` on the steps it uses")
+    return ok
+
+
+def with_state(adam_cls: Any) -> Any:
+    """The learner's Adam with the checkpoint methods the training loop calls (state_dict,
+    load_state_dict), taken from the package's: the stub keeps t, m and v as it does."""
+    if hasattr(adam_cls, "state_dict") and hasattr(adam_cls, "load_state_dict"):
+        return adam_cls
+    return type(adam_cls.__name__, (adam_cls,), {
+        "state_dict": ReferenceAdam.state_dict, "load_state_dict": ReferenceAdam.load_state_dict})
+
+
+@contextlib.contextmanager
+def _learner_model_in_the_loop(kit: dict[str, Any]) -> Iterator[None]:
+    """numpyvae.training.train.train builds its model and optimizer itself
+    (``build_model``, ``Adam``); for the learner's run both are swapped for the duration
+    of the call, and put back afterwards. The model starts from the package's
+    initialisation for the seed, so both runs start from the same parameters."""
+    from ..training import train as loop
+
+    build_model, adam = loop.build_model, loop.Adam
+
+    def build_learner_model(config: Any, dtype: Any = np.float32) -> LearnVAE:
+        model = build(kit, config.arch, config.latent_dim, config.hidden, config.c, dtype,
+                      np.random.default_rng([config.seed, 0]))
+        copy_arrays(build_model(config, dtype), model)
+        return model
+
+    loop.build_model, loop.Adam = build_learner_model, with_state(kit["Adam"])
+    try:
+        yield
+    finally:
+        loop.build_model, loop.Adam = build_model, adam
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from ..training.train import TrainConfig, train, unique_run_dir
+
+    epochs_default, subset_default = {"mlp": (15, None), "cnn": (1, 2048)}[args.arch]
+    epochs = args.epochs or epochs_default
+    subset = args.train_subset if args.train_subset is not None else subset_default
+    if args.arch == "cnn" and args.epochs is None and args.train_subset is None:
+        print("the CNN on NumPy layers takes seconds a step: --epochs 1 --train-subset 2048 "
+              "unless you ask for more")
+    try:
+        kit, owner = learner_kit(args.dir, args.arch)
+    except StepProblem as e:
+        print(e, file=sys.stderr)
+        return 1
+    names = MLP_NAMES if args.arch == "mlp" else CNN_NAMES
+    print(f"the report's {args.arch.upper()} VAE, built from:")
+    for k in names:
+        print(f"  {k:<16} {owner[k]}")
+    if not any(owner[k] != "package" for k in names):
+        print(f"  (no step of yours is done in {args.dir}/ yet: `python -m numpyvae learn` "
+              "lists them)")
+    config = TrainConfig(arch=args.arch, epochs=epochs, seed=args.seed, train_subset=subset,
+                         data_dir=args.data_dir)
+    config.validate()
+    x_train, _ = data.load(config.dataset, "train", config.data_dir)
+    steps, batch = REPLAY[args.arch]
+    steps = args.replay_steps or steps
+    if not replay(kit, args.arch, x_train, steps, batch, config.lr, args.seed):
+        return 1
+    if args.replay_only:
+        return 0
+    out = Path(args.out) if args.out else unique_run_dir(
+        Path("runs") / f"learn-{args.arch}-s{args.seed}")
+    print(f"\ntraining your model: {epochs} epoch(s)"
+          + (f" on {subset} images" if subset else "") + f" -> {out}")
+    with _learner_model_in_the_loop(kit):
+        mine = train(config, out)
+    if args.no_compare:
+        return 0
+    ref_out = unique_run_dir(Path(f"{out}-package"))
+    print(f"\ntraining the package's model, same config and seed -> {ref_out}")
+    theirs = train(config, ref_out, figures=False)
+    print(f"\nfinal loss (train, eval mode / test): yours {mine['train_eval']['loss']:.2f} / "
+          f"{mine['test']['loss']:.2f}, the package's {theirs['train_eval']['loss']:.2f} / "
+          f"{theirs['test']['loss']:.2f}")
+    print("(information, not a verdict: float32 runs decorrelate over thousands of steps; "
+          "the replay above is the verdict)")
+    return 0

@@ -1,0 +1,185 @@
+"""Learners' real mistakes, planted into the package's own layers (each overrides one piece)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from numpyvae import nn
+from numpyvae.learn.reference import Reparameterize
+from numpyvae.nn.activations import sigmoid
+from numpyvae.nn.adam import Adam
+
+
+def central_differences(f, x, h=1e-5):
+    """A correct numerical_gradient: the reference for the gradcheck step."""
+    g = np.zeros_like(x)
+    flat, gf = x.reshape(-1), g.reshape(-1)
+    for i in range(flat.size):
+        old = flat[i]
+        flat[i] = old + h
+        plus = f(x)
+        flat[i] = old - h
+        minus = f(x)
+        flat[i] = old
+        gf[i] = (plus - minus) / (2 * h)
+    return g
+
+
+def one_sided(f, x, h=1e-5):
+    g = np.zeros_like(x)
+    base = f(x)
+    flat, gf = x.reshape(-1), g.reshape(-1)
+    for i in range(flat.size):
+        old = flat[i]
+        flat[i] = old + h
+        gf[i] = (f(x) - base) / h
+        flat[i] = old
+    return g
+
+
+def not_restored(f, x, h=1e-5):
+    g = np.zeros_like(x)
+    flat, gf = x.reshape(-1), g.reshape(-1)
+    for i in range(flat.size):
+        flat[i] += h
+        plus = f(x)
+        flat[i] -= 2 * h
+        gf[i] = (plus - f(x)) / (2 * h)
+        flat[i] += h * (1 + 1e-3)  # not quite back
+    return g
+
+
+class OnePercentDense(nn.Dense):
+    def backward(self, dout):
+        dx = super().backward(dout)
+        self.grads["weight"][...] *= 1.01
+        return dx
+
+
+class TransposedDense(nn.Dense):
+    def backward(self, dout):
+        x = self._saved()
+        self.grads["weight"][...] = dout.T @ x  # planted: the factors in the wrong order
+        self.grads["bias"][...] = dout.sum(axis=0)
+        return dout @ self.params["weight"].T
+
+
+class AveragedBiasDense(nn.Dense):
+    def backward(self, dout):
+        dx = super().backward(dout)
+        if "bias" in self.grads:
+            self.grads["bias"][...] = dout.mean(axis=0)  # planted
+        return dx
+
+
+class RaisingDense(nn.Dense):
+    def backward(self, dout):
+        raise ValueError("planted: the learner's own mistake")  # THE LEARNER'S LINE
+
+
+class EvalFormBatchNorm(nn.BatchNorm2d):
+    use_kernels = False
+
+    def _backward_numpy(self, dout, x_hat, inv_std, was_training):
+        super()._backward_numpy(dout, x_hat, inv_std, was_training)
+        # planted: μ and σ treated as constants, also in training
+        return (self.params["weight"] * inv_std)[None, :, None, None] * dout
+
+
+def _conv_dx(layer, dout, stride_in_backward):
+    """dx by stamping dY·W back window by window, with a planted stride if asked."""
+    x = layer._saved()
+    K, p = layer.kernel_size, layer.padding
+    s = stride_in_backward
+    N, C, H, W = x.shape
+    w = layer.params["weight"]
+    dxp = np.zeros((N, C, H + 2 * p, W + 2 * p))
+    for i in range(dout.shape[2]):
+        for j in range(dout.shape[3]):
+            dxp[:, :, i * s:i * s + K, j * s:j * s + K] += np.einsum(
+                "nf,fcab->ncab", dout[:, :, i, j], w)
+    return dxp[:, :, p:p + H, p:p + W]
+
+
+class StrideForgottenConv2d(nn.Conv2d):
+    def backward(self, dout):
+        super().backward(dout)
+        return _conv_dx(self, dout, 1)  # planted: stride 1 in backward
+
+
+class BorderConv2d(nn.Conv2d):
+    def backward(self, dout):
+        super().backward(dout)
+        x = self._saved()
+        K, p, s = self.kernel_size, self.padding, self.stride
+        H, W = x.shape[2:]
+        dx = np.zeros_like(x)
+        for i in range(dout.shape[2]):
+            for j in range(dout.shape[3]):
+                r, c = i * s - p, j * s - p
+                if r < 0 or c < 0 or r + K > H or c + K > W:
+                    continue  # planted: windows that overlap the padding give nothing back
+                dx[:, :, r:r + K, c:c + K] += np.einsum("nf,fcab->ncab", dout[:, :, i, j],
+                                                        self.params["weight"])
+        return dx
+
+
+class OutputPaddingConvTranspose2d(nn.ConvTranspose2d):
+    def backward(self, dout):
+        dx = super().backward(dout)
+        op = self.output_padding
+        if op:  # planted: the output_padding rows and columns dropped from db
+            self.grads["bias"][...] = dout[:, :, :-op, :-op].sum(axis=(0, 2, 3))
+        return dx
+
+
+class NoHalfKL(Reparameterize):
+    def backward(self, dz, dkl):
+        m, h, eps, v, s = self._saved()
+        dkl = dkl[:, None]
+        dm = dz + 2 * dkl * m  # planted: the ½ of the KL lost in backward
+        dv = dz * eps / (2 * s) + dkl * (1 - 1 / v)
+        return np.concatenate([dm, dv * sigmoid(h)], axis=1)
+
+
+class NoHalfKLForward(Reparameterize):
+    def forward(self, m, h, eps):
+        z, kl = super().forward(m, h, eps)
+        return z, 2 * kl  # planted
+
+
+class SqrtDerivative(Reparameterize):
+    def backward(self, dz, dkl):
+        m, h, eps, v, s = self._saved()
+        dkl = dkl[:, None]
+        dv = dz * eps / s + dkl * 0.5 * (1 - 1 / v)  # planted: d√v/dv taken as 1/√v
+        return np.concatenate([dz + dkl * m, dv * sigmoid(h)], axis=1)
+
+
+class NoBiasCorrectionAdam(Adam):
+    def step(self):
+        self.t += 1
+        for (p, g), m, v in zip(self.params, self.m, self.v, strict=True):
+            m[...] = self.beta1 * m + (1 - self.beta1) * g
+            v[...] = self.beta2 * v + (1 - self.beta2) * g * g
+            p -= self.lr * m / (np.sqrt(v) + self.eps)  # planted: m, v used as they are
+
+
+class PlainAdam:
+    """A learner's correct Adam, written from the paper, with no checkpoint methods."""
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8):
+        self.params = list(params)
+        self.lr, (self.beta1, self.beta2), self.eps = float(lr), betas, float(eps)
+        self.t = 0
+        self.m = [np.zeros_like(p) for p, _ in self.params]
+        self.v = [np.zeros_like(p) for p, _ in self.params]
+
+    def step(self):
+        self.t += 1
+        for (p, g), m, v in zip(self.params, self.m, self.v, strict=True):
+            m[...] = self.beta1 * m + (1 - self.beta1) * g
+            v[...] = self.beta2 * v + (1 - self.beta2) * g * g
+            m_hat = m / (1 - self.beta1**self.t)
+            v_hat = v / (1 - self.beta2**self.t)
+            p -= self.lr * m_hat / (np.sqrt(v_hat) + self.eps)

@@ -1,0 +1,225 @@
+"""learn check: the package's own layers pass every step; each planted mistake fails with its
+hint; errors are clear (unfilled stub, a learner's exception, a missing file)."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import pytest
+
+from numpyvae import nn
+from numpyvae.cli.main import main
+from numpyvae.learn import check, hints
+from numpyvae.learn.command import stub_text
+from numpyvae.learn.reference import Reparameterize
+from numpyvae.learn.steps import STEPS
+from numpyvae.nn.adam import Adam
+
+from . import planted
+
+REFERENCE = {
+    "gradcheck": planted.central_differences,
+    "dense": nn.Dense,
+    "activations": {"ELU": nn.ELU, "Softplus": nn.Softplus, "Sigmoid": nn.Sigmoid},
+    "conv2d": nn.Conv2d,
+    "conv_transpose2d": nn.ConvTranspose2d,
+    "batchnorm2d": nn.BatchNorm2d,
+    "vae": Reparameterize,
+    "adam": Adam,
+}
+# what a DIR/STEP.py holding the package's own code says
+REFERENCE_FILES = {
+    "gradcheck": "from tests.learn.planted import central_differences as numerical_gradient\n",
+    "dense": "from numpyvae.nn import Dense\n",
+    "activations": "from numpyvae.nn import ELU, Sigmoid, Softplus\n",
+    "conv2d": "from numpyvae.nn import Conv2d\n",
+    "conv_transpose2d": "from numpyvae.nn import ConvTranspose2d\n",
+    "batchnorm2d": "from numpyvae.nn import BatchNorm2d\n",
+    "vae": "from numpyvae.learn.reference import Reparameterize\n",
+    "adam": "from numpyvae.nn.adam import Adam\n",
+}
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _check(step, obj):
+    return check(step, obj, echo=False, speed=False)
+
+
+def _learn(*args, cwd=None):
+    """``python -m numpyvae learn ARGS`` in this process (numba stays warm); the one test
+    that needs a real process is test_reference_files_pass_from_the_command_line."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = main(["learn", *args])
+    return types.SimpleNamespace(returncode=rc, stdout=out.getvalue(), stderr=err.getvalue())
+
+
+def _learn_process(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "numpyvae", "learn", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.parametrize("step", [s.name for s in STEPS])
+def test_reference_passes_every_step(step):
+    result = _check(step, REFERENCE[step])
+    assert result.passed, result.text
+    assert result.lines and not result.hints
+
+
+def test_reference_files_pass_from_the_command_line(tmp_path):
+    """Through the CLI, with DIR/STEP.py files, exit 0; the listing then says done."""
+    for step in ("dense", "vae"):
+        (tmp_path / f"{step}.py").write_text(REFERENCE_FILES[step])
+        r = _learn_process("check", step, "--dir", str(tmp_path), cwd=REPO)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert "PASS: all" in r.stdout and "speed, for information" in r.stdout
+    r = _learn("--dir", str(tmp_path), cwd=REPO)
+    assert r.returncode == 0
+    lines = {line.split()[1]: line for line in r.stdout.splitlines() if line[:4].strip()
+             .rstrip(".").isdigit()}
+    assert "[done]" in lines["dense"] and "[not started]" in lines["adam"], r.stdout
+
+
+def test_fresh_stubs_fail_every_step_without_traceback(tmp_path):
+    for step in STEPS:
+        r = _learn("start", step.name, "--dir", str(tmp_path), cwd=tmp_path)
+        assert r.returncode == 0, r.stderr
+        r = _learn("check", step.name, "--dir", str(tmp_path), cwd=tmp_path)
+        assert r.returncode == 1
+        assert (f"not implemented yet: write {step.todo} in {tmp_path / step.name}.py"
+                in r.stdout), r.stdout
+        assert "Traceback" not in r.stdout + r.stderr
+
+
+def test_stubs_hold_no_answer():
+    """The stubs raise NotImplementedError in every body the learner writes."""
+    for step in STEPS:
+        text = stub_text(step.name)
+        assert text.count("raise NotImplementedError") >= max(1, 2 * len(step.defines) - (
+            1 if step.name in ("gradcheck", "adam") else 0)), step.name
+
+
+def test_start_refuses_to_overwrite(tmp_path):
+    (tmp_path / "dense.py").write_text("# mine\n")
+    r = _learn("start", "dense", "--dir", str(tmp_path), cwd=tmp_path)
+    assert r.returncode == 1
+    assert "nothing was overwritten" in r.stderr
+    assert (tmp_path / "dense.py").read_text() == "# mine\n"
+
+
+def test_missing_file_names_the_start_command(tmp_path):
+    r = _learn("check", "conv2d", "--dir", str(tmp_path / "mine"), cwd=tmp_path)
+    assert r.returncode == 1
+    assert f"python -m numpyvae learn start conv2d --dir {tmp_path / 'mine'}" in r.stdout
+
+
+def test_exception_in_backward_shows_the_learners_line():
+    result = _check("dense", planted.RaisingDense)
+    assert not result.passed
+    assert "planted.py" in result.problem and "THE LEARNER'S LINE" in result.problem
+    assert "grader.py" not in result.problem and "gradcheck.py" not in result.problem
+
+
+def test_exception_in_a_file_shows_its_line(tmp_path):
+    (tmp_path / "dense.py").write_text(
+        "from numpyvae.nn import Dense as _D\n\n\nclass Dense(_D):\n"
+        "    def backward(self, dout):\n        return 1 / 0  # oops\n")
+    r = _learn("check", "dense", "--dir", str(tmp_path), cwd=tmp_path)
+    assert r.returncode == 1
+    assert f'File "{tmp_path / "dense.py"}", line 6, in backward' in r.stdout
+    assert "ZeroDivisionError" in r.stdout and "grader.py" not in r.stdout
+
+
+def _hint_of(result):
+    assert not result.passed, result.text
+    return "\n".join(result.hints)
+
+
+def test_gradcheck_flags_a_planted_dense():
+    """The grader's own negative control: a 1% Dense backward fails gradcheck_layer."""
+    layer = planted.OnePercentDense(4, 3, dtype="float64")
+    import numpy as np
+
+    from numpyvae.nn.gradcheck import gradcheck_layer
+
+    res = gradcheck_layer(layer, np.random.default_rng(0).standard_normal((2, 4)))
+    assert not all(r.passed for r in res)
+
+
+def test_hint_one_sided_difference():
+    assert hints.ONE_SIDED in _hint_of(_check("gradcheck", planted.one_sided))
+
+
+def test_hint_x_not_restored():
+    assert hints.NOT_RESTORED in _hint_of(_check("gradcheck", planted.not_restored))
+
+
+def test_hint_transposed_weight_gradient():
+    result = _check("dense", planted.TransposedDense)
+    assert "looks transposed" in _hint_of(result)
+    assert "planted: the factors in the wrong order" in result.problem  # then their line
+
+
+def test_hint_bias_averaged():
+    hint = _hint_of(_check("dense", planted.AveragedBiasDense))
+    assert "dbias is the reference's divided by" in hint and "averaged" in hint
+
+
+def test_hint_batchnorm_eval_form_in_training():
+    result = _check("batchnorm2d", planted.EvalFormBatchNorm)
+    assert "right in eval mode but wrong in training" in _hint_of(result)
+    assert all(x.passed for x in result.lines if "eval" in x.label)
+
+
+def test_hint_border():
+    assert "wrong within 2 pixel(s) of the border" in _hint_of(_check("conv2d",
+                                                                      planted.BorderConv2d))
+
+
+def test_hint_stride_in_forward_not_backward():
+    assert "right with stride 1 but wrong with stride 2" in _hint_of(
+        _check("conv2d", planted.StrideForgottenConv2d))
+
+
+def test_hint_output_padding():
+    assert "right with output_padding=0 but wrong with output_padding=1" in _hint_of(
+        _check("conv_transpose2d", planted.OutputPaddingConvTranspose2d))
+
+
+def test_hint_kl_half_in_backward_and_forward():
+    assert "the ½ in front of KL" in _hint_of(_check("vae", planted.NoHalfKL))
+    assert "the ½ in front of KL" in _hint_of(_check("vae", planted.NoHalfKLForward))
+
+
+def test_hint_sqrt_derivative():
+    assert "1/(2√v)" in _hint_of(_check("vae", planted.SqrtDerivative))
+
+
+def test_hint_adam_without_bias_correction():
+    assert hints.ADAM_NO_CORRECTION in _hint_of(_check("adam", planted.NoBiasCorrectionAdam))
+
+
+def test_hints_never_give_the_answer():
+    """No hint carries a formula for the gradient it is about."""
+    texts = [getattr(hints, k) for k in dir(hints) if k.isupper() and isinstance(
+        getattr(hints, k), str)]
+    for bad in ("Xᵀ", "x.T", "dout.sum", "@", "np."):
+        assert not any(bad in t for t in texts), bad
+
+
+def test_a_later_step_imports_an_earlier_one(tmp_path):
+    """DIR is on sys.path while a step loads: conv_transpose2d.py may use the learner's conv2d."""
+    (tmp_path / "conv2d.py").write_text("from numpyvae.nn import Conv2d\nMINE = True\n")
+    (tmp_path / "conv_transpose2d.py").write_text(
+        "import conv2d\n\nfrom numpyvae.nn import ConvTranspose2d\n\nassert conv2d.MINE\n")
+    from numpyvae.learn.loading import load_module
+    from numpyvae.learn.steps import BY_NAME
+
+    module = load_module(BY_NAME["conv_transpose2d"], tmp_path)
+    assert module.ConvTranspose2d is nn.ConvTranspose2d
+    assert str(tmp_path) not in sys.path
