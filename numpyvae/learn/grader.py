@@ -21,12 +21,12 @@ from typing import Any
 import numpy as np
 
 from .. import nn
+from ..nn import Reparameterize as ReferenceReparameterize
 from ..nn.activations import sigmoid, softplus
 from ..nn.adam import Adam as ReferenceAdam
 from ..nn.gradcheck import TOLERANCE, check_gradients, gradcheck_layer
 from . import hints
 from .loading import StepProblem, has_learner_frame, learner_traceback, load_module
-from .reference import Reparameterize as ReferenceReparameterize
 from .steps import STEPS, Step, get_step
 
 # Forward outputs: both sides compute in float64, the same math in another order, so they

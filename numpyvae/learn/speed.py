@@ -8,11 +8,9 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from .. import nn
-from ..nn.adam import Adam as ReferenceAdam
-from .reference import Reparameterize as ReferenceReparameterize
+from ..nn import Adam as ReferenceAdam
 from .steps import Step
 
 SLOW = 2.0  # seconds: a learner's layer this slow is timed once, not best of three
@@ -42,7 +40,7 @@ def _time_layer(layer: Any, x: np.ndarray) -> tuple[float, float]:
     return fwd, bwd
 
 
-# -- the package's NumPy forms of Dense and the convolutions (the docstrings' einsums) -----
+# -- the package's NumPy form of Dense: y = x W + b with plain NumPy products -----
 class _NumpyDense:
     def __init__(self, w: np.ndarray, b: np.ndarray) -> None:
         self.w, self.b = w, b
@@ -56,56 +54,10 @@ class _NumpyDense:
         return dy @ self.w.T, dw, db
 
 
-def _conv_numpy(x: np.ndarray, w: np.ndarray, s: int, p: int) -> np.ndarray:
-    xp = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))
-    k = w.shape[2]
-    win = sliding_window_view(xp, (k, k), axis=(2, 3))[:, :, ::s, ::s]
-    return np.einsum("nchwij,fcij->nfhw", win, w, optimize=True)
-
-
-def _conv_grads_numpy(x, w, dy, s, p):
-    """(dx, dW) of the conv: dW from the windows, dx by stamping dY·W back tap by tap."""
-    k = w.shape[2]
-    xp = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))
-    win = sliding_window_view(xp, (k, k), axis=(2, 3))[:, :, ::s, ::s]
-    dw = np.einsum("nchwij,nfhw->fcij", win, dy, optimize=True)
-    dxp = np.zeros_like(xp)
-    ho, wo = dy.shape[2:]
-    for a in range(k):
-        for e in range(k):
-            dxp[:, :, a:a + s * (ho - 1) + 1:s, e:e + s * (wo - 1) + 1:s] += np.einsum(
-                "nfhw,fc->nchw", dy, w[:, :, a, e])
-    return dxp[:, :, p:p + x.shape[2], p:p + x.shape[3]], dw
-
-
-class _NumpyConv:
-    def __init__(self, w, s, p):
-        self.w, self.s, self.p = w, s, p
-
-    def forward(self, x):
-        self.x = x
-        return _conv_numpy(x, self.w, self.s, self.p)
-
-    def backward(self, dy):
-        return _conv_grads_numpy(self.x, self.w, dy, self.s, self.p)
-
-
-class _NumpyConvT:
-    """Forward = the conv's input gradient; backward = the conv (dx) and its weight gradient."""
-
-    def __init__(self, w, s, p, out_hw):
-        self.w, self.s, self.p, self.out_hw = w, s, p, out_hw
-
-    def forward(self, x):
-        self.x = x
-        n = x.shape[0]
-        fake = np.zeros((n, self.w.shape[1], *self.out_hw), x.dtype)
-        return _conv_grads_numpy(fake, self.w, x, self.s, self.p)[0]
-
-    def backward(self, dy):
-        dx = _conv_numpy(dy, self.w, self.s, self.p)
-        dw = _conv_grads_numpy(dy, self.w, self.x, self.s, self.p)[1]
-        return dx, dw
+def _numpy_form(layer: Any) -> Any:
+    """The package's layer on its readable NumPy path (``use_kernels = False``)."""
+    layer.use_kernels = False
+    return layer
 
 
 def _setups(step: str, ns: dict) -> tuple[str, Any, Any, Any, np.ndarray] | None:
@@ -127,7 +79,7 @@ def _setups(step: str, ns: dict) -> tuple[str, Any, Any, Any, np.ndarray] | None
         ref = nn.Conv2d(8, 16, 3, stride=2, padding=1, dtype=f32, rng=rng)
         return ("Conv2d(8, 16, 3, stride=2, padding=1), x (8, 8, 14, 14) float32",
                 ns["Conv2d"](8, 16, 3, stride=2, padding=1, dtype=f32, rng=rng),
-                _NumpyConv(ref.params["weight"], 2, 1), ref, x)
+                _numpy_form(nn.Conv2d(8, 16, 3, stride=2, padding=1, dtype=f32)), ref, x)
     if step == "conv_transpose2d":
         x = rng.standard_normal((8, 16, 7, 7)).astype(f32)
         ref = nn.ConvTranspose2d(16, 8, 3, stride=2, padding=1, output_padding=1, dtype=f32,
@@ -136,7 +88,8 @@ def _setups(step: str, ns: dict) -> tuple[str, Any, Any, Any, np.ndarray] | None
                 "x (8, 16, 7, 7) float32",
                 ns["ConvTranspose2d"](16, 8, 3, stride=2, padding=1, output_padding=1,
                                       dtype=f32, rng=rng),
-                _NumpyConvT(ref.params["weight"], 2, 1, (14, 14)), ref, x)
+                _numpy_form(nn.ConvTranspose2d(16, 8, 3, stride=2, padding=1, output_padding=1,
+                                               dtype=f32)), ref, x)
     if step == "batchnorm2d":
         x = rng.standard_normal((64, 32, 14, 14)).astype(f32)
         slow = nn.BatchNorm2d(32, dtype=f32)
@@ -171,7 +124,7 @@ def _vae_speed(ns: dict, report: Any) -> None:
     m, h, e = (rng.standard_normal((256, 2)) for _ in range(3))
     report.say("speed, for information (best of 3): Reparameterize, (256, 2) float64")
     for name, layer in (("yours", ns["Reparameterize"]()),
-                        ("package, NumPy", ReferenceReparameterize())):
+                        ("package, NumPy", nn.Reparameterize())):
         fwd = _best(lambda layer=layer: layer.forward(m, h, e))
         bwd = _best(lambda layer=layer: layer.backward(m, h[:, 0]))
         report.say(f"    {name:<24} forward {_fmt(fwd)}   backward {_fmt(bwd)}")

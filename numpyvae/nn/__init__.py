@@ -1,6 +1,8 @@
-"""Layers with hand-written forward and backward passes."""
+"""The learner's core: layers with hand-written forward and backward passes, Adam, the
+losses and the gradient checker. It imports nothing of numpyvae but itself and kernels/."""
 
 from .activations import ELU, Sigmoid, Softplus
+from .adam import Adam
 from .batchnorm2d import BatchNorm2d
 from .concat_labels import ConcatLabels
 from .conv2d import Conv2d
@@ -25,4 +27,5 @@ __all__ = [
     "Reshape",
     "ConcatLabels",
     "Reparameterize",
+    "Adam",
 ]

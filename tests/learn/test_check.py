@@ -16,8 +16,8 @@ from numpyvae import nn
 from numpyvae.cli.main import main
 from numpyvae.learn import check, hints
 from numpyvae.learn.command import stub_text
-from numpyvae.learn.reference import Reparameterize
 from numpyvae.learn.steps import STEPS
+from numpyvae.nn import Reparameterize
 from numpyvae.nn.adam import Adam
 
 from . import planted
@@ -40,7 +40,7 @@ REFERENCE_FILES = {
     "conv2d": "from numpyvae.nn import Conv2d\n",
     "conv_transpose2d": "from numpyvae.nn import ConvTranspose2d\n",
     "batchnorm2d": "from numpyvae.nn import BatchNorm2d\n",
-    "vae": "from numpyvae.learn.reference import Reparameterize\n",
+    "vae": "from numpyvae.nn import Reparameterize\n",
     "adam": "from numpyvae.nn.adam import Adam\n",
 }
 REPO = Path(__file__).resolve().parents[2]
