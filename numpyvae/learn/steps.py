@@ -46,7 +46,7 @@ STEPS: tuple[Step, ...] = (
          "README reading order 6, numpyvae/nn/batchnorm2d.py", "forward/backward"),
     Step("vae", ("Reparameterize",),
          "z = m + √v ⊙ ε and the KL term: the two places the VAE differs from an autoencoder",
-         "README reading order 9, numpyvae/models/vae.py (the report, section 3)",
+         "README reading order 9, numpyvae/nn/reparameterize.py and numpyvae/models/vae.py",
          "forward/backward"),
     Step("adam", ("Adam",),
          "the optimizer: first and second moments, and why they need bias correction",

@@ -1,6 +1,7 @@
 """Step 6 — vae: the reparameterization trick and the KL term, as a small layer of their own.
 
-Read first: README "Reading order" item 9 and numpyvae/models/vae.py (the report, section 3).
+Read first: README "Reading order" item 9, numpyvae/nn/reparameterize.py (the package's own
+layer of this contract: read it after you have tried) and numpyvae/models/vae.py.
 The VAE is then: encoder → Reparameterize → decoder → likelihood. Grade it with:
     python -m numpyvae learn check vae
 """
