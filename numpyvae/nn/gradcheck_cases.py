@@ -155,6 +155,13 @@ def cases() -> list[Case]:
              lambda r: (_concat_labels(r, 4, 3), normal(r, 4, 5))),
         Case("Reparameterize", "[m, h] (3, 2·4) → [z, kl], ε fixed",
              lambda r: _reparameterize(r, 3, 4)),
+    ] + _chains()
+
+
+def _chains() -> list[Case]:
+    """Layers in a Sequential: the chain rule across them, as the models use them."""
+    normal = _normal
+    return [
         Case("Sequential", "Dense → ELU → Dense → Softplus",
              lambda r: (Sequential(_dense(6, 5, rng=r), ELU(), _dense(5, 3, rng=r), Softplus()),
                         signed_away_from_zero(r, (4, 6)))),
