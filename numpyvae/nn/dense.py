@@ -19,8 +19,11 @@ class Dense(Layer):
     (kaiming_uniform with a = √5 works out to exactly this bound).
 
     The products run in ``kernels.matmul``, which gives the same bits at any
-    thread count (NumPy's ``@`` does not).
+    thread count (NumPy's ``@`` does not); ``use_kernels = False`` (on the class or
+    one layer) runs plain ``@`` instead.
     """
+
+    use_kernels = True
 
     def __init__(
         self,
@@ -48,7 +51,7 @@ class Dense(Layer):
         """x (N, D_in) → y (N, D_out)."""
         self.check_input(x, (None, self.in_features))
         self.cache = x
-        y = kernels.matmul(x, self.params["weight"])  # y = x W + b
+        y = self._matmul(x, self.params["weight"])  # y = x W + b
         if "bias" in self.params:
             y += self.params["bias"]
         return y
@@ -60,12 +63,15 @@ class Dense(Layer):
         """
         x = self._saved()
         self.check_dout(dout, (x.shape[0], self.out_features), x.dtype)
-        kernels.matmul(x.T, dout, out=self.grads["weight"])  # dW = Xᵀ dY
+        self._matmul(x.T, dout, out=self.grads["weight"])  # dW = Xᵀ dY
         if "bias" in self.grads:
             self.grads["bias"][...] = dout.sum(axis=0)  # db = Σ_n dY
         if not self.needs_input_grad:
             return None
-        return kernels.matmul(dout, self.params["weight"].T)  # dX = dY Wᵀ
+        return self._matmul(dout, self.params["weight"].T)  # dX = dY Wᵀ
+
+    def _matmul(self, a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        return kernels.matmul(a, b, out) if self.use_kernels else np.matmul(a, b, out=out)
 
     def extra_repr(self) -> str:
         bias = "" if "bias" in self.params else ", bias=False"

@@ -17,7 +17,7 @@ import pytest
 
 from numpyvae import kernels
 from numpyvae.kernels import batchnorm, elementwise
-from numpyvae.nn import ELU, BatchNorm2d, Sigmoid
+from numpyvae.nn import ELU, BatchNorm2d, Dense, Sigmoid
 from numpyvae.nn.adam import Adam
 from numpyvae.nn.batchnorm2d import batchnorm_backward_numpy, batchnorm_backward_staged
 from numpyvae.nn.gradcheck import gradcheck_layer
@@ -400,15 +400,15 @@ def test_no_recompilation_for_other_batch_sizes():
 # -- Dense: kernels.matmul ------------------------------------------------------------------
 
 
+@SWITCH
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("sizes", [(37, 512, 4), (37, 2, 512), (300, 784, 300)], ids=str)
-def test_dense_small_and_large_products_match_numpy(threads, dtype, sizes):
+def test_dense_small_and_large_products_match_numpy(threads, dtype, sizes, use_kernels):
     """The CNN's Dense layers (512 → 4, 2 → 512) are one block on the calling thread;
     784 → 300 at batch 300 is cut into row blocks shared among threads."""
-    from numpyvae.nn import Dense
-
     n, d_in, d_out = sizes
     layer = Dense(d_in, d_out, dtype=dtype, rng=rng(14))
+    layer.use_kernels = use_kernels
     x = rng(15).standard_normal((n, d_in)).astype(dtype)
     dy = rng(16).standard_normal((n, d_out)).astype(dtype)
     W, b = layer.params["weight"], layer.params["bias"]
@@ -425,8 +425,6 @@ def test_dense_small_and_large_products_match_numpy(threads, dtype, sizes):
 
 
 def test_dense_backward_rejects_wrong_dout():
-    from numpyvae.nn import Dense
-
     layer = Dense(4, 3)
     layer.forward(np.zeros((2, 4), np.float32))
     with pytest.raises(ValueError, match=r"Dense.backward: expected dout of shape \(2, 3\)"):
@@ -501,6 +499,7 @@ def _gradcheck_cases():
                                   rng(27).choice([-1.0, 1.0], (3, 2, 2)) * rng(28).uniform(
                                       0.05, 2, (3, 2, 2))),
         "sigmoid": lambda: (Sigmoid(), rng(29).normal(0, 4, (4, 6))),
+        "dense": lambda: (Dense(5, 4, dtype=np.float64, rng=rng(30)), rng(31).normal(0, 1, (3, 5))),
         "batchnorm_train": lambda: bn(True),
         "batchnorm_eval": lambda: bn(False),
     }
