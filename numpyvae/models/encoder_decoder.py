@@ -140,6 +140,9 @@ class EncoderDecoder:
     ) -> np.ndarray:
         """Decode n draws from the prior z ~ N(0, I); a conditional model needs ``labels``
         (one class for all, or one per draw)."""
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise ValueError(f"{type(self).__name__}.sample: expected a number of samples "
+                             f"n >= 1, got {n!r}")
         rng = np.random.default_rng() if rng is None else rng
         z = rng.standard_normal((n, self.latent_dim), dtype=self.dtype)
         if labels is not None:

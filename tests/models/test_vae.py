@@ -229,3 +229,13 @@ def test_the_data_gradient_is_skipped_and_changes_no_parameter_gradient(arch):
     first.needs_input_grad = False
     dout = np.ones_like(first.forward(first.cache))
     assert first.backward(dout) is None
+
+
+@pytest.mark.parametrize("n", [-1, 0, 2.5, True])
+def test_sample_names_a_bad_count(n):
+    """sample(-1) used to reach NumPy's "negative dimensions are not allowed"."""
+    from numpyvae.models.architectures import build_vae
+
+    vae = build_vae("mlp", 2, hidden=(8,), rng=np.random.default_rng(0))
+    with pytest.raises(ValueError, match=r"VAE.sample: expected a number of samples n >= 1"):
+        vae.sample(n)
