@@ -171,13 +171,22 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=None, help="batch size [256]")
     p.add_argument("--c", type=float, default=None,
                    help="the balance c: decoder variance, recon = SSE / 2c [0.05]")
+    p.add_argument("--beta", type=float, default=None,
+                   help="β, the weight on the KL: the objective is recon + β·KL; the loss "
+                   "reported stays −ELBO [1]")
+    p.add_argument("--kl-warmup", type=int, default=None, metavar="E",
+                   help="β rises linearly from 0 over the first E epochs, batch by batch [0]")
+    p.add_argument("--free-bits", type=float, default=None, metavar="LAMBDA",
+                   help="the KL term is Σ_j max(λ, KL_j), KL_j the batch mean of dimension j, "
+                   "in nats [0]")
     p.add_argument("--seed", type=int, default=None, help="seed for init, shuffling, noise [0]")
     p.add_argument("--threads", type=int, default=None,
                    help="threads for numba and BLAS together [all cores]")
     p.add_argument("--data-dir", default=None,
                    help="data folder [$NUMPYVAE_DATA, else ./data]")
     p.add_argument("--out", default=None,
-                   help="run folder [runs/{arch}-{dataset}-z{z}-s{seed}, -2, -3... if taken]")
+                   help="run folder [runs/{arch}-{dataset}-z{z}-s{seed}, with -b{β} -w{E} "
+                   "-fb{λ} before -s when set; -2, -3... if taken]")
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its last checkpoint")
     p.add_argument("--train-subset", type=int, default=None,
@@ -193,7 +202,7 @@ def _config_from_args(args: argparse.Namespace):
 
     names = ("arch", "model", "dataset", "latent_dim", "hidden", "epochs", "lr", "batch_size", "c",
              "seed", "train_subset", "test_subset", "data_dir", "conditional", "likelihood",
-             "binarize")
+             "binarize", "beta", "kl_warmup", "free_bits")
     given = {k: getattr(args, k) for k in names if getattr(args, k) is not None}
     if not args.resume:
         return TrainConfig(**given)
@@ -215,7 +224,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     config = _config_from_args(args)
     if args.out is None:
         prefix = "ae-" if config.model == "ae" else "cvae-" if config.conditional else ""
-        suffix = "-bernoulli" if config.likelihood == "bernoulli" else ""
+        suffix = ("-bernoulli" if config.likelihood == "bernoulli" else "") \
+            + config.objective_tags()
         out = unique_run_dir(
             RUNS_DIR / f"{prefix}{config.arch}-{config.dataset}-z{config.latent_dim}{suffix}"
             f"-s{config.seed}"

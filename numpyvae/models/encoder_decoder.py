@@ -24,11 +24,17 @@ __all__ = ["EncoderDecoder", "Losses", "LIKELIHOODS", "OUTPUT_ACTIVATIONS"]
 
 @dataclass
 class Losses:
-    """Mean over the batch of each term: loss = recon + kl."""
+    """Mean over the batch of each term: loss = recon + kl (−ELBO), and the objective
+    the gradient is of (recon + β·KL, or with free bits; the loss itself when not given)."""
 
     loss: float
     recon: float
     kl: float
+    objective: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.objective is None:
+            self.objective = self.loss
 
     def as_dict(self) -> dict[str, float]:
         return {"loss": self.loss, "recon": self.recon, "kl": self.kl}

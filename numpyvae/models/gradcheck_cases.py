@@ -16,6 +16,7 @@ from .architectures import IMAGE_SHAPE, build_cnn_vae, build_mlp_vae
 from .autoencoder import build_mlp_autoencoder
 from .encoder_decoder import EncoderDecoder
 from .likelihoods import Bernoulli, Gaussian, Likelihood
+from .vae import VAE
 
 
 class NLLOfDecoderOutput(Layer):
@@ -35,8 +36,9 @@ class NLLOfDecoderOutput(Layer):
 
 
 class LossOfModel(Layer):
-    """A whole model as a layer: images x (N, 1, 28, 28) → its mean loss (1, 1), ε held
-    fixed; the parameters are the model's. ``backward(G)`` is ``model.backward(dloss=G)``.
+    """A whole model as a layer: images x (N, 1, 28, 28) → its mean objective (1, 1), ε
+    held fixed; the parameters are the model's. ``backward(G)`` is ``model.backward(dloss=G)``.
+    The objective is what backward differentiates: −ELBO itself at β = 1 without free bits.
 
     Nothing needs the gradient with respect to the images (the encoder's first layer
     skips it), so backward returns None and the check covers every parameter.
@@ -48,7 +50,7 @@ class LossOfModel(Layer):
         self.needs_input_grad = False
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        return np.array([[self.model.forward(x, self.eps).loss]])
+        return np.array([[self.model.forward(x, self.eps).objective]])
 
     def backward(self, dout: np.ndarray) -> None:
         self.model.backward(float(dout[0, 0]))
@@ -80,6 +82,36 @@ def _model(model: EncoderDecoder, rng: np.random.Generator, n: int) -> tuple[Lay
     return LossOfModel(model, eps), rng.uniform(0.35, 0.65, (n, *IMAGE_SHAPE))
 
 
+def with_objective(vae: VAE, beta: float = 1.0, free_bits: float = 0.0) -> VAE:
+    """``vae`` set to optimise recon + β·Σ_j max(λ, KL_j) (λ = ``free_bits``)."""
+    vae.beta, vae.free_bits = beta, free_bits
+    return vae
+
+
+def free_bits_away_from_kink(vae: VAE, x: np.ndarray, eps: np.ndarray, margin: float = 1e-3
+                             ) -> float:
+    """A λ between two dimensions' batch-mean KL_j, none of them within ``margin`` of it:
+    the largest gap's midpoint, so some dimensions sit below λ and some above. Raises
+    ValueError when no gap is wider than 2·margin (the check would sit on the kink)."""
+    m, h = vae._split(vae._encoder_output(x, None, infer=True))
+    _, kl_dims = vae.reparameterize.infer(m, h, eps.astype(m.dtype), per_dim=True)
+    kl_j = np.sort(np.mean(kl_dims, axis=0))
+    gaps = np.diff(kl_j)
+    k = int(np.argmax(gaps))
+    if gaps[k] <= 2 * margin:
+        raise ValueError(f"free_bits_away_from_kink: no gap between the KL_j {kl_j} is wider "
+                         f"than {2 * margin}")
+    return float((kl_j[k] + kl_j[k + 1]) / 2)
+
+
+def _free_bits_model(rng: np.random.Generator, n: int) -> tuple[Layer, np.ndarray]:
+    """A VAE with λ set between its dimensions' KL_j (some below λ, some above), z = 4."""
+    vae = build_mlp_vae(4, hidden=(12, 6), dtype=F64, rng=rng)
+    layer, x = _model(vae, rng, n)
+    with_objective(vae, beta=1.5, free_bits=free_bits_away_from_kink(vae, x, layer.eps))
+    return layer, x
+
+
 def model_cases() -> list[Case]:
     """p(x|z) in each form, and each model's whole loss with respect to every parameter."""
     return [
@@ -92,6 +124,16 @@ def model_cases() -> list[Case]:
         Case("VAE", "MLP 784-12-6-2z, x (5, 1, 28, 28), ε fixed",
              lambda r: _model(build_mlp_vae(2, hidden=(12, 6), dtype=F64, rng=r), r, 5),
              max_entries=40),
+        Case("VAE", "MLP, β = 4",
+             lambda r: _model(with_objective(build_mlp_vae(2, hidden=(12, 6), dtype=F64, rng=r),
+                                             beta=4.0), r, 5),
+             max_entries=40),
+        Case("VAE", "MLP, during KL warm-up (β = 0.3)",
+             lambda r: _model(with_objective(build_mlp_vae(2, hidden=(12, 6), dtype=F64, rng=r),
+                                             beta=0.3), r, 5),
+             max_entries=40),
+        Case("VAE", "MLP, z = 4, free bits λ between the KL_j, β = 1.5",
+             lambda r: _free_bits_model(r, 5), max_entries=40),
         Case("VAE", "MLP, identity output",
              lambda r: _model(build_mlp_vae(2, hidden=(6,), dtype=F64, rng=r,
                                             output_activation="identity"), r, 3),

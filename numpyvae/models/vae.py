@@ -17,7 +17,15 @@ Backward is the same chain in reverse. ``encode``, ``decode``, ``sample`` and
 ``reconstruct`` run the networks through ``infer`` and the functions
 (``softplus``): they keep nothing, so they may run between a forward and its backward.
 
-The loss of a batch is the mean over its images, as in the report. With
+The loss of a batch is the mean over its images, as in the report. Training may
+optimise another objective than this −ELBO (``beta`` and ``free_bits``, set by
+the training loop; defaults 1 and 0 give −ELBO itself):
+
+    objective = recon + β · Σ_j max(λ, KL_j)     KL_j = batch mean of dimension j's KL
+
+with λ = ``free_bits`` (Kingma et al. 2016; λ = 0 is the plain KL). ``forward``
+returns both: ``loss`` is always −ELBO, ``objective`` what ``backward`` differentiates.
+With
 ``likelihood="bernoulli"`` recon is the binary cross-entropy instead
 (``likelihoods.py``); with class labels y the encoder and decoder also see
 onehot(y) (the conditional VAE, ``architectures.py``).
@@ -52,6 +60,8 @@ class VAE(EncoderDecoder):
     ) -> None:
         super().__init__(encoder, decoder, latent_dim, c, output_activation, likelihood)
         self.reparameterize = Reparameterize()
+        self.beta = 1.0  # the weight on the KL in the objective (the loop sets it per batch)
+        self.free_bits = 0.0  # λ: each dimension's batch-mean KL counts as at least λ nats
 
     # -- inference: infer and functions only, so a pending backward is untouched ----
     def encode(self, x: np.ndarray, y: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -73,7 +83,8 @@ class VAE(EncoderDecoder):
         y: np.ndarray | None = None,
     ) -> Losses:
         """Run the model on a batch (and its labels y, for a conditional model) and return
-        its mean losses: encoder → reparameterize → decoder → likelihood.
+        its mean losses: encoder → reparameterize → decoder → likelihood. ``loss`` is
+        −ELBO; ``objective`` adds ``beta`` and ``free_bits`` (the module's docstring).
 
         ε comes from the caller when given (the gradient check holds it fixed),
         else from ``rng``.
@@ -85,21 +96,38 @@ class VAE(EncoderDecoder):
             eps = rng.standard_normal((n, z_dim), dtype=m.dtype)
         elif eps.shape != (n, z_dim):
             raise ValueError(f"VAE.forward: eps must have shape {(n, z_dim)}, got {eps.shape}")
-        z, kl = self.reparameterize.forward(m, h, eps.astype(m.dtype, copy=False))
+        eps = eps.astype(m.dtype, copy=False)
+        if self.free_bits > 0:
+            z, kl_dims = self.reparameterize.forward(m, h, eps, per_dim=True)
+            kl_j = np.mean(kl_dims, axis=0)  # (Z,) batch-mean KL of each dimension
+            kl_mean, kl_term = float(np.sum(kl_j)), float(np.sum(np.maximum(self.free_bits, kl_j)))
+            above = kl_j > self.free_bits
+        else:
+            z, kl = self.reparameterize.forward(m, h, eps)
+            kl_mean = kl_term = float(np.mean(kl))
+            above = None
         recon = self.likelihood.nll(x, self.decoder.forward(z))
-        self.cache = n
-        recon_mean, kl_mean = float(np.mean(recon)), float(np.mean(kl))
-        return Losses(recon_mean + kl_mean, recon_mean, kl_mean)
+        self.cache = (n, self.beta, above)
+        recon_mean = float(np.mean(recon))
+        return Losses(recon_mean + kl_mean, recon_mean, kl_mean,
+                      recon_mean + self.beta * kl_term)
 
     def backward(self, dloss: float = 1.0) -> None:
-        """Write dL/dθ into every layer's grads, for L = dloss · (mean loss over the batch).
+        """Write dL/dθ into every layer's grads, for L = dloss · objective (module docstring),
+        β and λ as in the forward.
 
-        The chain in reverse: each image's recon and kl weigh dloss/N in L, so
-        likelihood → d out, decoder → dz, reparameterize(dz, dloss/N) → [dm, dh], encoder.
+        The chain in reverse: each image's recon weighs dloss/N in L and its kl β·dloss/N,
+        so likelihood → d out, decoder → dz, reparameterize(dz, dkl) → [dm, dh], encoder.
+        Free bits: ∂ max(λ, KL_j)/∂KL_j is 1 where KL_j > λ and 0 where KL_j < λ (a kink
+        at KL_j = λ, where the gradient check must not sit): a dimension below λ gets no
+        gradient from the KL, only from the reconstruction, so dkl is (N, Z) with column j
+        β·dloss/N · [KL_j > λ].
         """
-        w = dloss / self._saved()
+        n, beta, above = self._saved()
+        w = dloss / n
+        dkl = beta * w if above is None else np.where(above, beta * w, 0.0)[None, :].repeat(n, 0)
         dz = self.decoder.backward(self.likelihood.backward(w))
-        self.encoder.backward(self.reparameterize.backward(dz, w))
+        self.encoder.backward(self.reparameterize.backward(dz, dkl))
 
     @property
     def encoder_width(self) -> int:

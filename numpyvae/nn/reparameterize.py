@@ -22,9 +22,10 @@ VARIANCE_FLOOR = 1e-8  # keeps v > 0 and log v finite when softplus(h) underflow
 
 
 class Reparameterize(Layer):
-    """(m, h, ε) → (z, kl). Shapes: m, h, ε, z (N, Z); kl (N,)."""
+    """(m, h, ε) → (z, kl). Shapes: m, h, ε, z (N, Z); kl (N,), or (N, Z) with
+    ``per_dim=True`` (each latent dimension's term, before the sum over j)."""
 
-    def forward(self, m: np.ndarray, h: np.ndarray, eps: np.ndarray
+    def forward(self, m: np.ndarray, h: np.ndarray, eps: np.ndarray, per_dim: bool = False
                 ) -> tuple[np.ndarray, np.ndarray]:
         self.check_input(m, (None, None))
         for name, a in (("h", h), ("eps", eps)):
@@ -36,34 +37,38 @@ class Reparameterize(Layer):
         v = softplus(h) + VARIANCE_FLOOR
         s = np.sqrt(v)
         z = m + s * eps
-        kl = 0.5 * np.sum(v + m * m - 1 - np.log(v), axis=1)
+        kl_dims = 0.5 * (v + m * m - 1 - np.log(v))
         self.cache = (m, h, eps, v, s)
-        return z, kl
+        return z, kl_dims if per_dim else np.sum(kl_dims, axis=1)
 
-    def infer(self, m: np.ndarray, h: np.ndarray, eps: np.ndarray
+    def infer(self, m: np.ndarray, h: np.ndarray, eps: np.ndarray, per_dim: bool = False
               ) -> tuple[np.ndarray, np.ndarray]:
         """forward without touching the cache a pending backward needs."""
         cache = self.cache
         try:
-            return self.forward(m, h, eps)
+            return self.forward(m, h, eps, per_dim)
         finally:
             self.cache = cache
 
     def backward(self, dz: np.ndarray, dkl: np.ndarray | float) -> np.ndarray:
-        """dz (N, Z), dkl (N,) or a scalar (the weight of every image's kl) → [dm, dh] (N, 2Z).
+        """dz (N, Z), dkl → [dm, dh] (N, 2Z). dkl is the weight on the KL: a scalar (every
+        image's), (N,) (one per image's kl) or (N, Z) (one per image and dimension, the
+        upstream gradient of the ``per_dim`` output).
 
         z = m + √v ε:   ∂z/∂m = 1,   ∂z/∂v = ε / (2√v)
         kl:             ∂kl/∂m = m,  ∂kl/∂v = ½(1 − 1/v)
         v = softplus(h) + floor:     ∂v/∂h = σ(h)
         so dm = dz + dkl·m,  dv = dz ⊙ ε/(2√v) + dkl·½(1 − 1/v),  dh = dv ⊙ σ(h).
+        (kl's per-dimension terms each depend on their own m_j, v_j only, so a (N, Z)
+        dkl enters the same formulas elementwise.)
         """
         m, h, eps, v, s = self._saved()
         self.check_dout(dz, m.shape, m.dtype)
         w = np.asarray(dkl, dtype=m.dtype)
-        if w.shape not in ((), (m.shape[0],)):
-            raise ValueError(f"Reparameterize.backward: expected dkl of shape ({m.shape[0]},) "
-                             f"or a scalar, got shape {w.shape}")
-        w = w.reshape(-1, 1)
+        if w.shape not in ((), (m.shape[0],), m.shape):
+            raise ValueError(f"Reparameterize.backward: expected dkl of shape ({m.shape[0]},), "
+                             f"{m.shape} or a scalar, got shape {w.shape}")
+        w = w if w.shape == m.shape else w.reshape(-1, 1)
         dm = dz + w * m
         dv = dz * eps / (2 * s) + w * (0.5 * (1 - 1 / v))
         dh = dv * sigmoid(h)

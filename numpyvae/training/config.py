@@ -23,7 +23,8 @@ MODELS = ("vae", "ae")  # "ae": the plain autoencoder beside the VAE (autoencode
 DEFAULT_LR = {"mlp": 0.0025, "cnn": 0.0015}
 # Changing these would make a resumed run a different experiment.
 FIXED_ON_RESUME = ("model", "arch", "dataset", "latent_dim", "hidden", "c", "batch_size", "seed",
-                   "lr", "train_subset", "test_subset", "likelihood", "conditional", "binarize")
+                   "lr", "train_subset", "test_subset", "likelihood", "conditional", "binarize",
+                   "beta", "kl_warmup", "free_bits")
 # The CNN's arrays that do not depend on z or K: 6 convolutions and 6 BatchNorms
 # (gamma, beta, running mean, running variance), as built in architectures.py.
 _CNN_FIXED_ARRAYS = (320 + 18496 + 18464 + 18496 + 18464 + 9248 + 289
@@ -53,6 +54,10 @@ class TrainConfig:
     likelihood: str = "gaussian"  # p(x|z): "gaussian" (the report's, uses c) or "bernoulli"
     conditional: bool = False  # encoder and decoder also see the one-hot class label
     binarize: bool | None = None  # draw binary pixels from the grey levels; None: on for bernoulli
+    # The objective recon + β·Σ_j max(λ, KL_j) (models/vae.py); the loss reported stays −ELBO.
+    beta: float = 1.0  # β, the weight on the KL
+    kl_warmup: int = 0  # epochs over which β rises linearly from 0 (loop.kl_weight)
+    free_bits: float = 0.0  # λ, in nats per latent dimension (Kingma et al. 2016)
     data_dir: str | None = field(default=None, compare=False)
     # The thread count of the last training session: a record, not a setting (BLAS
     # products may differ in the last bits between thread counts).
@@ -94,6 +99,13 @@ class TrainConfig:
              f"--train-subset must be >= 1, got {self.train_subset}"),
             (self.test_subset is None or self.test_subset >= 1,
              f"--test-subset must be >= 1, got {self.test_subset}"),
+            (math.isfinite(self.beta) and self.beta > 0,
+             f"--beta must be > 0 and finite, got {self.beta}"),
+            (self.kl_warmup >= 0, f"--kl-warmup must be >= 0 epochs, got {self.kl_warmup}"),
+            (math.isfinite(self.free_bits) and self.free_bits >= 0,
+             f"--free-bits must be >= 0 and finite, got {self.free_bits}"),
+            (self.model == "vae" or (self.beta, self.kl_warmup, self.free_bits) == (1, 0, 0),
+             "--beta, --kl-warmup and --free-bits are for the VAE only, not the autoencoder"),
             (self.threads is None or self.threads >= 1,
              f"threads must be >= 1, got {self.threads}"),
         ]
@@ -101,6 +113,13 @@ class TrainConfig:
             if not ok:
                 raise ValueError(message)
         _check_fits_in_memory(self)
+
+    def objective_tags(self) -> str:
+        """The objective's options that are not the default, as run-name tags:
+        ``-b4`` (β), ``-w5`` (warm-up epochs), ``-fb0.1`` (free bits); "" for −ELBO."""
+        return ((f"-b{self.beta:g}" if self.beta != 1 else "")
+                + (f"-w{self.kl_warmup}" if self.kl_warmup else "")
+                + (f"-fb{self.free_bits:g}" if self.free_bits else ""))
 
     def to_json(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -151,6 +170,9 @@ def _check_types(config: TrainConfig, where: str) -> None:
                    "a list of integer widths"),
         "lr": (lambda v: v is None or is_number(v), "a number"),
         "c": (is_number, "a number"),
+        "beta": (is_number, "a number"),
+        "kl_warmup": (is_int, "an integer"),
+        "free_bits": (is_number, "a number"),
         "conditional": (lambda v: isinstance(v, bool), "true or false"),
         "binarize": (lambda v: isinstance(v, bool), "true or false"),
         "train_subset": (lambda v: v is None or is_int(v), "an integer or null"),

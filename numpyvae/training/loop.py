@@ -22,6 +22,22 @@ EVAL_BATCH = 1000
 Batch = tuple[np.ndarray, np.ndarray | None]
 
 
+def kl_weight(beta: float, warmup_epochs: int, epoch: int, batch: int, batches_per_epoch: int
+              ) -> float:
+    """β for batch ``batch`` (0-based) of epoch ``epoch`` (0-based) under a linear KL
+    warm-up over the first ``warmup_epochs`` epochs (Bowman et al. 2016; Sønderby et al.
+    2016): β · min(1, (epoch·B + batch + 1) / (E·B)) with B batches per epoch.
+
+    It rises by β/(E·B) after every step, reaches β at the last batch of epoch E and stays
+    there; E = 0 is no warm-up. A pure function of its arguments: a resumed run computes
+    the same β for every batch as an uninterrupted one.
+    """
+    if warmup_epochs == 0:
+        return beta
+    steps_done = epoch * batches_per_epoch + batch + 1
+    return beta * min(1.0, steps_done / (warmup_epochs * batches_per_epoch))
+
+
 class TrainingDiverged(RuntimeError):
     """A loss or a parameter became NaN or infinite; nothing of it was saved."""
 
@@ -32,15 +48,21 @@ def train_epoch(
     batches: Iterable[Batch],
     rng: np.random.Generator,
     on_batch: Callable[[int, float], None] | None = None,
+    beta_at: Callable[[int], float] | None = None,
 ) -> np.ndarray:
-    """One pass over ``batches``; returns the mean (loss, recon, KL) over the batches.
+    """One pass over ``batches``; returns the mean (loss, recon, KL, objective) over the
+    batches.
 
-    The loss is the negative ELBO, recon + KL, averaged over the batch's images;
-    ``rng`` draws the ε of z = μ + σ·ε. ``on_batch(count, mean_loss)`` is called
-    after each step (the progress line).
+    The loss is the negative ELBO, recon + KL, averaged over the batch's images; the
+    gradient is of the objective (recon + β·KL, with free bits if the model has them).
+    ``beta_at(b)`` is β for batch b (0-based), set on the model before its forward
+    (None: the model's β as it is). ``rng`` draws the ε of z = μ + σ·ε.
+    ``on_batch(count, mean_loss)`` is called after each step (the progress line).
     """
-    sums, count = np.zeros(3), 0
+    sums, count = np.zeros(4), 0
     for x, y in batches:
+        if beta_at is not None:
+            model.beta = beta_at(count)
         try:
             losses = model.forward(x, rng=rng, y=y)  # keeps the caches backward needs
         except FloatingPointError as e:  # np.errstate(... = "raise") in the caller
@@ -50,7 +72,7 @@ def train_epoch(
                                    f"(recon {losses.recon}, KL {losses.kl})")
         model.backward()  # dL/dθ into every layer's grads
         optimizer.step()  # θ ← θ − lr · m̂ / (√v̂ + ε)
-        sums += (losses.loss, losses.recon, losses.kl)
+        sums += (losses.loss, losses.recon, losses.kl, losses.objective)
         count += 1
         if on_batch is not None:
             on_batch(count, sums[0] / count)

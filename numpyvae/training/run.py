@@ -11,7 +11,7 @@ import numpy as np
 
 from ..models.vae import VAE
 from .checkpoint import load_model_arrays, load_run_checkpoint, write_json
-from .train import CHECKPOINT, TrainConfig, build_model
+from .train import CHECKPOINT, TrainConfig, build_model, objective_options
 
 
 @dataclass
@@ -116,6 +116,7 @@ def summary_markdown(run_dir: str | Path) -> str:
         f"seed {config.seed}{hidden}; training took {sum(h['seconds'] for h in history):.0f} s "
         f"({history[-1]['images_per_s']:,.0f} images/s in the last epoch).",
         "",
+        *_objective_lines(config, ours_train),
         "| | loss | recon | KL |",
         "|---|---:|---:|---:|",
     ]
@@ -132,6 +133,18 @@ def summary_markdown(run_dir: str | Path) -> str:
         lines.append(f"| {name} | {d['loss']:.1f} | {d['recon']:.1f} | {d['kl']:.1f} |")
     lines.append("")
     return "\n".join(lines)
+
+
+def _objective_lines(config: Any, ours_train: dict[str, Any]) -> list[str]:
+    """For a run that optimised another objective than −ELBO: which, and its final value
+    (the table's loss stays −ELBO, comparable with every other run)."""
+    if not config.objective_tags():
+        return []
+
+    value = ours_train.get("objective")
+    final = f" (final training objective {value:.1f})" if isinstance(value, (int, float)) else ""
+    return [f"Trained on recon + β·Σ_j max(λ, KL_j) with {objective_options(config)}{final}; "
+            "the loss below is −ELBO (recon + KL).", ""]
 
 
 def read_json(path: str | Path) -> Any:

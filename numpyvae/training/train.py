@@ -33,7 +33,15 @@ from .checkpoint import (
     write_json,
 )
 from .config import DEFAULT_LR, FIXED_ON_RESUME, MODELS, TrainConfig
-from .loop import EVAL_BATCH, EVAL_SEED, Batch, TrainingDiverged, evaluate, train_epoch
+from .loop import (
+    EVAL_BATCH,
+    EVAL_SEED,
+    Batch,
+    TrainingDiverged,
+    evaluate,
+    kl_weight,
+    train_epoch,
+)
 
 __all__ = ["CHECKPOINT", "DEFAULT_LR", "EVAL_BATCH", "EVAL_SEED", "FIXED_ON_RESUME", "MODELS",
            "Progress", "TrainConfig", "TrainingDiverged", "build_model", "evaluate",
@@ -57,9 +65,11 @@ def build_model(config: TrainConfig, dtype: Any = np.float32) -> VAE | Autoencod
     if config.model == "ae":
         return build_mlp_autoencoder(config.latent_dim, hidden=config.hidden, c=config.c,
                                      dtype=dtype, rng=rng, likelihood=config.likelihood)
-    return build_vae(config.arch, config.latent_dim, hidden=config.hidden, c=config.c,
-                     dtype=dtype, rng=rng, likelihood=config.likelihood,
-                     num_classes=data.NUM_CLASSES if config.conditional else 0)
+    vae = build_vae(config.arch, config.latent_dim, hidden=config.hidden, c=config.c,
+                    dtype=dtype, rng=rng, likelihood=config.likelihood,
+                    num_classes=data.NUM_CLASSES if config.conditional else 0)
+    vae.beta, vae.free_bits = config.beta, config.free_bits  # the loop sets β per batch
+    return vae
 
 
 def evaluation_images(config: TrainConfig, x: np.ndarray) -> np.ndarray:
@@ -321,7 +331,8 @@ def train(
         final = _final_evaluation(config, state, run_data, out)
     write_json(out / "final.json", final)
     log(f"final: train {final['train']['loss']:.2f} (recon {final['train']['recon']:.2f}, "
-        f"KL {final['train']['kl']:.2f}), train (eval mode) {final['train_eval']['loss']:.2f}, "
+        f"KL {final['train']['kl']:.2f}{_objective_note(config, final['train'])}), "
+        f"train (eval mode) {final['train_eval']['loss']:.2f}, "
         f"test {final['test']['loss']:.2f}")
     return final
 
@@ -329,16 +340,38 @@ def train(
 def _banner(config: TrainConfig, state: TrainState, n: int, out: Path) -> str:
     extras = (", conditional on the class" if config.conditional else "") + (
         f", {config.likelihood} decoder" if config.likelihood != "gaussian" else "") + (
-        ", binarized pixels" if config.binarize else "")
+        ", binarized pixels" if config.binarize else "") + (
+        f", objective recon + β·KL with {objective_options(config)}"
+        if config.objective_tags() else "")
     return (f"training {config.arch.upper()} {config.model.upper()} on {config.dataset}{extras}, "
             f"z = {config.latent_dim}, {state.model.num_params():,} params, {n:,} images, "
             f"epochs {state.epoch + 1}..{config.epochs} -> {out}")
 
 
+def objective_options(config: TrainConfig) -> str:
+    """The objective's options in words, e.g. ``β = 4, KL warm-up over 5 epochs``."""
+    return ", ".join(
+        ([f"β = {config.beta:g}"] if config.beta != 1 or not config.free_bits else [])
+        + ([f"KL warm-up over {config.kl_warmup} epochs"] if config.kl_warmup else [])
+        + ([f"free bits λ = {config.free_bits:g} nats per dimension"]
+           if config.free_bits else []))
+
+
+def _objective_note(config: TrainConfig, train_loss: dict[str, Any]) -> str:
+    """``, objective … at β …`` when training optimises something else than −ELBO."""
+    if "beta" not in train_loss or (config.beta, config.kl_warmup, config.free_bits) == (1, 0, 0):
+        return ""
+    b0, b1 = train_loss["beta"]
+    beta = f"{b0:.3g}" if b0 == b1 else f"{b0:.3g}..{b1:.3g}"
+    fb = f", free bits {config.free_bits:g}" if config.free_bits else ""
+    return f", objective {train_loss['objective']:7.2f} at β {beta}{fb}"
+
+
 def _epoch_line(config: TrainConfig, entry: dict[str, Any]) -> str:
     train_loss, test100 = entry["train"], entry["test100"]
     return (f"epoch {entry['epoch']:>2}/{config.epochs}  train {train_loss['loss']:7.2f} "
-            f"(recon {train_loss['recon']:7.2f}, KL {train_loss['kl']:5.2f})  test100 "
+            f"(recon {train_loss['recon']:7.2f}, KL {train_loss['kl']:5.2f}"
+            f"{_objective_note(config, train_loss)})  test100 "
             f"{test100['loss']:7.2f}  {entry['seconds']:6.1f} s  "
             f"{entry['images_per_s']:,.0f} img/s")
 
@@ -370,8 +403,11 @@ def _train_one_epoch(config: TrainConfig, state: TrainState, run_data: RunData,
 
     state.model.train()
     batches = epoch_batches(config, run_data, epoch, state.noise_rng)
+    beta_at = None if config.model != "vae" else \
+        lambda b: kl_weight(config.beta, config.kl_warmup, epoch, b, n_batches)
     try:
-        mean = train_epoch(state.model, state.optimizer, batches, state.noise_rng, show)
+        mean = train_epoch(state.model, state.optimizer, batches, state.noise_rng, show,
+                           beta_at)
         test100 = evaluate(state.model, run_data.monitor, y=run_data.labels_monitor)
     except (TrainingDiverged, FloatingPointError) as e:
         where = f"batch {steps[0] + 1}/{n_batches}" if isinstance(e, TrainingDiverged) \
@@ -384,8 +420,12 @@ def _train_one_epoch(config: TrainConfig, state: TrainState, run_data: RunData,
     if problem:
         raise _diverged(config, out, epoch, problem, updated=True)
     seconds = time.perf_counter() - t0
+    # loss is −ELBO; objective is what was optimised (the mean over batches of each
+    # batch's recon + β·KL term) and beta the first and last batch's β.
+    betas = [beta_at(0), beta_at(n_batches - 1)] if beta_at is not None else [1.0, 1.0]
     return {"epoch": epoch + 1,
-            "train": {"loss": float(mean[0]), "recon": float(mean[1]), "kl": float(mean[2])},
+            "train": {"loss": float(mean[0]), "recon": float(mean[1]), "kl": float(mean[2]),
+                      "objective": float(mean[3]), "beta": betas},
             "test100": test100.as_dict(), "seconds": seconds, "images_per_s": n / seconds,
             "threads": config.threads}
 

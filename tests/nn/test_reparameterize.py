@@ -54,6 +54,47 @@ def test_scalar_dkl_equals_per_image_dkl():
     np.testing.assert_array_equal(layer.backward(dz, 0.25), layer.backward(dz, np.full(4, 0.25)))
 
 
+def test_per_dim_kl_sums_to_kl():
+    m, h, eps = inputs()
+    z, kl = Reparameterize().forward(m, h, eps)
+    z2, kl_dims = Reparameterize().forward(m, h, eps, per_dim=True)
+    assert kl_dims.shape == m.shape
+    np.testing.assert_array_equal(z, z2)
+    np.testing.assert_allclose(kl_dims.sum(axis=1), kl, rtol=1e-14)
+
+
+def test_per_dim_dkl_with_equal_columns_equals_per_image_dkl():
+    m, h, eps = inputs()
+    layer = Reparameterize()
+    z, _ = layer.forward(m, h, eps, per_dim=True)
+    dz = np.random.default_rng(3).standard_normal(z.shape)
+    w = np.random.default_rng(4).standard_normal(4)
+    np.testing.assert_allclose(layer.backward(dz, np.repeat(w[:, None], 3, axis=1)),
+                               layer.backward(dz, w), rtol=1e-15)
+
+
+def test_per_dim_gradient_check_passes():
+    m, h, eps = inputs(n=3, z=4, seed=2)
+    (result,) = gradcheck_layer(ReparameterizeAsLayer(eps, per_dim=True),
+                                np.concatenate([m, h], axis=1))
+    assert result.max_error <= 1e-6, result
+
+
+class RowMeanDkl(Reparameterize):
+    """Planted: a (N, Z) dkl collapsed to its row mean, as if every dimension weighed alike."""
+
+    def backward(self, dz, dkl):
+        w = np.asarray(dkl)
+        return super().backward(dz, w.mean(axis=1) if w.ndim == 2 else w)
+
+
+def test_per_dim_negative_control_fails():
+    m, h, eps = inputs(n=3, z=4, seed=1)
+    (result,) = gradcheck_layer(ReparameterizeAsLayer(eps, RowMeanDkl(), per_dim=True),
+                                np.concatenate([m, h], axis=1))
+    assert result.max_error > 1e-3, result
+
+
 class HalfDropped(Reparameterize):
     """Planted: ∂kl/∂v written as (1 − 1/v), the ½ of the KL forgotten."""
 
@@ -109,8 +150,10 @@ def test_bad_inputs_are_named():
     z, _ = layer.forward(m, h, eps)
     with pytest.raises(ValueError, match=r"Reparameterize.backward: expected dout of shape"):
         layer.backward(z[:, :2], 1.0)
-    with pytest.raises(ValueError, match=r"expected dkl of shape \(4,\) or a scalar"):
+    with pytest.raises(ValueError, match=r"expected dkl of shape \(4,\), \(4, 3\) or a scalar"):
         layer.backward(z, np.ones(3))
+    with pytest.raises(ValueError, match=r"got shape \(4, 2\)"):
+        layer.backward(z, np.ones((4, 2)))
 
 
 def test_softplus_function_is_the_one_used():

@@ -290,7 +290,8 @@ def test_conditional_run_uses_the_labels(shared_datasets, tmp_path):
     wrong = evaluate(run.vae, x_test[:500], y=(y_test[:500] + 1) % 10).loss
     assert wrong > final["test"]["loss"]  # the labels carry information the model uses
     names = {p.name for p in (tmp_path / "c").glob("*.png")}
-    assert names == {"samples.png", "reconstructions.png", "curves.png", "latent_scatter.png"}
+    assert names == {"samples.png", "reconstructions.png", "curves.png", "latent_scatter.png",
+                     "latent_health.png"}
 
 
 def test_cli_names_conditional_and_bernoulli_runs_and_samples_a_class(shared_datasets,
