@@ -3,7 +3,7 @@
 - ``conv.py``: the conv API (conv2d forward, input and weight gradients), on
   ``gemm.py`` (im2col around single-threaded BLAS calls) and ``direct.py``
   (plain loops for single-channel outputs); ``geometry.py`` holds a conv's sizes.
-- ``blocked_matmul.py``: ``matmul``, a @ b bitwise the same at any thread count (Dense).
+- ``products.py``: ``matmul``, the Dense layers' a @ b (small ones on one thread).
 - ``batchnorm.py``: BatchNorm2d's statistics, normalisation and backward pass.
 - ``elementwise.py``: ELU, Sigmoid and the Adam update.
 - ``threads.py``: every thread and BLAS decision; ``workspace.py``: reused work
@@ -13,7 +13,6 @@ Every kernel gives the same bits at any thread count.
 """
 
 from .batchnorm import batch_moments, batchnorm_backward, normalize
-from .blocked_matmul import matmul
 from .conv import (
     channel_sum,
     conv2d_forward,
@@ -22,6 +21,7 @@ from .conv import (
     conv2d_grad_weight,
 )
 from .geometry import ConvGeometry, conv_output_size
+from .products import matmul, matmul_unchecked
 from .threads import max_threads, set_threads
 from .workspace import clear_workspace
 
@@ -37,6 +37,7 @@ __all__ = [
     "conv2d_grad_weight",
     "conv_output_size",
     "matmul",
+    "matmul_unchecked",
     "max_threads",
     "normalize",
     "set_threads",

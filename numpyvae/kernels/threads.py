@@ -9,8 +9,8 @@ NumPy's OpenBLAS and SciPy's OpenBLAS (the one numba's ``np.dot`` calls).
   call it from inside numba's parallel loops, one call per worker thread, and
   a BLAS that spawned threads of its own there would oversubscribe the cores
   and make results depend on the thread count.
-- Matrix products (``blocked_matmul.matmul``, the Dense layers' products) follow the
-  same scheme: fixed blocks of rows, each a single-threaded BLAS call.
+- The Dense layers' products (``products.matmul``): small ones are one single-threaded
+  BLAS call on the calling thread; large ones use NumPy's own BLAS at ``--threads``.
 """
 
 from __future__ import annotations

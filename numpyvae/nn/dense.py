@@ -18,9 +18,9 @@ class Dense(Layer):
     Initialisation is PyTorch's default: W and b ~ U(−1/√D_in, 1/√D_in)
     (kaiming_uniform with a = √5 works out to exactly this bound).
 
-    The products run in ``kernels.matmul``, which gives the same bits at any
-    thread count (NumPy's ``@`` does not); ``use_kernels = False`` (on the class or
-    one layer) runs plain ``@`` instead.
+    The products run in ``kernels.matmul`` (small ones on one thread, large ones on
+    NumPy's multi-threaded BLAS); ``use_kernels = False`` (on the class or one layer)
+    runs plain ``@`` instead.
     """
 
     use_kernels = True
@@ -71,7 +71,7 @@ class Dense(Layer):
         return self._matmul(dout, self.params["weight"].T)  # dX = dY Wᵀ
 
     def _matmul(self, a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        return kernels.matmul(a, b, out) if self.use_kernels else np.matmul(a, b, out=out)
+        return kernels.matmul_unchecked(a, b, out) if self.use_kernels else np.matmul(a, b, out=out)
 
     def extra_repr(self) -> str:
         bias = "" if "bias" in self.params else ", bias=False"
