@@ -81,10 +81,11 @@ class LearnVAE(VAE):
 
     def backward(self, dloss: float = 1.0) -> None:
         """As the package's, with dkl given per image, (N,), as the step's contract states."""
-        n = self._saved()
+        n, beta, _ = self._saved()  # the track trains the report's objective: no free bits
         w = dloss / n
         dz = self.decoder.backward(self.likelihood.backward(w))
-        self.encoder.backward(self.reparameterize.backward(dz, np.full(n, w, dtype=dz.dtype)))
+        dkl = np.full(n, beta * w, dtype=dz.dtype)
+        self.encoder.backward(self.reparameterize.backward(dz, dkl))
 
 
 def build(kit: dict[str, Any], arch: str, latent_dim: int = 2, hidden=DEFAULT_HIDDEN,

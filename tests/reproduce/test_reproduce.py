@@ -181,7 +181,10 @@ def test_quick_writes_results_json(quick_run, shared_datasets):
             n = 20 if row["arch"] == "cnn" else 100
             assert (row["log_px"]["k"], row["log_px"]["n"]) == (50, n)
             assert row["log_px"]["log_px"] >= row["log_px"]["elbo"]
-        assert set(row["train"]) == set(row["test"]) == {"loss", "recon", "kl"}
+        assert set(row["test"]) == {"loss", "recon", "kl"}
+        # the training loss is −ELBO; the objective (β, free bits) sits beside it
+        assert set(row["train"]) == {"loss", "recon", "kl", "objective", "beta"}
+        assert row["train"]["objective"] == pytest.approx(row["train"]["loss"])  # β = 1
         assert row["epochs"] == 1 and row["seconds"] > 0
         assert (row["hidden"] is None) == (row["arch"] == "cnn")
     by = {(r["experiment"], r["model"], r["arch"]): r for r in rows}
