@@ -254,11 +254,14 @@ def run_train(args: argparse.Namespace) -> int:
           + (f" on {subset} images" if subset else "") + f" -> {out}")
     with _learner_model_in_the_loop(kit):
         mine = train(config, out)
+    from ..cli.main import draw_run_figures
+
+    draw_run_figures(out)  # from the checkpoint: the parameters your layers learned
     if args.no_compare:
         return 0
     ref_out = unique_run_dir(Path(f"{out}-package"))
     print(f"\ntraining the package's model, same config and seed -> {ref_out}")
-    theirs = train(config, ref_out, figures=False)
+    theirs = train(config, ref_out)  # numbers only: no figures
     print(f"\nfinal loss (train, eval mode / test): yours {mine['train_eval']['loss']:.2f} / "
           f"{mine['test']['loss']:.2f}, the package's {theirs['train_eval']['loss']:.2f} / "
           f"{theirs['test']['loss']:.2f}")

@@ -65,13 +65,16 @@ def test_train_command_runs_the_package_loop(tmp_path, shared_datasets):
     out = tmp_path / "run"
     r = subprocess.run([sys.executable, "-m", "numpyvae", "learn", "train", "--dir",
                         str(tmp_path), "--epochs", "1", "--train-subset", "512",
-                        "--replay-steps", "2", "--no-compare", "--out", str(out),
+                        "--replay-steps", "2", "--out", str(out),
                         "--data-dir", str(shared_datasets)],
                        cwd=REPO, capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "Adam             yours" in r.stdout and "PASS: your model trains" in r.stdout
     final = json.loads((out / "final.json").read_text())
     assert np.isfinite(final["test"]["loss"])
+    assert (out / "samples.png").is_file() and (out / "latent_health.png").is_file()
+    # the package's run on the same seed, for information: its loss printed beside yours
+    assert "the package's" in r.stdout and (tmp_path / "run-package" / "final.json").is_file()
 
 
 @pytest.mark.parametrize("arch", ["mlp", "cnn"])
