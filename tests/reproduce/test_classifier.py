@@ -45,13 +45,17 @@ def mnist_small(shared_datasets):
 
 def test_learns_real_digits_and_scores_them(mnist_small, shared_datasets, tmp_path):
     x, y, xt, yt = mnist_small
-    clf = train_classifier(x, y, epochs=1, log=lambda s: None)
+    # 3 epochs on 6,000 images: 0.878-0.896 test accuracy and mean confidence 0.877-0.881 over
+    # seeds 0-2 (1 epoch gave 0.851-0.855, too close to a limit of 0.85 to mean anything); an
+    # untrained net scores about 0.1, so the limits below leave room for rounding, not for bugs
+    clf = train_classifier(x, y, epochs=3, log=lambda s: None)
     assert clf.dtype == np.float32 and clf.logits(xt[:3]).dtype == np.float32
     accuracy = clf.accuracy(xt, yt)
     assert accuracy > 0.85, accuracy
-    # real test digits: confident, and every class about equally often
+    # real test digits: confident, and every class about equally often (diversity is the
+    # entropy of the predicted classes in bits: log2 10 = 3.32 when exactly uniform)
     real = score_samples(clf, xt)
-    assert real.confidence > 0.8 and real.diversity > 3.2 and sum(real.histogram) == 1000
+    assert real.confidence > 0.85 and real.diversity > 3.2 and sum(real.histogram) == 1000
     # one image repeated: a single predicted class, no diversity
     same = score_samples(clf, np.repeat(xt[:1], 50, axis=0))
     assert same.diversity == 0.0 and max(same.histogram) == 50
