@@ -7,7 +7,7 @@
 - ``batchnorm.py``: BatchNorm2d's statistics, normalisation and backward pass.
 - ``elementwise.py``: ELU, Sigmoid and the Adam update.
 - ``threads.py``: every thread and BLAS decision; ``workspace.py``: reused work
-  buffers; ``jit_cache.py``: is numba's on-disk cache warm?
+  buffers.
 
 Every kernel gives the same bits at any thread count.
 """
