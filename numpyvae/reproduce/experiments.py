@@ -1,4 +1,4 @@
-"""The report's four experiments (and one beyond it) as lists of runs, and the settings of a
+"""The report's four experiments (and two beyond it) as lists of runs, and the settings of a
 full or quick sweep.
 
 A run is a ``RunSpec`` (model, arch, data set, z, hidden widths, c, seed); its folder
@@ -24,8 +24,18 @@ EXPERIMENTS: dict[str, str] = {
     "ae": "4. Autoencoder vs VAE latent space, MLP on MNIST, z = 2 (figure 1)",
     "beyond": "5. Beyond the report: conditional VAE and Bernoulli decoder, MLP on MNIST, "
               "z = 2 and 20",
+    "collapse": "6. Beyond the report: KL warm-up and free bits against posterior collapse, "
+                "MLP 300-100-10 on MNIST, z = 5 and 20",
 }
 BEYOND_DIMS = (2, 20)
+# Experiment 6: the two z where the report's seeds disagreed most (width 10), and the two
+# remedies beside plain training, each at the value the issue names.
+COLLAPSE_DIMS = (5, 20)
+REMEDIES: dict[str, dict[str, float]] = {
+    "plain": {},
+    "warm-up": {"kl_warmup": 5},
+    "free bits": {"free_bits": 0.1},
+}
 DATASETS = ("mnist", "fashion-mnist")
 LATENT_DIMS = (1, 2, 3, 5, 20)
 BALANCES = (0.0001, 0.001, 0.01, 0.05, 0.1, 1.0)
@@ -40,8 +50,9 @@ WIDTHS = (DEFAULT_HIDDEN, (300, 100, 20))
 class RunSpec:
     """One training run. ``hidden`` is None for the CNN, which has no hidden widths.
 
-    ``likelihood`` and ``conditional`` are experiment 5's; the report's runs keep the
-    defaults (and their folder names).
+    ``likelihood`` and ``conditional`` are experiment 5's, ``kl_warmup`` (epochs) and
+    ``free_bits`` (nats per dimension) experiment 6's; the report's runs keep the defaults
+    (and their folder names).
     """
 
     model: str  # "vae" or "ae"
@@ -53,6 +64,8 @@ class RunSpec:
     seed: int
     likelihood: str = "gaussian"
     conditional: bool = False
+    kl_warmup: int = 0
+    free_bits: float = 0.0
 
     @property
     def kind(self) -> str:
@@ -62,19 +75,36 @@ class RunSpec:
     @property
     def name(self) -> str:
         """The run's folder name, e.g. ``vae-mlp-mnist-z2-h300.100.10-c0.05-s0``; a Bernoulli
-        run has ``-bernoulli`` where the c would be (c plays no part in it)."""
+        run has ``-bernoulli`` where the c would be (c plays no part in it), and a remedy
+        adds the tag of ``TrainConfig.objective_tags`` (``-w5``, ``-fb0.1``) before the seed."""
         widths = f"-h{'.'.join(map(str, self.hidden))}" if self.hidden else ""
         balance = "-bernoulli" if self.likelihood == "bernoulli" else f"-c{self.c:g}"
         return (f"{self.kind}-{self.arch}-{self.dataset}-z{self.latent_dim}{widths}"
-                f"{balance}-s{self.seed}")
+                f"{balance}{self.remedy_tags}-s{self.seed}")
+
+    @property
+    def remedy_tags(self) -> str:
+        return ((f"-w{self.kl_warmup}" if self.kl_warmup else "")
+                + (f"-fb{self.free_bits:g}" if self.free_bits else ""))
+
+    @property
+    def remedy(self) -> str:
+        """Experiment 6's name for the objective: "plain", "warm-up" or "free bits"."""
+        settings = {"kl_warmup": self.kl_warmup, "free_bits": self.free_bits}
+        for name, options in REMEDIES.items():
+            if {**{"kl_warmup": 0, "free_bits": 0.0}, **options} == settings:
+                return name
+        return self.remedy_tags.lstrip("-")
 
     @property
     def label(self) -> str:
         """A short human label, e.g. ``MLP 300-100-10 VAE, mnist, z = 2, c = 0.05, seed 0``."""
         arch = self.arch.upper() + (f" {'-'.join(map(str, self.hidden))}" if self.hidden else "")
         balance = "Bernoulli" if self.likelihood == "bernoulli" else f"c = {self.c:g}"
+        remedy = ((f", KL warm-up over {self.kl_warmup} epochs" if self.kl_warmup else "")
+                  + (f", free bits {self.free_bits:g}" if self.free_bits else ""))
         return (f"{arch} {self.kind.upper()}, {self.dataset}, z = {self.latent_dim}, "
-                f"{balance}, seed {self.seed}")
+                f"{balance}{remedy}, seed {self.seed}")
 
     def config(self, settings: Settings, data_dir: str | None = None) -> TrainConfig:
         """The TrainConfig of this run under ``settings`` (epochs, subsets)."""
@@ -83,7 +113,8 @@ class RunSpec:
                            latent_dim=self.latent_dim, c=self.c, seed=self.seed,
                            epochs=settings.epochs, train_subset=settings.train_subset,
                            test_subset=settings.test_subset, data_dir=data_dir,
-                           likelihood=self.likelihood, conditional=self.conditional, **extra)
+                           likelihood=self.likelihood, conditional=self.conditional,
+                           kl_warmup=self.kl_warmup, free_bits=self.free_bits, **extra)
 
 
 @dataclass(frozen=True)
@@ -149,14 +180,18 @@ def experiment_specs(name: str) -> list[RunSpec]:
     if name == "beyond":
         return [replace(vae_spec("mlp", z=z), **kind) for kind in
                 ({}, {"conditional": True}, {"likelihood": "bernoulli"}) for z in BEYOND_DIMS]
+    if name == "collapse":
+        return [replace(vae_spec("mlp", z=z, seed=s), **options) for z in COLLAPSE_DIMS
+                for options in REMEDIES.values() for s in MLP_SEEDS]
     raise ValueError(f"unknown experiment {name!r}: expected one of {', '.join(EXPERIMENTS)}")
 
 
-# --quick: the MLP and the CNN at z = 2 on MNIST, the autoencoder, and experiment 5's
-# conditional and Bernoulli MLP at z = 2.
+# --quick: the MLP and the CNN at z = 2 on MNIST, the autoencoder, experiment 5's
+# conditional and Bernoulli MLP at z = 2, and one run of experiment 6 (free bits, z = 5).
 QUICK_SPECS = frozenset({vae_spec("mlp"), vae_spec("cnn"), AE_SPEC,
                          replace(vae_spec("mlp"), conditional=True),
-                         replace(vae_spec("mlp"), likelihood="bernoulli")})
+                         replace(vae_spec("mlp"), likelihood="bernoulli"),
+                         replace(vae_spec("mlp", z=5), **REMEDIES["free bits"])})
 
 
 def members(settings: Settings, experiments: Iterable[str] = EXPERIMENTS) -> list[Member]:

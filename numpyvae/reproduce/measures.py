@@ -7,10 +7,14 @@
   each class equally often, and also scored on how often it gets the asked-for class.
 - log p(x): the importance-weighted estimate on the first test images (``iwae.py``),
   for every model with a posterior (not the autoencoder).
+- The latent space's health (``models/latent_health.py``) on the test set, for every
+  model with a posterior: KL per dimension, active units, I(x; z) (experiment 6, and
+  the active-units columns).
 
 The cache is keyed by what the numbers depend on (the run's final losses, the test
 images, the sample count and the classifier), so a retrained run or a new classifier
-is measured again and anything else is read back.
+is measured again and anything else is read back. A cache written before the health
+measure existed gets that measure added, the rest kept.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import numpy as np
 
 from ..cli.plots import latent_means
 from ..models.iwae import log_likelihood
+from ..models.latent_health import evaluate_latent
 from ..training.checkpoint import write_json
 from ..training.run import load_run, read_json
 from ..training.train import TrainConfig, evaluation_images
@@ -31,6 +36,7 @@ from .classifier import Classifier, score_samples
 MEASURES_FILE = "reproduce.json"
 SAMPLE_SEED = 7  # prior samples for the classifier: the same draws for every model
 SAMPLE_BATCH = 1000
+HEALTH_SEED, HEALTH_SAMPLES = 0, 2  # draws of z ~ q(z|x) per image for I(x; z)
 
 
 def latent_stats(means: np.ndarray, y: np.ndarray) -> dict[str, Any]:
@@ -93,27 +99,35 @@ def measure_run(
            "classifier": classifier_id if scored else None,
            "loglik": [loglik_k, min(loglik_images, len(x_test))] if with_loglik else None}
     cache = run_dir / MEASURES_FILE
+    cached: dict[str, Any] = {}
     if cache.is_file():
         try:
             cached = read_json(cache)
         except (OSError, json.JSONDecodeError):
             cached = {}
-        if cached.get("key") == key:
-            return cached
+    health_needed = config.model == "vae"
+    if cached.get("key") == key and ("health" in cached or not health_needed):
+        return cached
     run = load_run(run_dir)
     labels = y_test if run.vae.conditional else None
     x_eval = evaluation_images(config, x_test)  # a binarized run: its fixed binary draw
-    result: dict[str, Any] = {
-        "key": key, "latent": latent_stats(latent_means(run.vae, x_eval, labels), y_test)}
-    if scored:
-        images = prior_samples(run.vae, prior_samples_n)
-        result["samples"] = score_samples(classifier, images).as_dict()
-        asked = asked_labels(run.vae, prior_samples_n)
-        if asked is not None:
-            result["asked"] = asked_scores(classifier, images, asked)
-    if with_loglik:
-        n = min(loglik_images, len(x_test))
-        result["loglik"] = log_likelihood(run.vae, x_eval[:n], None if labels is None
-                                          else labels[:n], k=loglik_k).as_dict()
+    if cached.get("key") == key:  # measured before the health measure existed: add it only
+        result = dict(cached)
+    else:
+        result = {"key": key,
+                  "latent": latent_stats(latent_means(run.vae, x_eval, labels), y_test)}
+        if scored:
+            images = prior_samples(run.vae, prior_samples_n)
+            result["samples"] = score_samples(classifier, images).as_dict()
+            asked = asked_labels(run.vae, prior_samples_n)
+            if asked is not None:
+                result["asked"] = asked_scores(classifier, images, asked)
+        if with_loglik:
+            n = min(loglik_images, len(x_test))
+            result["loglik"] = log_likelihood(run.vae, x_eval[:n], None if labels is None
+                                              else labels[:n], k=loglik_k).as_dict()
+    if health_needed:
+        result["health"] = evaluate_latent(run.vae, x_eval, labels, samples=HEALTH_SAMPLES,
+                                           seed=HEALTH_SEED)
     write_json(cache, result)
     return result

@@ -234,12 +234,19 @@ def claim_inputs(finished: dict[RunSpec, dict[str, Any]],
                 distance[c] = _mean(dist)
     latent = {name: measures[spec.name]["latent"] if spec.name in measures else None
               for name, spec in (("vae", vae_spec("mlp")), ("ae", AE_SPEC))}
+    # G and H: (test −ELBO, active units) per finished and measured seed of experiment 6
+    collapse: dict[str, dict[int, list[tuple[float, int]]]] = {}
+    for spec in experiment_specs("collapse"):
+        health = measures.get(spec.name, {}).get("health")
+        if spec in finished and health:
+            collapse.setdefault(spec.remedy, {}).setdefault(spec.latent_dim, []).append(
+                (finished[spec]["test"]["loss"], health["active"]))
     return {"loss": loss, "scores": scores, "distance": distance, "sse": sse, "kl": kl,
-            "latent": latent}
+            "latent": latent, "collapse": collapse}
 
 
 def judge(inputs: dict[str, Any], accuracy: float | None) -> list[claim_rules.Claim]:
-    """Apply the rules A-F to the measured numbers."""
+    """Apply the rules A-H to the measured numbers."""
     loss = inputs["loss"]
     return [
         claim_rules.claim_a(loss),
@@ -248,6 +255,8 @@ def judge(inputs: dict[str, Any], accuracy: float | None) -> list[claim_rules.Cl
         claim_rules.claim_d(inputs["latent"]["vae"], inputs["latent"]["ae"]),
         claim_rules.claim_e(inputs["distance"], inputs["sse"], inputs["kl"]),
         claim_rules.claim_f(inputs["scores"], accuracy),
+        claim_rules.claim_g(inputs["collapse"]),
+        claim_rules.claim_h(inputs["collapse"]),
     ]
 
 

@@ -4,8 +4,10 @@ A row is one run's place in one experiment (a run shared by several experiments,
 like the MLP on MNIST at z = 2, appears once under each, with the same numbers and
 that experiment's report figure). The keys are the issue's, plus ``model`` ("vae" or
 "ae"), without which experiment 4's two rows could not be told apart, ``likelihood``
-and ``conditional`` (experiment 5's), and ``log_px``: the importance-weighted log p(x)
-on the first test images (``iwae.py``), or null for the autoencoder.
+and ``conditional`` (experiment 5's), ``kl_warmup`` and ``free_bits`` (experiment 6's),
+``log_px``: the importance-weighted log p(x) on the first test images (``iwae.py``), and
+``latent_health``: active units, KL per dimension and I(x; z) on the test set
+(``models/latent_health.py``); both null for the autoencoder.
 
 In the tables a configuration run with several seeds shows mean ± sd (sample sd) and
 each seed; the ratio is our mean final training loss (the mean over the last epoch,
@@ -15,25 +17,30 @@ over pixels: SSE = recon · 2c, which compares across c where the loss does not.
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from .claims import Claim
-from .experiments import EXPERIMENTS, Member, RunSpec, Settings
+from .claims import Claim, spread
+from .experiments import EXPERIMENTS, REMEDIES, Member, RunSpec, Settings
 
 ROW_KEYS = ("experiment", "model", "arch", "dataset", "latent_dim", "hidden", "c", "seed",
             "epochs", "train", "test", "report_loss", "seconds", "likelihood", "conditional",
-            "log_px")
+            "kl_warmup", "free_bits", "log_px", "latent_health")
+HEALTH_KEYS = ("latent_dim", "n_images", "active", "active_dims", "threshold", "kl_per_dim",
+               "kl_total", "mi", "mi_se")  # what a row keeps of the health measure
 RATIO_BAND = 0.10  # the issue's target: every ratio within ±10%
 LOG_PX_HEADER = "log p(x) (test, nats; see below)"
+ACTIVE_HEADER = "active units (each seed; see below)"
 
 
 def make_row(member: Member, final: Mapping[str, Any],
              measures: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The results.json row of a finished run in one experiment (``measures``: the run's
-    reproduce.json, for log p(x))."""
+    reproduce.json, for log p(x) and the latent health)."""
     s = member.spec
+    health = (measures or {}).get("health")
     return {
         "experiment": member.experiment,
         "model": s.model,
@@ -50,7 +57,10 @@ def make_row(member: Member, final: Mapping[str, Any],
         "seconds": final["seconds"],
         "likelihood": s.likelihood,
         "conditional": s.conditional,
+        "kl_warmup": s.kl_warmup,
+        "free_bits": s.free_bits,
         "log_px": (measures or {}).get("loglik"),
+        "latent_health": {k: health[k] for k in HEALTH_KEYS} if health else None,
     }
 
 
@@ -59,7 +69,8 @@ def spec_of(row: Mapping[str, Any]) -> RunSpec:
     hidden = tuple(row["hidden"]) if row["hidden"] else None
     return RunSpec(row["model"], row["arch"], row["dataset"], row["latent_dim"], hidden,
                    row["c"], row["seed"], row.get("likelihood", "gaussian"),
-                   bool(row.get("conditional", False)))
+                   bool(row.get("conditional", False)), row.get("kl_warmup", 0),
+                   row.get("free_bits", 0.0))
 
 
 def group(rows: Iterable[Mapping[str, Any]]) -> dict[tuple, list[Mapping[str, Any]]]:
@@ -68,7 +79,7 @@ def group(rows: Iterable[Mapping[str, Any]]) -> dict[tuple, list[Mapping[str, An
     for r in rows:
         key = (r["experiment"], r["model"], r["arch"], r["dataset"], r["latent_dim"],
                tuple(r["hidden"] or ()), r["c"], r.get("likelihood", "gaussian"),
-               bool(r.get("conditional", False)))
+               bool(r.get("conditional", False)), r.get("kl_warmup", 0), r.get("free_bits", 0.0))
         out.setdefault(key, []).append(r)
     return out
 
@@ -82,6 +93,16 @@ def log_px_text(rows: Sequence[Mapping[str, Any]]) -> str:
     if len(est) == 1:
         return f"{est[0]['log_px']:.1f} ± {est[0]['log_px_se']:.1f} (se)"
     return mean_sd([e["log_px"] for e in est])
+
+
+def active_text(rows: Sequence[Mapping[str, Any]]) -> str:
+    """Active units of each seed's run out of z, e.g. "14, 15, 13 of 20"; "—" for a run
+    not measured, "" when none was (see ACTIVE_NOTE)."""
+    counts = [r["latent_health"]["active"] if r.get("latent_health") else None for r in rows]
+    if all(c is None for c in counts):
+        return ""
+    return (", ".join("—" if c is None else str(c) for c in counts)
+            + f" of {rows[0]['latent_dim']}")
 
 
 def mean(values: Sequence[float]) -> float:
@@ -146,11 +167,12 @@ def arch_table(rows: Sequence[Mapping[str, Any]], reports: Mapping[tuple, tuple[
             mean_sd(_values(g, "train")),
             f"{mean(_values(g, 'train', 'recon')):.1f} + {mean(_values(g, 'train', 'kl')):.1f}",
             mean_sd(_values(g, "test")),
-            ratio_text(mean(_values(g, "train")), report), log_px_text(g), _seeds(g),
+            ratio_text(mean(_values(g, "train")), report), log_px_text(g), active_text(g),
+            _seeds(g),
         ])
     return _table(["model", "data set", "seeds", "report (figure)", "report recon + KL",
                    "ours: train", "ours: train recon + KL", "ours: test", "ratio train/report",
-                   LOG_PX_HEADER, "each seed: train / test"], body, text=2)
+                   LOG_PX_HEADER, ACTIVE_HEADER, "each seed: train / test"], body, text=2)
 
 
 def latent_table(rows: Sequence[Mapping[str, Any]],
@@ -167,11 +189,11 @@ def latent_table(rows: Sequence[Mapping[str, Any]],
             mean_sd(_values(g, "train")),
             f"{mean(_values(g, 'train', 'recon')):.1f} + {mean(_values(g, 'train', 'kl')):.1f}",
             mean_sd(_values(g, "test")), ratio_text(mean(_values(g, "train")), report),
-            log_px_text(g), _seeds(g),
+            log_px_text(g), active_text(g), _seeds(g),
         ])
     return _table(["model", "z", "seeds", "report (figure)", "ours: train",
                    "ours: train recon + KL", "ours: test", "ratio train/report", LOG_PX_HEADER,
-                   "each seed: train / test"], body)
+                   ACTIVE_HEADER, "each seed: train / test"], body)
 
 
 def balance_table(rows: Sequence[Mapping[str, Any]],
@@ -185,11 +207,11 @@ def balance_table(rows: Sequence[Mapping[str, Any]],
         body.append([
             f"{c:g}", str(len(g)), mean_sd(_sse(g, "train"), 2), mean_sd(_sse(g, "test"), 2),
             mean_sd(_values(g, "train", "kl"), 2), mean_sd(_values(g, "test", "kl"), 2),
-            mean_sd(_values(g, "train")), mean_sd(dist, 2) if dist else "",
+            mean_sd(_values(g, "train")), mean_sd(dist, 2) if dist else "", active_text(g),
         ])
     return _table(["c", "seeds", "squared error / image: train", "squared error: test",
                    "KL: train", "KL: test", "loss: train (SSE/2c + KL)",
-                   "cluster distance (test)"], body)
+                   "cluster distance (test)", ACTIVE_HEADER], body)
 
 
 def ae_table(rows: Sequence[Mapping[str, Any]],
@@ -216,9 +238,9 @@ def scores_table(rows: Sequence[Mapping[str, Any]],
     order = sorted(group(rows).items(),
                    key=lambda kv: (kv[0][1] != "vae", kv[0][2] != "mlp", kv[0][5], kv[0][6],
                                    kv[0][4]))
-    for (_, model, arch, _, z, hidden, c, likelihood, conditional), g in order:
-        if likelihood != "gaussian" or conditional:
-            continue  # experiment 5's models have their own table
+    for (_, model, arch, _, z, hidden, c, likelihood, conditional, warmup, free_bits), g in order:
+        if likelihood != "gaussian" or conditional or warmup or free_bits:
+            continue  # experiment 5's and 6's models have their own tables
         key = (model, arch, z, hidden, c)
         scored = [measures[spec_of(r).name]["samples"] for r in g
                   if "samples" in measures.get(spec_of(r).name, {})]
@@ -249,11 +271,11 @@ def conditional_table(rows: Sequence[Mapping[str, Any]],
             "conditional VAE" if r["conditional"] else "VAE", str(r["latent_dim"]),
             f"{asked['rate']:.1%}" if asked else "10% (no class can be asked)",
             f"{asked['confidence']:.3f}" if asked else "",
-            f"{sc['confidence']:.3f}", f"{sc['diversity']:.2f}",
+            f"{sc['confidence']:.3f}", f"{sc['diversity']:.2f}", active_text([r]),
         ])
     return _table(["model (MLP, c = 0.05)", "z", "classified as the asked-for class",
                    "mean probability of the asked-for class", "confidence (mean max prob)",
-                   "diversity (bits)"], body)
+                   "diversity (bits)", ACTIVE_HEADER], body)
 
 
 def likelihood_table(rows: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -270,17 +292,50 @@ def likelihood_table(rows: Sequence[Mapping[str, Any]]) -> list[str]:
             f"{lp['elbo']:.1f}" if lp else "", f"{lp['log_px']:.1f} ± {lp['log_px_se']:.1f}"
             if lp else "",
             "density (includes −392·log(2πc))" if r["likelihood"] == "gaussian"
-            else "probability of the binary image",
+            else "probability of the binary image", active_text([r]),
         ])
     return _table(["decoder (MLP VAE)", "z", "test images", "test loss (recon + KL)",
-                   "ELBO (nats)", "log p(x) (nats, ± se)", "what log p(x) is"], body, text=3)
+                   "ELBO (nats)", "log p(x) (nats, ± se)", "what log p(x) is", ACTIVE_HEADER],
+                  body, text=3)
+
+
+def collapse_table(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Experiment 6: plain training, KL warm-up and free bits at z = 5 and 20, by seed."""
+    order = list(REMEDIES)
+    body = []
+    for _, g in sorted(group(rows).items(),
+                       key=lambda kv: (kv[0][4], order.index(spec_of(kv[1][0]).remedy))):
+        spec = spec_of(g[0])
+        health = [r["latent_health"] for r in g if r.get("latent_health")]
+        mi = [h["mi"] for h in health if h.get("mi") is not None]
+        body.append([
+            str(spec.latent_dim), _remedy_text(spec), str(len(g)), mean_sd(_values(g, "test")),
+            f"{spread(_values(g, 'test')):.1f}" if len(g) > 1 else "",
+            f"{mean(_values(g, 'train')):.1f} / {mean(_values(g, 'train', 'objective')):.1f}",
+            log_px_text(g),
+            (f"{mean([h['active'] for h in health]):.1f} ({active_text(g)})"
+             if health else ""),
+            mean_sd(mi, 2) if mi else "",
+            "; ".join(f"s{r['seed']}: {r['test']['loss']:.1f}" for r in g),
+        ])
+    return _table(["z", "objective", "seeds", "−ELBO: test", "seed spread (max − min)",
+                   "train: −ELBO / objective", LOG_PX_HEADER, "active units: mean (each seed)",
+                   "I(x; z) (nats)", "each seed: test −ELBO"], body, text=2)
+
+
+def _remedy_text(spec: RunSpec) -> str:
+    if spec.kl_warmup:
+        return f"KL warm-up over {spec.kl_warmup} epochs"
+    if spec.free_bits:
+        return f"free bits λ = {spec.free_bits:g} nats"
+    return "plain (−ELBO)"
 
 
 def claims_markdown(claims: Sequence[Claim]) -> list[str]:
     lines = []
     for cl in claims:
         lines += [f"### {cl.key}. {cl.title}: **{cl.verdict}**", "",
-                  f"- The report: \"{cl.report}\"", f"- Rule: {cl.rule}", "- Evidence:"]
+                  f"- {cl.source}: \"{cl.report}\"", f"- Rule: {cl.rule}", "- Evidence:"]
         lines += [f"  - {e}" for e in cl.evidence]
         lines.append("")
     return lines
@@ -343,7 +398,14 @@ def results_markdown(
         lines += likelihood_table(by_exp["beyond"]) + [""]
     else:
         lines += ["No finished runs.", ""]
-    lines += ["## The report's claims", ""]
+    lines += [f"## {EXPERIMENTS['collapse']}", ""]
+    if by_exp["collapse"]:
+        lines += [COLLAPSE_NOTE, ""] + collapse_table(by_exp["collapse"]) + [""]
+    else:
+        lines += ["No finished runs.", ""]
+    n_test = settings.test_subset or 10_000
+    lines += [ACTIVE_NOTE.format(n=n_test, log_n=math.log(n_test)), ""]
+    lines += ["## The report's claims, and the issue's (G, H)", ""]
     lines += claims_markdown(claims)
     lines += [f"## Sample quality: a classifier's view of {settings.prior_samples:,} prior "
               "samples per model", ""]
@@ -369,6 +431,25 @@ LOG_PX_NOTE = (
     "Gaussian decoder it includes the normalising constant "
     "−(784/2)·log(2πc) (+454 nats at c = 0.05): a log-density, so it can be positive, and it "
     "compares only across runs of the same c. Empty for the autoencoder, which has no q(z|x)."
+)
+
+
+COLLAPSE_NOTE = (
+    "Does KL warm-up (β rising from 0 to 1 over the first 5 epochs) or free bits (the KL "
+    "term Σ_j max(λ, KL_j), λ = 0.1 nats) leave fewer latent dimensions unused, and the seeds "
+    "closer together, than plain training? Every run reports −ELBO (β = 1, no free bits); "
+    "the objective it optimised (its last epoch's mean) stands beside it. With free bits the "
+    "objective is at least −ELBO; after the warm-up the two are the same. Claims G and H "
+    "judge the answer by rules fixed before these runs."
+)
+ACTIVE_NOTE = (
+    "Active units: the latent dimensions j with Var_x(E_q[z_j|x]) > 0.01 on the full test "
+    "set, in eval mode (Burda, Grosse & Salakhutdinov 2016), each seed's run, out of z. "
+    "I(x; z): the mutual information under q, by Monte Carlo (2 draws per image; at most "
+    "log {n:,} = {log_n:.1f} nats on {n:,} test images). An empty cell: the run was not "
+    "measured for them (its "
+    "measurements predate these diagnostics and its checkpoint is gone: run folders are not "
+    "kept in the repository)."
 )
 
 
