@@ -8,7 +8,13 @@ from numpyvae.cli.main import main as cli_main
 from numpyvae.models.architectures import DEFAULT_HIDDEN
 from numpyvae.reproduce import FULL, QUICK, reproduce
 from numpyvae.reproduce import claims as C
-from numpyvae.reproduce.experiments import EXPERIMENTS, RunSpec, members, unique_specs
+from numpyvae.reproduce.experiments import (
+    EXPERIMENTS,
+    RunSpec,
+    experiment_specs,
+    members,
+    unique_specs,
+)
 from numpyvae.reproduce.sweep import FIGURES, claim_inputs, judge
 from numpyvae.reproduce.tables import ROW_KEYS, mean_sd, ratio_text
 
@@ -22,9 +28,10 @@ def test_full_plan_runs_and_report_figures():
     specs = unique_specs(plan)
     # arch 8; latent 30 MLP + 5 CNN, 4 of them already in arch; balance 6 (c = 0.05 shared);
     # ae: the autoencoder and the shared VAE; beyond: plain (shared), conditional and
-    # Bernoulli MLP at z = 2 and 20
-    assert len(plan) == 8 + 35 + 6 + 2 + 6
-    assert len(specs) == 8 + 31 + 5 + 1 + 4 == 49
+    # Bernoulli MLP at z = 2 and 20; collapse: plain (shared with latent), KL warm-up and free
+    # bits at z = 5 and 20, three seeds each
+    assert len(plan) == 8 + 35 + 6 + 2 + 6 + 18
+    assert len(specs) == 8 + 31 + 5 + 1 + 4 + 12 == 61
     assert len({s.name for s in specs}) == len(specs)  # one folder per run
     reports = {(m.experiment, m.spec.arch, m.spec.dataset, m.spec.latent_dim, m.spec.hidden):
                m.report for m in plan}
@@ -41,15 +48,26 @@ def test_full_plan_runs_and_report_figures():
                       "vae-mlp-mnist-z20-h300.100.10-bernoulli-s0"}
     seeds = {s.seed for s in specs if s.arch == "mlp" and s.c == 0.05 and s.model == "vae"}
     assert seeds == {0, 1, 2} and {s.seed for s in specs if s.arch == "cnn"} == {0}
+    collapse = [m.spec for m in plan if m.experiment == "collapse"]
+    assert {(s.remedy, s.latent_dim, s.hidden) for s in collapse} == {
+        (r, z, DEFAULT_HIDDEN) for r in ("plain", "warm-up", "free bits") for z in (5, 20)}
+    by_name = {s.name: s for s in collapse}
+    warm = by_name["vae-mlp-mnist-z20-h300.100.10-c0.05-w5-s2"].config(FULL)
+    free = by_name["vae-mlp-mnist-z5-h300.100.10-c0.05-fb0.1-s0"].config(FULL)
+    assert (warm.kl_warmup, warm.free_bits, warm.beta, warm.seed) == (5, 0.0, 1.0, 2)
+    assert (free.kl_warmup, free.free_bits) == (0, 0.1)
+    # the plain runs are the latent experiment's own folders: trained once
+    assert by_name["vae-mlp-mnist-z5-h300.100.10-c0.05-s1"] in experiment_specs("latent")
 
 
-def test_quick_plan_is_five_runs_of_one_epoch():
+def test_quick_plan_is_six_runs_of_one_epoch():
     plan = members(QUICK)
     specs = unique_specs(plan)
-    assert len(specs) == 5 and len(plan) == 10
-    assert {(s.kind, s.arch, s.latent_dim, s.likelihood) for s in specs} == {
-        ("vae", "mlp", 2, "gaussian"), ("vae", "cnn", 2, "gaussian"), ("ae", "mlp", 2, "gaussian"),
-        ("cvae", "mlp", 2, "gaussian"), ("vae", "mlp", 2, "bernoulli")}
+    assert len(specs) == 6 and len(plan) == 11
+    assert {(s.kind, s.arch, s.latent_dim, s.likelihood, s.remedy) for s in specs} == {
+        ("vae", "mlp", 2, "gaussian", "plain"), ("vae", "cnn", 2, "gaussian", "plain"),
+        ("ae", "mlp", 2, "gaussian", "plain"), ("cvae", "mlp", 2, "gaussian", "plain"),
+        ("vae", "mlp", 2, "bernoulli", "plain"), ("vae", "mlp", 5, "gaussian", "free bits")}
     config = specs[0].config(QUICK)
     assert (config.epochs, config.train_subset, config.test_subset) == (1, 2048, 500)
     assert RunSpec("vae", "cnn", "mnist", 2, None, 0.05, 0).name == "vae-cnn-mnist-z2-c0.05-s0"
@@ -134,6 +152,43 @@ def test_claim_f():
     assert weak.verdict == C.HOLDS and "below the 97%" in weak.evidence[0]
 
 
+def _collapse(plain5, plain20, treated5, treated20, remedy="warm-up"):
+    """Experiment 6's inputs: (test −ELBO, active units) per seed."""
+    return {"plain": {5: plain5, 20: plain20}, remedy: {5: treated5, 20: treated20}}
+
+
+# The report's own pathologies (width 10): one z = 5 seed 30 nats up, two z = 20 seeds 12 up
+PLAIN5 = [(202.4, 5), (231.6, 4), (201.0, 5)]  # spread 30.6
+PLAIN20 = [(167.3, 12), (166.6, 12), (154.9, 14)]  # spread 12.4, 12.67 active units
+GOOD5 = [(200.0, 5), (201.0, 5), (203.0, 5)]  # spread 3
+GOOD20 = [(150.0, 14), (151.0, 14), (152.0, 14)]  # spread 2, 14 active units
+
+
+@pytest.mark.parametrize("claim, remedy", [(C.claim_g, "warm-up"), (C.claim_h, "free bits")])
+def test_claims_g_and_h(claim, remedy):
+    def verdict(t5, t20, p5=PLAIN5, p20=PLAIN20):
+        return claim(_collapse(p5, p20, t5, t20, remedy)).verdict
+
+    assert verdict(GOOD5, GOOD20) == C.HOLDS
+    # each of the three parts alone can fail it
+    assert verdict([(200.0, 5), (216.0, 5), (203.0, 5)], GOOD20) == C.FAILS  # z = 5 spread 16
+    assert verdict(GOOD5, [(150.0, 14), (157.0, 14), (152.0, 14)]) == C.FAILS  # z = 20: 7
+    assert verdict(GOOD5, [(150.0, 13), (151.0, 13), (152.0, 14)]) == C.FAILS  # 13.3 < 13.67
+    # the limits are in: exactly half the spread, exactly one more active unit on average
+    half = [(200.0, 5), (216.0, 5), (203.0, 5)]  # spread 16 against 32
+    assert verdict(half, GOOD20, p5=[(200.0, 5), (232.0, 5), (210.0, 5)]) == C.HOLDS
+    assert verdict(GOOD5, [(150.0, 13), (151.0, 14), (152.0, 15)],
+                   p20=[(167.0, 13), (166.0, 13), (155.0, 13)]) == C.HOLDS  # 14 against 13 + 1
+    # the other remedy's runs are not this claim's evidence
+    other = "free bits" if remedy == "warm-up" else "warm-up"
+    assert claim(_collapse(PLAIN5, PLAIN20, GOOD5, GOOD20, other)).verdict == C.UNJUDGED
+    # a missing seed leaves it unjudged, even when another part fails
+    assert verdict(GOOD5[:2], [(150.0, 12)] * 3) == C.UNJUDGED
+    assert verdict(GOOD5, GOOD20, p20=PLAIN20[:2]) == C.UNJUDGED
+    text = claim(_collapse(PLAIN5, PLAIN20, GOOD5, GOOD20, remedy))
+    assert text.source.startswith("The issue") and "spread 3.0" in " ".join(text.evidence)
+
+
 def test_claim_inputs_average_over_seeds_and_pick_the_reference_runs():
     def vae(arch, z=2, c=0.05, seed=0, hidden=DEFAULT_HIDDEN):
         return RunSpec("vae", arch, "mnist", z, hidden if arch == "mlp" else None, c, seed)
@@ -153,7 +208,8 @@ def test_claim_inputs_average_over_seeds_and_pick_the_reference_runs():
     assert inputs["latent"]["ae"] is None and inputs["latent"]["vae"]["cluster_distance"] == 1.0
     verdicts = {c.key: c.verdict for c in judge(inputs, 0.98)}
     assert verdicts == {"A": C.UNJUDGED, "B": C.HOLDS, "C": C.UNJUDGED, "D": C.UNJUDGED,
-                        "E": C.UNJUDGED, "F": C.UNJUDGED}
+                        "E": C.UNJUDGED, "F": C.UNJUDGED, "G": C.UNJUDGED, "H": C.UNJUDGED}
+    assert inputs["collapse"] == {}  # no run of experiment 6, and none measured for health
 
 
 # -- --quick end to end -----------------------------------------------------------
@@ -171,20 +227,31 @@ def quick_run(tmp_path_factory, shared_datasets):
 
 def test_quick_writes_results_json(quick_run, shared_datasets):
     rows = json.loads((quick_run["out"] / "results.json").read_text())
-    assert len(rows) == 10  # arch 2, latent 2, balance 1, ae 2, beyond 3: five runs
+    assert len(rows) == 11  # arch 2, latent 2, balance 1, ae 2, beyond 3, collapse 1: six runs
     for row in rows:
-        assert set(row) == set(ROW_KEYS) == ISSUE_KEYS | {"model", "likelihood", "conditional",
-                                                          "log_px"}
+        assert set(row) == set(ROW_KEYS) == ISSUE_KEYS | {
+            "model", "likelihood", "conditional", "kl_warmup", "free_bits", "log_px",
+            "latent_health"}
         if row["model"] == "ae":
-            assert row["log_px"] is None
-        else:  # K = 50 samples on 100 images (20 for the CNN) in --quick; above the ELBO
+            assert row["log_px"] is None and row["latent_health"] is None
+        else:  # measured on the whole (quick) test set; the KLs add up to the test KL
+            health = row["latent_health"]
+            assert health["n_images"] == 500 and 0 <= health["active"] <= row["latent_dim"]
+            assert len(health["kl_per_dim"]) == row["latent_dim"]
+            assert sum(health["kl_per_dim"]) == pytest.approx(health["kl_total"])
+            se = 4 * health["mi_se"]
+            assert -se <= health["mi"] <= health["kl_total"] + se
+            # K = 50 samples on 100 images (20 for the CNN) in --quick; above the ELBO
             n = 20 if row["arch"] == "cnn" else 100
             assert (row["log_px"]["k"], row["log_px"]["n"]) == (50, n)
             assert row["log_px"]["log_px"] >= row["log_px"]["elbo"]
         assert set(row["test"]) == {"loss", "recon", "kl"}
         # the training loss is −ELBO; the objective (β, free bits) sits beside it
         assert set(row["train"]) == {"loss", "recon", "kl", "objective", "beta"}
-        assert row["train"]["objective"] == pytest.approx(row["train"]["loss"])  # β = 1
+        if not row["free_bits"]:  # β = 1 throughout: the objective is −ELBO
+            assert row["train"]["objective"] == pytest.approx(row["train"]["loss"])
+        else:  # Σ_j max(λ, KL_j) ≥ Σ_j KL_j
+            assert row["train"]["objective"] >= row["train"]["loss"]
         assert row["epochs"] == 1 and row["seconds"] > 0
         assert (row["hidden"] is None) == (row["arch"] == "cnn")
     by = {(r["experiment"], r["model"], r["arch"]): r for r in rows}
@@ -207,8 +274,11 @@ def test_quick_writes_results_md_with_every_section_and_claim(quick_run, shared_
     assert "--quick" in text
     for title in EXPERIMENTS.values():
         assert f"## {title}" in text
-    for key in "ABCDEF":
+    for key in "ABCDEFGH":
         assert f"### {key}. " in text
+    assert "| active units (each seed; see below) |" in text and " of 2 |" in text
+    assert "| seed spread (max − min) |" in text and "free bits λ = 0.1 nats" in text
+    assert "pre-registered" in text
     assert "| report (figure) |" in text and "ratio train/report" in text
     assert "307 (fig. 4)" in text and "302 (fig. 8)" in text
     assert text.count(f"**{C.UNJUDGED}**") >= 3  # A, C, E and F lack the runs in quick mode
@@ -217,6 +287,7 @@ def test_quick_writes_results_md_with_every_section_and_claim(quick_run, shared_
     assert "−(784/2)·log(2πc)" in text  # the Gaussian log p(x) says it is a density
     verdicts = {c.key: c.verdict for c in quick_run["result"].claims}
     assert verdicts["A"] == verdicts["C"] == verdicts["E"] == verdicts["F"] == C.UNJUDGED
+    assert verdicts["G"] == verdicts["H"] == C.UNJUDGED  # one run of experiment 6
     assert all(v in C.VERDICTS for v in verdicts.values())
     assert any("claim A: not enough runs to judge" in line for line in quick_run["log"])
 
@@ -227,9 +298,11 @@ def test_quick_writes_figures_and_the_docs_copy(quick_run, shared_datasets):
         assert (out / "figures" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
         assert (docs / "figures" / name).is_file(), name
     for run in (out / "runs").iterdir():  # per-run figures stay in the run folders
-        conditional = run.name.startswith("cvae-")  # no manifold: it needs a class
+        # a manifold for z = 2 only, and not for the conditional model: it needs a class
+        manifold = "-z2-" in run.name and not run.name.startswith("cvae-")
         assert (run / "samples.png").is_file()
-        assert (run / "manifold.png").is_file() != conditional
+        assert (run / "manifold.png").is_file() == manifold
+        assert (run / "latent_health.png").is_file() == (not run.name.startswith("ae-"))
         assert (run / "reproduce.json").is_file()
     asked = json.loads((out / "runs" / "cvae-mlp-mnist-z2-h300.100.10-c0.05-s0" /
                         "reproduce.json").read_text())["asked"]
@@ -249,7 +322,7 @@ def test_second_invocation_skips_finished_runs(quick_run, shared_datasets, capsy
                      str(shared_datasets)])
     printed = capsys.readouterr().out
     assert code == 0
-    assert printed.count("finished, skipped") == 5 and "training MLP" not in printed
+    assert printed.count("finished, skipped") == 6 and "training MLP" not in printed
     assert "figures: nothing changed" in printed
     assert stamps == {p: p.stat().st_mtime_ns for p in out.glob("runs/*/checkpoint.npz")}
     # speed is for benchmarks: that nothing was retrained or redrawn is what is checked
@@ -277,10 +350,10 @@ def test_a_quick_folder_is_not_taken_for_the_full_sweep(quick_run, shared_datase
                   log=lambda s: None)
     # --list shows the state of every run without training anything
     assert cli_main(["reproduce", "--list", "--quick", "--out", str(quick_run["out"])]) == 0
-    assert "5 of 5 runs finished" in capsys.readouterr().out
+    assert "6 of 6 runs finished" in capsys.readouterr().out
     assert cli_main(["reproduce", "--list", "--out", str(quick_run["out"])]) == 0
     listed = capsys.readouterr().out
-    assert listed.count("CONFLICT") == 5 and "0 of 49 runs finished" in listed
+    assert listed.count("CONFLICT") == 6 and "0 of 61 runs finished" in listed
 
 
 def test_cli_rejects_an_unknown_experiment(capsys):
@@ -311,3 +384,32 @@ def test_sigterm_stops_like_ctrl_c_and_records_the_invocation(shared_datasets, t
     assert "interrupted" in err and "run the same command again" in err
     record = json.loads((out / "sweep.json").read_text())[-1]
     assert record["wall_seconds"] > 0 and record["only"] == ["ae"]
+
+
+def test_a_measure_cache_without_the_health_gets_it_added_and_keeps_the_rest(
+        quick_run, shared_datasets, monkeypatch):
+    """Runs measured before the latent-health measure existed: only that is computed."""
+    from numpyvae import data
+    from numpyvae.reproduce import measures as M
+    from numpyvae.reproduce.classifier import load_classifier
+    from numpyvae.reproduce.sweep import CLASSIFIER_FILE, _file_id
+
+    out = quick_run["out"]
+    run = out / "runs" / "vae-mlp-mnist-z5-h300.100.10-c0.05-fb0.1-s0"
+    cache = json.loads((run / M.MEASURES_FILE).read_text())
+    health = cache.pop("health")
+    (run / M.MEASURES_FILE).write_text(json.dumps(cache))
+
+    def not_again(*args, **kwargs):
+        raise AssertionError("measured again")
+
+    monkeypatch.setattr(M, "log_likelihood", not_again)
+    monkeypatch.setattr(M, "score_samples", not_again)
+    x, y = data.load("mnist", "test", str(shared_datasets))
+    clf, _ = load_classifier(out / CLASSIFIER_FILE)
+    result = M.measure_run(run, x[:QUICK.test_subset], y[:QUICK.test_subset], clf,
+                           _file_id(out / CLASSIFIER_FILE), QUICK.prior_samples,
+                           QUICK.loglik_k, QUICK.loglik_images)
+    assert result["health"] == health  # the same numbers: a fixed seed, in eval mode
+    assert {k: result[k] for k in cache} == cache
+    assert json.loads((run / M.MEASURES_FILE).read_text()) == result
