@@ -29,7 +29,7 @@ ROW_KEYS = ("experiment", "model", "arch", "dataset", "latent_dim", "hidden", "c
             "epochs", "train", "test", "report_loss", "seconds", "likelihood", "conditional",
             "kl_warmup", "free_bits", "log_px", "latent_health")
 HEALTH_KEYS = ("latent_dim", "n_images", "active", "active_dims", "threshold", "kl_per_dim",
-               "kl_total", "mi", "mi_se")  # what a row keeps of the health measure
+               "kl_total")  # what a row keeps of the health measure
 RATIO_BAND = 0.10  # the issue's target: every ratio within ±10%
 LOG_PX_HEADER = "log p(x) (test, nats; see below)"
 ACTIVE_HEADER = "active units (each seed; see below)"
@@ -307,7 +307,6 @@ def collapse_table(rows: Sequence[Mapping[str, Any]]) -> list[str]:
                        key=lambda kv: (kv[0][4], order.index(spec_of(kv[1][0]).remedy))):
         spec = spec_of(g[0])
         health = [r["latent_health"] for r in g if r.get("latent_health")]
-        mi = [h["mi"] for h in health if h.get("mi") is not None]
         body.append([
             str(spec.latent_dim), _remedy_text(spec), str(len(g)), mean_sd(_values(g, "test")),
             f"{spread(_values(g, 'test')):.1f}" if len(g) > 1 else "",
@@ -315,12 +314,11 @@ def collapse_table(rows: Sequence[Mapping[str, Any]]) -> list[str]:
             log_px_text(g),
             (f"{mean([h['active'] for h in health]):.1f} ({active_text(g)})"
              if health else ""),
-            mean_sd(mi, 2) if mi else "",
             "; ".join(f"s{r['seed']}: {r['test']['loss']:.1f}" for r in g),
         ])
     return _table(["z", "objective", "seeds", "−ELBO: test", "seed spread (max − min)",
                    "train: −ELBO / objective", LOG_PX_HEADER, "active units: mean (each seed)",
-                   "I(x; z) (nats)", "each seed: test −ELBO"], body, text=2)
+                   "each seed: test −ELBO"], body, text=2)
 
 
 def _remedy_text(spec: RunSpec) -> str:
@@ -445,11 +443,11 @@ COLLAPSE_NOTE = (
 ACTIVE_NOTE = (
     "Active units: the latent dimensions j with Var_x(E_q[z_j|x]) > 0.01 on the full test "
     "set, in eval mode (Burda, Grosse & Salakhutdinov 2016), each seed's run, out of z. "
-    "I(x; z): the mutual information under q, by Monte Carlo (2 draws per image; at most "
-    "log {n:,} = {log_n:.1f} nats on {n:,} test images). An empty cell: the run was not "
-    "measured for them (its "
-    "measurements predate these diagnostics and its checkpoint is gone: run folders are not "
-    "kept in the repository)."
+    "I(x; z) is not measured here: on {n:,} test images it cannot exceed log {n:,} = "
+    "{log_n:.1f} nats, nor the test KL, and where the KL is above that bound the estimate "
+    "would only show the bound (`evaluate --run RUN --latent` gives it for any run). An "
+    "empty cell: the run was not measured for them (its measurements predate these "
+    "diagnostics and its checkpoint is gone: run folders are not kept in the repository)."
 )
 
 

@@ -239,8 +239,7 @@ def test_quick_writes_results_json(quick_run, shared_datasets):
             assert health["n_images"] == 500 and 0 <= health["active"] <= row["latent_dim"]
             assert len(health["kl_per_dim"]) == row["latent_dim"]
             assert sum(health["kl_per_dim"]) == pytest.approx(health["kl_total"])
-            se = 4 * health["mi_se"]
-            assert -se <= health["mi"] <= health["kl_total"] + se
+            assert "mi" not in health  # at its log N bound from z = 3 on: not measured
             # K = 50 samples on 100 images (20 for the CNN) in --quick; above the ELBO
             n = 20 if row["arch"] == "cnn" else 100
             assert (row["log_px"]["k"], row["log_px"]["n"]) == (50, n)
