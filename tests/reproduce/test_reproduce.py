@@ -1,6 +1,7 @@
 """reproduce: the plan of runs, the claim rules on synthetic numbers, and --quick end to end."""
 
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -198,7 +199,10 @@ def test_claim_inputs_average_over_seeds_and_pick_the_reference_runs():
 
     finished = {vae("mlp", seed=0): final(300.0), vae("mlp", seed=1): final(310.0),
                 vae("mlp", hidden=(300, 100, 20)): final(100.0),  # the other width: not used
-                vae("cnn"): final(320.0), vae("mlp", c=1.0): final(70.0)}
+                vae("cnn"): final(320.0), vae("mlp", c=1.0): final(70.0),
+                # experiment 6's remedies optimise another objective: not the report's runs
+                replace(vae("mlp"), kl_warmup=5): final(50.0),
+                replace(vae("mlp", seed=1), free_bits=0.1): final(60.0)}
     measures = {s.name: {"latent": {"cluster_distance": 1.0, "mean": [0, 0], "std": [1, 1]},
                          "samples": {"confidence": 0.9, "diversity": 3.0}} for s in finished}
     inputs = claim_inputs(finished, measures)
