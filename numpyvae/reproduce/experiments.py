@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
 from ..models.architectures import DEFAULT_HIDDEN
+from ..training.config import objective_tags
 from ..training.train import TrainConfig
 from .report_figures import report_figure
 
@@ -76,7 +77,7 @@ class RunSpec:
     def name(self) -> str:
         """The run's folder name, e.g. ``vae-mlp-mnist-z2-h300.100.10-c0.05-s0``; a Bernoulli
         run has ``-bernoulli`` where the c would be (c plays no part in it), and a remedy
-        adds the tag of ``TrainConfig.objective_tags`` (``-w5``, ``-fb0.1``) before the seed."""
+        adds its tags (``config.objective_tags``: ``-w5``, ``-fb0.1``) before the seed."""
         widths = f"-h{'.'.join(map(str, self.hidden))}" if self.hidden else ""
         balance = "-bernoulli" if self.likelihood == "bernoulli" else f"-c{self.c:g}"
         return (f"{self.kind}-{self.arch}-{self.dataset}-z{self.latent_dim}{widths}"
@@ -84,8 +85,7 @@ class RunSpec:
 
     @property
     def remedy_tags(self) -> str:
-        return ((f"-w{self.kl_warmup}" if self.kl_warmup else "")
-                + (f"-fb{self.free_bits:g}" if self.free_bits else ""))
+        return objective_tags(kl_warmup=self.kl_warmup, free_bits=self.free_bits)
 
     @property
     def remedy(self) -> str:

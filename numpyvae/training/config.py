@@ -117,9 +117,7 @@ class TrainConfig:
     def objective_tags(self) -> str:
         """The objective's options that are not the default, as run-name tags:
         ``-b4`` (β), ``-w5`` (warm-up epochs), ``-fb0.1`` (free bits); "" for −ELBO."""
-        return ((f"-b{self.beta:g}" if self.beta != 1 else "")
-                + (f"-w{self.kl_warmup}" if self.kl_warmup else "")
-                + (f"-fb{self.free_bits:g}" if self.free_bits else ""))
+        return objective_tags(self.beta, self.kl_warmup, self.free_bits)
 
     def to_json(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -215,6 +213,13 @@ def _physical_memory() -> int | None:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):  # not a POSIX system: no bound
         return None
+
+
+def objective_tags(beta: float = 1.0, kl_warmup: int = 0, free_bits: float = 0.0) -> str:
+    """See ``TrainConfig.objective_tags``; also names the sweep's run folders."""
+    return ((f"-b{beta:g}" if beta != 1 else "")
+            + (f"-w{kl_warmup}" if kl_warmup else "")
+            + (f"-fb{free_bits:g}" if free_bits else ""))
 
 
 def _check_fits_in_memory(config: TrainConfig) -> None:
