@@ -6,7 +6,7 @@ that experiment's report figure). The keys are the issue's, plus ``model`` ("vae
 "ae"), without which experiment 4's two rows could not be told apart, ``likelihood``
 and ``conditional`` (experiment 5's), ``kl_warmup`` and ``free_bits`` (experiment 6's),
 ``log_px``: the importance-weighted log p(x) on the first test images (``iwae.py``), and
-``latent_health``: active units, KL per dimension and I(x; z) on the test set
+``latent_health``: active units and KL per dimension on the test set
 (``models/latent_health.py``); both null for the autoencoder.
 
 In the tables a configuration run with several seeds shows mean ± sd (sample sd) and
