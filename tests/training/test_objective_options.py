@@ -6,23 +6,13 @@ import json
 import numpy as np
 import pytest
 
-from numpyvae.cli.main import main as cli_main
 from numpyvae.training.checkpoint import load_checkpoint
 from numpyvae.training.config import FIXED_ON_RESUME, TrainConfig
 from numpyvae.training.loop import kl_weight
 from numpyvae.training.run import summary_markdown
 from numpyvae.training.train import CHECKPOINT, train
 
-
-def _quiet(_msg: str) -> None:
-    pass
-
-
-def _cli(args: list[str]) -> int:
-    try:
-        return cli_main(args)
-    except SystemExit as e:
-        return int(e.code)
+from .helpers import quiet, run_cli
 
 
 # -- the warm-up schedule ---------------------------------------------------------------
@@ -73,10 +63,10 @@ def test_a_run_stopped_mid_warmup_resumes_bitwise(shared_datasets, tmp_path):
     2 epochs uninterrupted: parameters, Adam's state and the history."""
     config = TrainConfig(kl_warmup=3, epochs=2, train_subset=256, test_subset=100,
                          batch_size=128, hidden=(32, 16), data_dir=str(shared_datasets))
-    train(config, tmp_path / "whole", log=_quiet)
+    train(config, tmp_path / "whole", log=quiet)
     train(TrainConfig(**{**config.to_json(), "epochs": 1, "hidden": (32, 16)}),
-          tmp_path / "split", log=_quiet)
-    train(config, tmp_path / "split", resume=True, log=_quiet)
+          tmp_path / "split", log=quiet)
+    train(config, tmp_path / "split", resume=True, log=quiet)
     whole, optim_whole, meta_whole = load_checkpoint(tmp_path / "whole" / CHECKPOINT)
     split, optim_split, meta_split = load_checkpoint(tmp_path / "split" / CHECKPOINT)
     for k in whole:
@@ -100,7 +90,7 @@ def test_a_run_stopped_mid_warmup_resumes_bitwise(shared_datasets, tmp_path):
 def test_cli_names_records_and_reports_the_objective(shared_datasets, tmp_path, monkeypatch,
                                                      capsys):
     monkeypatch.chdir(tmp_path)
-    assert _cli(["train", "--epochs", "1", "--train-subset", "256", "--test-subset", "100",
+    assert run_cli(["train", "--epochs", "1", "--train-subset", "256", "--test-subset", "100",
                  "--hidden", "32,16", "--no-figures", "--data-dir", str(shared_datasets),
                  "--beta", "4", "--kl-warmup", "2", "--free-bits", "0.1"]) == 0
     out = capsys.readouterr().out

@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 
 from numpyvae import data
-from numpyvae.cli.main import main as cli_main
 from numpyvae.training import train as train_module
 from numpyvae.training.checkpoint import load_checkpoint, save_checkpoint, write_json
 from numpyvae.training.config import TrainConfig, num_arrays
@@ -32,22 +31,15 @@ from numpyvae.training.train import (
     train,
 )
 
+from .helpers import quiet, run_cli
+
 QUICK = ["--train-subset", "256", "--test-subset", "100", "--hidden", "32,16", "--no-figures"]
 
 
-def _quiet(_msg: str) -> None:
-    pass
-
-
-def _cli(args: list[str]) -> int:
-    try:
-        return cli_main(args)
-    except SystemExit as e:
-        return int(e.code)
 
 
 def _train_cli(shared, out, *args) -> int:
-    return _cli(["train", *QUICK, "--data-dir", str(shared), "--out", str(out), *args])
+    return run_cli(["train", *QUICK, "--data-dir", str(shared), "--out", str(out), *args])
 
 
 def _snapshot(folder) -> dict[str, bytes]:
@@ -138,7 +130,7 @@ def test_a_nan_final_evaluation_writes_no_final_json(shared_datasets, tmp_path, 
                                            ("--c", "nan"), ("--lr", "-1")])
 def test_non_finite_options_are_refused_before_any_work(tmp_path, capsys, option, value):
     out = tmp_path / "never"
-    assert _cli(["train", "--out", str(out), f"{option}={value}"]) == 2
+    assert run_cli(["train", "--out", str(out), f"{option}={value}"]) == 2
     assert f"{option} must be > 0 and finite" in capsys.readouterr().err
     assert not out.exists()
 
@@ -154,7 +146,7 @@ def test_resume_refuses_a_finished_run_without_its_checkpoint(run_copy, shared_d
                                                               capsys):
     (run_copy / CHECKPOINT).unlink()
     before = _snapshot(run_copy)
-    assert _cli(["train", "--out", str(run_copy), "--resume", "--epochs", "3"]) == 2
+    assert run_cli(["train", "--out", str(run_copy), "--resume", "--epochs", "3"]) == 2
     err = capsys.readouterr().err
     assert "final.json and history.json but no checkpoint.npz" in err
     assert _snapshot(run_copy) == before
@@ -162,26 +154,26 @@ def test_resume_refuses_a_finished_run_without_its_checkpoint(run_copy, shared_d
 
 def test_resume_refuses_to_go_back_to_an_earlier_epoch(run_copy, capsys):
     before = _snapshot(run_copy)
-    assert _cli(["train", "--out", str(run_copy), "--resume", "--epochs", "1"]) == 2
+    assert run_cli(["train", "--out", str(run_copy), "--resume", "--epochs", "1"]) == 2
     assert "the checkpoint in" in (err := capsys.readouterr().err) and "at epoch 2" in err
     assert _snapshot(run_copy) == before
 
 
 def test_resume_of_a_finished_run_changes_nothing(run_copy, capsys):
     before = _snapshot(run_copy)
-    assert _cli(["train", "--out", str(run_copy), "--resume"]) == 0
+    assert run_cli(["train", "--out", str(run_copy), "--resume"]) == 0
     assert "nothing to do" in capsys.readouterr().out
     assert _snapshot(run_copy) == before
 
 
 def test_resume_needs_out(capsys):
-    assert _cli(["train", "--resume"]) == 2
+    assert run_cli(["train", "--resume"]) == 2
     assert "--resume needs --out" in capsys.readouterr().err
 
 
 def test_resume_without_config_json_uses_the_checkpoints_config(run_copy, capsys):
     (run_copy / "config.json").unlink()
-    assert _cli(["train", "--out", str(run_copy), "--resume", "--epochs", "3"]) == 0
+    assert run_cli(["train", "--out", str(run_copy), "--resume", "--epochs", "3"]) == 0
     config = json.loads((run_copy / "config.json").read_text())
     assert config["hidden"] == [32, 16] and config["epochs"] == 3
     assert read_final(run_copy)["epochs"] == 3
@@ -192,7 +184,7 @@ def test_cli_resume_honours_epochs_and_matches_an_uninterrupted_run(shared_datas
                                                                     tmp_path):
     out = tmp_path / "split"
     assert _train_cli(shared_datasets, out, "--epochs", "1") == 0
-    assert _cli(["train", "--out", str(out), "--resume", "--epochs", "2"]) == 0
+    assert run_cli(["train", "--out", str(out), "--resume", "--epochs", "2"]) == 0
     whole, _, _ = load_checkpoint(finished / CHECKPOINT)
     split, _, meta = load_checkpoint(out / CHECKPOINT)
     assert meta["epoch"] == 2 and read_final(out)["epochs"] == 2
@@ -202,7 +194,7 @@ def test_cli_resume_honours_epochs_and_matches_an_uninterrupted_run(shared_datas
 
 def test_a_damaged_checkpoint_exits_2_naming_it(run_copy, capsys):
     (run_copy / CHECKPOINT).write_bytes(b"PK\x03\x04 not really a zip")
-    assert _cli(["train", "--out", str(run_copy), "--resume", "--epochs", "3"]) == 2
+    assert run_cli(["train", "--out", str(run_copy), "--resume", "--epochs", "3"]) == 2
     assert f"{run_copy / CHECKPOINT} is not a readable numpyvae checkpoint" in \
         capsys.readouterr().err
 
@@ -246,7 +238,7 @@ def test_an_interrupt_in_epoch_1_does_not_claim_a_checkpoint(shared_datasets, tm
     err = capsys.readouterr().err
     assert "is kept" not in err and "no checkpoint yet" in err
     monkeypatch.undo()
-    assert _cli(["train", "--out", str(out), "--resume"]) == 0  # starts at epoch 1
+    assert run_cli(["train", "--out", str(out), "--resume"]) == 0  # starts at epoch 1
     assert load_run(out).epoch == 2
 
 
@@ -257,7 +249,7 @@ def test_resume_removes_stray_temp_files_and_rewrites_history(run_copy, monkeypa
         (run_copy / name).write_text("left behind")
     write_json(run_copy / "history.json", [])  # it lagged the checkpoint
     _interrupt_in_epoch(monkeypatch, 1, "ctrl-c")  # stop at once: only the start has run
-    assert _cli(["train", "--out", str(run_copy), "--resume", "--epochs", "3"]) == 130
+    assert run_cli(["train", "--out", str(run_copy), "--resume", "--epochs", "3"]) == 130
     names = {p.name for p in run_copy.iterdir()}
     assert not names & set(strays) and names >= set(kept)
     assert read_history(run_copy) == load_run(run_copy).history
@@ -281,7 +273,7 @@ def test_threads_are_recorded_and_a_change_is_noted(run_copy, monkeypatch, capsy
     assert json.loads((run_copy / "config.json").read_text())["threads"] >= 1
     saved = load_run(run_copy).config.threads
     monkeypatch.setattr(train_module, "current_threads", lambda: saved + 1)
-    assert _cli(["train", "--out", str(run_copy), "--resume", "--epochs", "3"]) == 0
+    assert run_cli(["train", "--out", str(run_copy), "--resume", "--epochs", "3"]) == 0
     out = capsys.readouterr().out
     assert f"ran with {saved} thread(s), this session with {saved + 1}" in out
     assert "may not be bitwise the same" in out
@@ -294,7 +286,7 @@ def test_an_absurd_size_is_refused_by_estimate(tmp_path, capsys):
     out = tmp_path / "never"
     for args in (["--hidden", "100000000"], ["--latent-dim", "1000000000"],
                  ["--arch", "cnn", "--latent-dim", "1000000000"]):
-        assert _cli(["train", "--out", str(out), *args]) == 2
+        assert run_cli(["train", "--out", str(out), *args]) == 2
         assert "this model cannot fit in memory" in capsys.readouterr().err
     assert not out.exists()
 
@@ -340,7 +332,7 @@ def test_damaged_checkpoint_meta_is_a_named_error(run_copy, capsys, change, mess
     _rewrite_meta(run_copy, change)
     with pytest.raises(ValueError, match=message):
         load_run(run_copy)
-    assert _cli(["train", "--out", str(run_copy), "--resume", "--epochs", "3"]) == 2
+    assert run_cli(["train", "--out", str(run_copy), "--resume", "--epochs", "3"]) == 2
     err = capsys.readouterr().err
     assert str(run_copy / CHECKPOINT) in err and message.split(",")[0] in err
 
@@ -367,7 +359,7 @@ def test_a_bad_config_json_is_a_named_error(tmp_path, capsys, content, message):
     run = tmp_path / "run"
     run.mkdir()
     (run / "config.json").write_text(content)  # stopped in epoch 1: no checkpoint yet
-    assert _cli(["train", "--out", str(run), "--resume"]) == 2
+    assert run_cli(["train", "--out", str(run), "--resume"]) == 2
     err = capsys.readouterr().err
     assert message in err and str(run / "config.json") in err
     assert not (run / CHECKPOINT).exists()
@@ -395,11 +387,11 @@ def test_summary_takes_the_epochs_from_the_checkpoint(run_copy):
 # -- data: subsets and empty files -------------------------------------------------------
 def test_a_subset_larger_than_the_data_set_is_refused(shared_datasets, tmp_path, capsys):
     out = tmp_path / "never"
-    assert _cli(["train", "--out", str(out), "--data-dir", str(shared_datasets),
+    assert run_cli(["train", "--out", str(out), "--data-dir", str(shared_datasets),
                  "--train-subset", "60001"]) == 2
     assert "--train-subset 60001: the mnist training set has only 60,000 images" in \
         capsys.readouterr().err
-    assert _cli(["train", "--out", str(out), "--data-dir", str(shared_datasets),
+    assert run_cli(["train", "--out", str(out), "--data-dir", str(shared_datasets),
                  "--test-subset", "10001"]) == 2
     assert "--test-subset 10001: the mnist test set has only 10,000 images" in \
         capsys.readouterr().err
@@ -459,10 +451,10 @@ def test_each_epoch_sees_its_own_order(shared_datasets, tmp_path, monkeypatch):
     monkeypatch.setattr(train_module, "train_epoch", spy)
     config = TrainConfig(data_dir=str(shared_datasets), train_subset=512, test_subset=100,
                          hidden=(32, 16), epochs=2)
-    train(config, tmp_path / "a", log=_quiet)
-    train(config, tmp_path / "b", log=_quiet)
+    train(config, tmp_path / "a", log=quiet)
+    train(config, tmp_path / "b", log=quiet)
     train(TrainConfig(**{**config.to_json(), "seed": 1, "hidden": (32, 16)}), tmp_path / "c",
-          log=_quiet)
+          log=quiet)
     a1, a2, b1, b2, c1, _ = seen
     assert sorted(a1) == sorted(a2)  # the same images...
     assert not np.array_equal(a1, a2)  # ...in another order each epoch
@@ -478,11 +470,11 @@ def cnn_runs(shared_datasets, tmp_path_factory):
     root = tmp_path_factory.mktemp("cnn")
     config = TrainConfig(arch="cnn", epochs=2, batch_size=128, train_subset=256,
                          test_subset=100, data_dir=str(shared_datasets))
-    train(config, root / "whole", log=_quiet)
+    train(config, root / "whole", log=quiet)
     one = TrainConfig(**{**config.to_json(), "epochs": 1})
-    first = train(one, root / "split", log=_quiet)
+    first = train(one, root / "split", log=quiet)
     shutil.copytree(root / "split", root / "one")
-    train(config, root / "split", resume=True, log=_quiet)
+    train(config, root / "split", resume=True, log=quiet)
     return root, first
 
 

@@ -26,11 +26,10 @@ from numpyvae.training.train import (
     train,
 )
 
+from .helpers import quiet, run_cli
+
 REPO = Path(__file__).resolve().parents[2]
 
-
-def _quiet(_msg: str) -> None:
-    pass
 
 
 def _small(shared, **kw) -> TrainConfig:
@@ -91,7 +90,7 @@ def test_history_and_final_hold_what_the_model_gives(shared_datasets, tmp_path):
     """history.json has one entry per epoch; final.json's train_eval and test are the
     model's losses on the run's own images, recomputed from the checkpoint."""
     config = _small(shared_datasets)
-    final = train(config, tmp_path / "run", log=_quiet)
+    final = train(config, tmp_path / "run", log=quiet)
     history = json.loads((tmp_path / "run" / "history.json").read_text())
     assert [h["epoch"] for h in history] == [1, 2]
     assert set(history[0]) == {"epoch", "train", "test100", "seconds", "images_per_s", "threads"}
@@ -105,17 +104,17 @@ def test_history_and_final_hold_what_the_model_gives(shared_datasets, tmp_path):
 
 
 def test_same_seed_same_numbers(shared_datasets, tmp_path):
-    a = train(_small(shared_datasets), tmp_path / "a", log=_quiet)
-    b = train(_small(shared_datasets), tmp_path / "b", log=_quiet)
+    a = train(_small(shared_datasets), tmp_path / "a", log=quiet)
+    b = train(_small(shared_datasets), tmp_path / "b", log=quiet)
     assert a["train"] == b["train"] and a["test"] == b["test"]
-    c = train(_small(shared_datasets, seed=1), tmp_path / "c", log=_quiet)
+    c = train(_small(shared_datasets, seed=1), tmp_path / "c", log=quiet)
     assert c["train"] != a["train"]
 
 
 def test_resume_ends_with_the_same_parameters(shared_datasets, tmp_path):
-    train(_small(shared_datasets, epochs=3), tmp_path / "full", log=_quiet)
-    train(_small(shared_datasets, epochs=1), tmp_path / "split", log=_quiet)
-    train(_small(shared_datasets, epochs=3), tmp_path / "split", resume=True, log=_quiet)
+    train(_small(shared_datasets, epochs=3), tmp_path / "full", log=quiet)
+    train(_small(shared_datasets, epochs=1), tmp_path / "split", log=quiet)
+    train(_small(shared_datasets, epochs=3), tmp_path / "split", resume=True, log=quiet)
     full, _, meta_full = load_checkpoint(tmp_path / "full" / "checkpoint.npz")
     split, _, meta_split = load_checkpoint(tmp_path / "split" / "checkpoint.npz")
     assert meta_split["epoch"] == 3
@@ -125,18 +124,18 @@ def test_resume_ends_with_the_same_parameters(shared_datasets, tmp_path):
 
 
 def test_resume_refuses_a_different_architecture(shared_datasets, tmp_path):
-    train(_small(shared_datasets, epochs=1), tmp_path / "r", log=_quiet)
+    train(_small(shared_datasets, epochs=1), tmp_path / "r", log=quiet)
     before = (tmp_path / "r" / "checkpoint.npz").read_bytes()
     with pytest.raises(ValueError, match="arch is 'mlp'"):
-        train(_small(shared_datasets, arch="cnn"), tmp_path / "r", resume=True, log=_quiet)
+        train(_small(shared_datasets, arch="cnn"), tmp_path / "r", resume=True, log=quiet)
     with pytest.raises(ValueError, match="latent_dim"):
-        train(_small(shared_datasets, latent_dim=3), tmp_path / "r", resume=True, log=_quiet)
+        train(_small(shared_datasets, latent_dim=3), tmp_path / "r", resume=True, log=quiet)
     assert (tmp_path / "r" / "checkpoint.npz").read_bytes() == before
 
 
 def test_nan_stops_and_keeps_the_last_good_checkpoint(shared_datasets, tmp_path, monkeypatch):
     run = tmp_path / "nan"
-    train(_small(shared_datasets, epochs=1), run, log=_quiet)
+    train(_small(shared_datasets, epochs=1), run, log=quiet)
     before = (run / "checkpoint.npz").read_bytes()
     real_forward = VAE.forward
     calls = {"n": 0}
@@ -151,17 +150,10 @@ def test_nan_stops_and_keeps_the_last_good_checkpoint(shared_datasets, tmp_path,
     monkeypatch.setattr(VAE, "forward", poisoned)
     with pytest.raises(TrainingDiverged,
                        match=r"diverged in epoch 2, batch 3/4: the loss became nan"):
-        train(_small(shared_datasets, epochs=2), run, resume=True, log=_quiet)
+        train(_small(shared_datasets, epochs=2), run, resume=True, log=quiet)
     assert (run / "checkpoint.npz").read_bytes() == before
     assert not [p for p in run.iterdir() if p.name.startswith(".")]
 
-
-def _cli(args: list[str]) -> int:
-    """Run the CLI in-process; argparse's own errors exit, ours return 2."""
-    try:
-        return cli_main(args)
-    except SystemExit as e:
-        return int(e.code)
 
 
 @pytest.mark.parametrize(
@@ -176,7 +168,7 @@ def _cli(args: list[str]) -> int:
 )
 def test_cli_rejects_bad_options_before_any_work(args, message, tmp_path, capsys):
     out = tmp_path / "never"
-    assert _cli(["train", "--out", str(out), "--data-dir", str(tmp_path), *args]) == 2
+    assert run_cli(["train", "--out", str(out), "--data-dir", str(tmp_path), *args]) == 2
     assert message in capsys.readouterr().err
     assert not out.exists()
 
@@ -238,16 +230,16 @@ def test_cli_trains_the_autoencoder_and_names_its_folder(shared_datasets, tmp_pa
     monkeypatch.chdir(tmp_path)
     args = ["train", "--model", "ae", "--epochs", "1", "--train-subset", "256",
             "--test-subset", "100", "--no-figures", "--data-dir", str(shared_datasets)]
-    assert _cli(args) == 0
+    assert run_cli(args) == 0
     final = json.loads((tmp_path / "runs" / "ae-mlp-mnist-z2-s0" / "final.json").read_text())
     assert final["train"]["kl"] == 0.0
-    assert _cli([*args, "--arch", "cnn"]) == 2
+    assert run_cli([*args, "--arch", "cnn"]) == 2
     assert "autoencoder is built for arch mlp only" in capsys.readouterr().err
 
 
 def test_cli_threads_out_of_range_is_an_error(tmp_path, capsys):
     out = tmp_path / "never"
-    assert _cli(["train", "--threads", "999", "--out", str(out)]) == 2
+    assert run_cli(["train", "--threads", "999", "--out", str(out)]) == 2
     assert "--threads must be between 1 and" in capsys.readouterr().err
     assert not out.exists()
 
@@ -257,10 +249,10 @@ def test_binarized_bernoulli_run_resumes_exactly(shared_datasets, tmp_path):
     """Binary pixels are drawn from the saved noise generator: a resumed run draws the same."""
     cfg = {"likelihood": "bernoulli"}
     assert _small(shared_datasets, **cfg).binarize is True  # on by default with Bernoulli
-    train(_small(shared_datasets, epochs=2, **cfg), tmp_path / "full", log=_quiet)
-    train(_small(shared_datasets, epochs=1, **cfg), tmp_path / "split", log=_quiet)
+    train(_small(shared_datasets, epochs=2, **cfg), tmp_path / "full", log=quiet)
+    train(_small(shared_datasets, epochs=1, **cfg), tmp_path / "split", log=quiet)
     final = train(_small(shared_datasets, epochs=2, **cfg), tmp_path / "split", resume=True,
-                  log=_quiet)
+                  log=quiet)
     full, _, _ = load_checkpoint(tmp_path / "full" / "checkpoint.npz")
     split, _, _ = load_checkpoint(tmp_path / "split" / "checkpoint.npz")
     for k in full:
@@ -276,13 +268,13 @@ def test_binarized_bernoulli_run_resumes_exactly(shared_datasets, tmp_path):
     assert evaluate(run.vae, x_eval).as_dict() == final["test"]
     with pytest.raises(ValueError, match="--resume: binarize is True"):
         train(_small(shared_datasets, epochs=3, likelihood="bernoulli", binarize=False),
-              tmp_path / "split", resume=True, log=_quiet)
+              tmp_path / "split", resume=True, log=quiet)
 
 
 def test_conditional_run_uses_the_labels(shared_datasets, tmp_path):
     final = train(_small(shared_datasets, epochs=1, conditional=True), tmp_path / "c",
-                  log=_quiet)
-    draw_run_figures(tmp_path / "c", log=_quiet)
+                  log=quiet)
+    draw_run_figures(tmp_path / "c", log=quiet)
     run = load_run(tmp_path / "c")
     assert run.vae.conditional and run.vae.num_classes == 10
     x_test, y_test = data.load("mnist", "test", shared_datasets)
@@ -300,19 +292,20 @@ def test_cli_names_conditional_and_bernoulli_runs_and_samples_a_class(shared_dat
     monkeypatch.chdir(tmp_path)
     base = ["train", "--epochs", "1", "--train-subset", "256", "--test-subset", "100",
             "--hidden", "32,16", "--no-figures", "--data-dir", str(shared_datasets)]
-    assert _cli([*base, "--conditional"]) == 0
-    assert _cli([*base, "--likelihood", "bernoulli"]) == 0
+    assert run_cli([*base, "--conditional"]) == 0
+    assert run_cli([*base, "--likelihood", "bernoulli"]) == 0
     runs = tmp_path / "runs"
     assert {p.name for p in runs.iterdir()} == {"cvae-mlp-mnist-z2-s0",
                                                 "mlp-mnist-z2-bernoulli-s0"}
     assert json.loads((runs / "mlp-mnist-z2-bernoulli-s0" / "config.json").read_text())[
         "binarize"] is True
-    assert _cli(["sample", "--run", str(runs / "cvae-mlp-mnist-z2-s0"), "--label", "7"]) == 0
+    assert run_cli(["sample", "--run", str(runs / "cvae-mlp-mnist-z2-s0"), "--label", "7"]) == 0
     assert (runs / "cvae-mlp-mnist-z2-s0" / "samples-label7.png").is_file()
     assert "of class 7" in capsys.readouterr().out
-    assert _cli(["sample", "--run", str(runs / "cvae-mlp-mnist-z2-s0"), "--label", "10"]) == 2
+    assert run_cli(["sample", "--run", str(runs / "cvae-mlp-mnist-z2-s0"), "--label", "10"]) == 2
     assert "--label must be in 0..9, got 10" in capsys.readouterr().err
-    assert _cli(["sample", "--run", str(runs / "mlp-mnist-z2-bernoulli-s0"), "--label", "1"]) == 2
+    bernoulli = str(runs / "mlp-mnist-z2-bernoulli-s0")
+    assert run_cli(["sample", "--run", bernoulli, "--label", "1"]) == 2
     assert "not conditional" in capsys.readouterr().err
-    assert _cli([*base, "--conditional", "--model", "ae"]) == 2
+    assert run_cli([*base, "--conditional", "--model", "ae"]) == 2
     assert "--conditional is for the VAE only" in capsys.readouterr().err
