@@ -15,6 +15,7 @@ import os
 import types
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,8 @@ from .. import nn
 from ..nn import Reparameterize as ReferenceReparameterize
 from ..nn.activations import sigmoid, softplus
 from ..nn.adam import Adam as ReferenceAdam
-from ..nn.gradcheck import TOLERANCE, check_gradients, gradcheck_layer
+from ..nn.gradcheck import TOLERANCE, check_gradients, gradcheck_layer, rule_error
+from ..nn.gradcheck_cases import set_batchnorm_state
 from . import hints
 from .loading import StepProblem, has_learner_frame, learner_traceback, load_module
 from .steps import STEPS, Step, get_step
@@ -106,14 +108,6 @@ def rel_error(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.max(np.abs(a - b))) / max(scale, 1e-300) if a.size else 0.0
 
 
-def rule_error(analytic: np.ndarray, numeric: np.ndarray) -> float:
-    """The project's rule (numpyvae/nn/gradcheck.py): |a − n| / max(|a| + |n|, 1e-3·max|n|)."""
-    scale = float(np.max(np.abs(numeric))) if numeric.size else 0.0
-    floor = max(1e-3 * scale, np.finfo(np.float64).tiny)
-    err = np.abs(analytic - numeric) / np.maximum(np.abs(analytic) + np.abs(numeric), floor)
-    return float(err.max()) if err.size else 0.0
-
-
 # -- layer steps ----------------------------------------------------------------
 @dataclass
 class Case:
@@ -130,18 +124,6 @@ class Case:
     setup: Callable[[Any, np.random.Generator], None] | None = None
     x_scale: float = 1.0
     away_from_zero: bool = False  # activations: keep x off the kink at 0
-
-
-def _bn_setup(training: bool) -> Callable[[Any, np.random.Generator], None]:
-    def setup(layer: Any, rng: np.random.Generator) -> None:
-        c = layer.params["weight"].shape
-        layer.params["weight"][...] = rng.uniform(0.5, 1.5, c)
-        layer.params["bias"][...] = rng.standard_normal(c)
-        layer.buffers["running_mean"][...] = rng.standard_normal(c)
-        layer.buffers["running_var"][...] = rng.uniform(0.5, 2.0, c)
-        if not training:
-            layer.eval()
-    return setup
 
 
 def _cases(step: str) -> list[Case]:
@@ -178,13 +160,14 @@ def _cases(step: str) -> list[Case]:
                 convt(3, 2, 3, 2, 1, 1, (1, 3, 3, 3)), convt(2, 2, 2, 3, 0, 2, (2, 2, 2, 3))]
     if step == "batchnorm2d":
         kw = {"rng_arg": False}
+        eval_, train = (partial(set_batchnorm_state, training=t) for t in (False, True))
         return [Case("BatchNorm2d(3), eval, x (4, 3, 3, 2)", "BatchNorm2d", (3,), (4, 3, 3, 2),
-                     features={"training": False}, setup=_bn_setup(False), **kw),
+                     features={"training": False}, setup=eval_, **kw),
                 Case("BatchNorm2d(3), training, x (4, 3, 3, 2)", "BatchNorm2d", (3,),
-                     (4, 3, 3, 2), features={"training": True}, setup=_bn_setup(True),
+                     (4, 3, 3, 2), features={"training": True}, setup=train,
                      x_scale=2.0, **kw),
                 Case("BatchNorm2d(2), training, x (1, 2, 3, 3)", "BatchNorm2d", (2,),
-                     (1, 2, 3, 3), features={"training": True}, setup=_bn_setup(True), **kw)]
+                     (1, 2, 3, 3), features={"training": True}, setup=train, **kw)]
     raise KeyError(step)
 
 
@@ -220,33 +203,14 @@ def grade_layers(step: Step, ns: dict, report: Report) -> None:
 
 def _grade_case(step: Step, case: Case, learner_cls: Any, ref_cls: Any, seed: int,
                 report: Report, history: list) -> None:
-    kw = dict(case.kwargs)
-    if case.dtype_arg:
-        kw["dtype"] = np.float64
-    extra = (lambda: {"rng": np.random.default_rng(seed)}) if case.rng_arg else dict
-    ref = ref_cls(*case.args, **kw, **extra())
-    learner = learner_cls(*case.args, **kw, **extra())
-    rng = np.random.default_rng([seed, 1])  # not gradcheck_layer's seed: x must not equal G
-    if case.setup is not None:
-        case.setup(ref, rng)
+    """One configuration: parameters, forward, then the gradients' names and shapes, then the
+    gradient check; each stage runs only when the one before it passed."""
+    ref, learner, rng = _make_layers(case, learner_cls, ref_cls, seed)
     label = case.label
     ctx = hints.Context(step.name, step.reading, dict(case.features), history=history,
                         kernel_size=case.args[2] if len(case.args) > 2 else 0)
-    want = {k: v.shape for k, v in ref.params.items()}
-    got = {k: np.shape(v) for k, v in getattr(learner, "params", {}).items()}
-    if want != got:
-        report.line(f"{label}  parameters", False, None,
-                    f"expected parameters {want}, got {got}: keep the stub's constructor "
-                    "(its names and shapes)")
+    if not _copy_parameters(label, ref, learner, report):
         return
-    for k in ref.params:
-        learner.params[k][...] = ref.params[k]
-    for k, v in ref.buffers.items():
-        if k not in getattr(learner, "buffers", {}):
-            report.line(f"{label}  buffers", False, None,
-                        f"expected a buffer {k!r} (keep the stub's constructor)")
-            return
-        learner.buffers[k][...] = v
     training = case.features.get("training", True)
     (learner.train if training else learner.eval)()
     x = rng.standard_normal(case.x_shape) * case.x_scale
@@ -254,22 +218,9 @@ def _grade_case(step: Step, case: Case, learner_cls: Any, ref_cls: Any, seed: in
         x = np.where(x >= 0, x + 0.1, x - 0.1)
     saved_l, saved_r = _arrays(learner), _arrays(ref)
 
-    y_r = ref.forward(x.copy())
-    y_l = _as_array(learner.forward(x.copy()), "forward", y_r.shape)
-    if isinstance(y_l, str):
-        report.line(f"{label}  forward", False, None, y_l)
+    ok = _grade_forward(label, x, ref, learner, training, ctx, report)
+    if ok is None:
         return
-    if y_l.shape != y_r.shape:
-        ok = report.line(f"{label}  forward", False, None, hints.forward_hint(y_l, y_r, ctx))
-    else:
-        err = rel_error(y_l, y_r)
-        ok = report.line(f"{label}  forward", err <= FORWARD_TOLERANCE, err,
-                         hints.forward_hint(y_l, y_r, ctx) if err > FORWARD_TOLERANCE else None)
-    if ok and ref.buffers and training:
-        err = max(rel_error(learner.buffers[k], v) for k, v in ref.buffers.items())
-        report.line(f"{label}  running statistics after forward", err <= FORWARD_TOLERANCE, err,
-                    "the running statistics move towards the batch's mean and its unbiased "
-                    "variance by momentum: see the BatchNorm2d docstring")
     _restore(learner, saved_l)
     _restore(ref, saved_r)
     history.append((ctx.features, "forward", ok))
@@ -277,38 +228,10 @@ def _grade_case(step: Step, case: Case, learner_cls: Any, ref_cls: Any, seed: in
         report.say("        (the gradients are checked once forward matches)")
         return
 
-    # The analytic gradients of both, for L = Σ G ⊙ y with gradcheck_layer's own G.
-    G = np.random.default_rng(seed).standard_normal(y_r.shape)
-    ref.forward(x.copy())
-    dx_r = ref.backward(G.copy())
-    g_r = {"input": dx_r, **{k: v.copy() for k, v in ref.grads.items()}}
-    learner.forward(x.copy())
-    before = {k: id(v) for k, v in learner.grads.items()}
-    dx_l = learner.backward(G.copy())
-    rebound = [k for k, v in learner.grads.items() if id(v) != before.get(k)]
-    g_l: dict[str, Any] = {"input": _as_array(dx_l, "backward", x.shape),
-                           **{k: np.asarray(v, dtype=np.float64) for k, v in learner.grads.items()}}
+    G, g_r, g_l, rebound = _backward_both(ref, learner, x, seed)
     _restore(learner, saved_l)
     _restore(ref, saved_r)
-    if set(learner.grads) != set(ref.grads):
-        report.line(f"{label}  grads", False, None,
-                    f"expected grads {sorted(ref.grads)}, got {sorted(learner.grads)}: "
-                    "add_param in the constructor makes one per parameter")
-        return
-    bad_shape = False
-    for k, r in g_r.items():
-        g = g_l[k]
-        if isinstance(g, str):
-            report.line(f"{label}  dx", False, None, g)
-            bad_shape = True
-        elif g.shape != r.shape:
-            report.line(f"{label}  {hints.grad_name(k)}", False, None,
-                        hints.shape_hint(k, g.shape, r.shape))
-            bad_shape = True
-    for k in rebound:
-        report.line(f"{label}  grads[{k!r}] written in place", False, None,
-                    hints.NO_INPLACE.format(name=k))
-    if bad_shape:
+    if not _grads_match(label, ref, learner, g_r, g_l, rebound, report):
         return
     if case.features.get("training") and ref.buffers:
         var = x.var(axis=(0, 2, 3))
@@ -322,6 +245,108 @@ def _grade_case(step: Step, case: Case, learner_cls: Any, ref_cls: Any, seed: in
                                                         ctx)
         report.line(f"{label}  {hints.grad_name(res.name)}", res.passed, res.max_error, hint)
         history.append((ctx.features, res.name, res.passed))
+
+
+def _make_layers(case: Case, learner_cls: Any, ref_cls: Any, seed: int
+                 ) -> tuple[Any, Any, np.random.Generator]:
+    """The reference and the learner's layer, built alike (float64, the same seed), the
+    reference set up by the case; and the generator that draws the input."""
+    kw = dict(case.kwargs)
+    if case.dtype_arg:
+        kw["dtype"] = np.float64
+    extra = (lambda: {"rng": np.random.default_rng(seed)}) if case.rng_arg else dict
+    ref = ref_cls(*case.args, **kw, **extra())
+    learner = learner_cls(*case.args, **kw, **extra())
+    rng = np.random.default_rng([seed, 1])  # not gradcheck_layer's seed: x must not equal G
+    if case.setup is not None:
+        case.setup(ref, rng)
+    return ref, learner, rng
+
+
+def _copy_parameters(label: str, ref: Any, learner: Any, report: Report) -> bool:
+    """Copy the reference's parameters and buffers into the learner's layer; False (and a
+    failed line) when the learner's names or shapes differ."""
+    want = {k: v.shape for k, v in ref.params.items()}
+    got = {k: np.shape(v) for k, v in getattr(learner, "params", {}).items()}
+    if want != got:
+        report.line(f"{label}  parameters", False, None,
+                    f"expected parameters {want}, got {got}: keep the stub's constructor "
+                    "(its names and shapes)")
+        return False
+    for k in ref.params:
+        learner.params[k][...] = ref.params[k]
+    for k, v in ref.buffers.items():
+        if k not in getattr(learner, "buffers", {}):
+            report.line(f"{label}  buffers", False, None,
+                        f"expected a buffer {k!r} (keep the stub's constructor)")
+            return False
+        learner.buffers[k][...] = v
+    return True
+
+
+def _grade_forward(label: str, x: np.ndarray, ref: Any, learner: Any, training: bool,
+                   ctx: hints.Context, report: Report) -> bool | None:
+    """Forward of both on x (and the running statistics after it, in training): whether the
+    learner's matches, or None when it returned no array at all."""
+    y_r = ref.forward(x.copy())
+    y_l = _as_array(learner.forward(x.copy()), "forward", y_r.shape)
+    if isinstance(y_l, str):
+        report.line(f"{label}  forward", False, None, y_l)
+        return None
+    if y_l.shape != y_r.shape:
+        ok = report.line(f"{label}  forward", False, None, hints.forward_hint(y_l, y_r, ctx))
+    else:
+        err = rel_error(y_l, y_r)
+        ok = report.line(f"{label}  forward", err <= FORWARD_TOLERANCE, err,
+                         hints.forward_hint(y_l, y_r, ctx) if err > FORWARD_TOLERANCE else None)
+    if ok and ref.buffers and training:
+        err = max(rel_error(learner.buffers[k], v) for k, v in ref.buffers.items())
+        report.line(f"{label}  running statistics after forward", err <= FORWARD_TOLERANCE, err,
+                    "the running statistics move towards the batch's mean and its unbiased "
+                    "variance by momentum: see the BatchNorm2d docstring")
+    return ok
+
+
+def _backward_both(ref: Any, learner: Any, x: np.ndarray, seed: int
+                   ) -> tuple[np.ndarray, dict, dict, list[str]]:
+    """The analytic gradients of both, for L = Σ G ⊙ y with gradcheck_layer's own G:
+    (G, the reference's, the learner's, the learner's grads rebound instead of written)."""
+    y_r = ref.forward(x.copy())
+    G = np.random.default_rng(seed).standard_normal(y_r.shape)
+    dx_r = ref.backward(G.copy())
+    g_r = {"input": dx_r, **{k: v.copy() for k, v in ref.grads.items()}}
+    learner.forward(x.copy())
+    before = {k: id(v) for k, v in learner.grads.items()}
+    dx_l = learner.backward(G.copy())
+    rebound = [k for k, v in learner.grads.items() if id(v) != before.get(k)]
+    g_l: dict[str, Any] = {"input": _as_array(dx_l, "backward", x.shape),
+                           **{k: np.asarray(v, dtype=np.float64) for k, v in learner.grads.items()}}
+    return G, g_r, g_l, rebound
+
+
+def _grads_match(label: str, ref: Any, learner: Any, g_r: dict, g_l: dict, rebound: list[str],
+                 report: Report) -> bool:
+    """The learner's gradients have the reference's names and shapes (a failed line for each
+    that does not, and for each grads array rebound rather than written in place)."""
+    if set(learner.grads) != set(ref.grads):
+        report.line(f"{label}  grads", False, None,
+                    f"expected grads {sorted(ref.grads)}, got {sorted(learner.grads)}: "
+                    "add_param in the constructor makes one per parameter")
+        return False
+    bad_shape = False
+    for k, r in g_r.items():
+        g = g_l[k]
+        if isinstance(g, str):
+            report.line(f"{label}  dx", False, None, g)
+            bad_shape = True
+        elif g.shape != r.shape:
+            report.line(f"{label}  {hints.grad_name(k)}", False, None,
+                        hints.shape_hint(k, g.shape, r.shape))
+            bad_shape = True
+    for k in rebound:
+        report.line(f"{label}  grads[{k!r}] written in place", False, None,
+                    hints.NO_INPLACE.format(name=k))
+    return not bad_shape
 
 
 def grade_large_inputs(ns: dict, report: Report) -> None:

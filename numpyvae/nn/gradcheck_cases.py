@@ -82,11 +82,17 @@ def signed_away_from_zero(rng: np.random.Generator, shape: tuple[int, ...]) -> n
 
 def batchnorm(channels: int, rng: np.random.Generator, training: bool) -> BatchNorm2d:
     """BatchNorm2d with non-trivial γ, β and running statistics, so eval mode tests something."""
-    bn = BatchNorm2d(channels, dtype=F64)
-    bn.params["weight"][...] = rng.uniform(0.5, 1.5, channels)
-    bn.params["bias"][...] = rng.normal(size=channels)
-    bn.buffers["running_mean"][...] = rng.normal(size=channels)
-    bn.buffers["running_var"][...] = rng.uniform(0.5, 2.0, channels)
+    return set_batchnorm_state(BatchNorm2d(channels, dtype=F64), rng, training)
+
+
+def set_batchnorm_state(bn: Layer, rng: np.random.Generator, training: bool) -> Layer:
+    """Draw γ ~ U(0.5, 1.5), β ~ N(0, 1), running mean ~ N(0, 1) and running variance
+    ~ U(0.5, 2) into a BatchNorm layer's arrays, in that order, and set its mode."""
+    c = bn.params["weight"].shape
+    bn.params["weight"][...] = rng.uniform(0.5, 1.5, c)
+    bn.params["bias"][...] = rng.normal(size=c)
+    bn.buffers["running_mean"][...] = rng.normal(size=c)
+    bn.buffers["running_var"][...] = rng.uniform(0.5, 2.0, c)
     return bn.train() if training else bn.eval()
 
 
