@@ -14,6 +14,21 @@ from .steps import STEPS, get_step
 TRAIN_DEFAULTS = {"mlp": (15, None), "cnn": (1, 2048)}  # (epochs, train subset)
 
 
+def _at_least_one(text: str) -> int:
+    """An argparse type: a count >= 1. 0 must not fall back to a default (``--epochs 0``
+    once trained 15 epochs) and -1 must not replay nothing and call it a PASS."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+_at_least_one.__name__ = "count"  # argparse names the type in its messages
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "learn", help="learn by implementing: write each layer yourself, graded",
@@ -43,10 +58,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--train-subset 2048.")
     t.add_argument("--dir", default=argparse.SUPPRESS, help=f"your folder [{DEFAULT_DIR}]")
     t.add_argument("--arch", choices=("mlp", "cnn"), default="mlp", help="architecture [mlp]")
-    t.add_argument("--epochs", type=int, default=None, help="epochs [15 mlp, 1 cnn]")
-    t.add_argument("--train-subset", type=int, default=None,
+    t.add_argument("--epochs", type=_at_least_one, default=None, help="epochs [15 mlp, 1 cnn]")
+    t.add_argument("--train-subset", type=_at_least_one, default=None,
                    help="train on N images only [all for mlp, 2048 for cnn]")
-    t.add_argument("--replay-steps", type=int, default=None,
+    t.add_argument("--replay-steps", type=_at_least_one, default=None,
                    help="steps of the float64 replay [30 mlp, 5 cnn]")
     t.add_argument("--replay-only", action="store_true", help="stop after the replay")
     t.add_argument("--no-compare", action="store_true",

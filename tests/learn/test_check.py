@@ -223,3 +223,14 @@ def test_a_later_step_imports_an_earlier_one(tmp_path):
     module = load_module(BY_NAME["conv_transpose2d"], tmp_path)
     assert module.ConvTranspose2d is nn.ConvTranspose2d
     assert str(tmp_path) not in sys.path
+
+
+def test_a_forward_a_ten_thousandth_off_fails():
+    """The forward tolerance sits far below any real mistake: 1e-4 of the output fails."""
+    class Off(nn.Dense):
+        def forward(self, x):
+            return super().forward(x) * (1 + 1e-4)
+
+    result = _check("dense", Off)
+    assert not result.passed
+    assert any(not x.passed and "forward" in x.label for x in result.lines), result.text
