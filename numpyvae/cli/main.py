@@ -391,10 +391,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
     final_path = Path(args.run) / "final.json"
     summary = None
     if final_path.is_file():
-        try:
-            final = read_json(final_path)
-        except (ValueError, UnicodeDecodeError) as e:
-            raise ValueError(f"{final_path}: not valid JSON: {e}") from None
+        final = read_json(final_path)  # a ValueError names the file and what is wrong
         _check_final(final, final_path)
         summary = summary_markdown(args.run)  # from the checkpoint, not config.json alone
     x_test, y_test = data.load(run.config.dataset, "test", args.data_dir or run.config.data_dir)

@@ -4,6 +4,9 @@ A checkpoint holds the model's parameters and BatchNorm buffers, the Adam
 state, the epoch, the noise generator's state, the config and the history so
 far. It loads with ``allow_pickle=False``: a checkpoint is data, never code, so
 everything that is not an array is stored as a JSON string.
+
+A checkpoint is checked where it is read, once: its sizes as the zip declares them
+before anything is unpacked, its meta without NaN, and every array finite.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import json
 import os
 import re
 import tempfile
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,6 +23,11 @@ from typing import Any
 import numpy as np
 
 FORMAT_VERSION = 1
+# What a real run file can hold, so that a read stops there (a file linked to /dev/zero
+# must not fill the memory): a JSON file or a checkpoint's meta (history.json is ~400
+# bytes an epoch), and a checkpoint's arrays beyond 3 float64 copies of the model's.
+JSON_LIMIT = 64 * 2**20
+_NPY_HEADER_LIMIT = 64 * 2**10
 # atomic_write's temporary names: ".NAME." + mkstemp's 8 random characters + ".tmp[SUFFIX]"
 _TEMP_NAME = re.compile(r"^\.(?P<name>.+)\.[a-z0-9_]{8}\.tmp(\.[A-Za-z0-9]+)?$")
 
@@ -72,6 +81,31 @@ def write_json(path: str | Path, obj: Any) -> None:
     atomic_write(path, write)
 
 
+def read_bounded(path: str | Path, limit: int | None = None) -> bytes:
+    """The bytes of ``path``, refused (ValueError naming it) when there are more than
+    ``limit`` [JSON_LIMIT]: no more than limit + 1 bytes are ever read."""
+    limit = JSON_LIMIT if limit is None else limit
+    with open(path, "rb") as f:
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise ValueError(f"{path} is larger than any numpyvae run file can be "
+                         f"({limit:,} bytes): it is damaged or not one")
+    return data
+
+
+def parse_json(text: str | bytes, where: str | Path) -> Any:
+    """JSON without NaN or Infinity, which numpyvae never writes (write_json refuses them);
+    anything else is a ValueError naming ``where``."""
+    def refuse(constant: str) -> None:
+        raise ValueError(f"{where} holds {constant}, which a numpyvae file never does: it "
+                         "is damaged")
+
+    try:
+        return json.loads(text, parse_constant=refuse)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{where} is not valid JSON: {e}") from None
+
+
 def save_checkpoint(
     path: str | Path,
     arrays: dict[str, np.ndarray],
@@ -92,29 +126,79 @@ def save_checkpoint(
 
 
 def load_checkpoint(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str, Any], dict]:
-    """Return (model arrays, optimizer state, meta) from a checkpoint file."""
+    """Return (model arrays, optimizer state, meta) from a checkpoint file, checked: sizes
+    within what its config can hold before unpacking, and every array finite."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
+    meta = _read_meta(path)
     try:
         with np.load(path, allow_pickle=False) as z:
-            files = {k: z[k] for k in z.files}
+            files = {k: z[k] for k in z.files if k != "meta"}
     except Exception as e:  # a truncated or foreign file: say which and why
-        why = "it holds Python objects, which a checkpoint never does" \
-            if "allow_pickle" in str(e) else str(e)
-        raise ValueError(f"{path} is not a readable numpyvae checkpoint: {why}") from None
-    raw = files.pop("meta", None)
-    if raw is None:
-        raise ValueError(f"{path} is not a numpyvae checkpoint: it has no 'meta' entry")
-    try:
-        meta = json.loads(str(raw)) if raw.ndim == 0 and raw.dtype.kind == "U" else None
-    except json.JSONDecodeError:
-        meta = None
-    if not isinstance(meta, dict):
-        raise ValueError(f"{path}: its 'meta' entry is not a JSON object")
+        raise _unreadable(path, e) from None
+    for name, a in files.items():
+        if a.dtype.kind in "fc" and not np.isfinite(a).all():
+            raise ValueError(f"{path}: its array {name} holds NaN or infinity "
+                             f"({a.size - int(np.isfinite(a).sum()):,} of {a.size:,} numbers): "
+                             "a checkpoint is saved only when every array is finite, so this "
+                             "one is damaged")
     model = {k[len("model/"):]: v for k, v in files.items() if k.startswith("model/")}
     optim = {k[len("optim/"):]: v for k, v in files.items() if k.startswith("optim/")}
     return model, optim, meta
+
+
+def _read_meta(path: Path) -> dict[str, Any]:
+    """The meta of the checkpoint ``path``, after checking the sizes its zip declares:
+    nothing is unpacked that a checkpoint of its config could not hold."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            sizes = {i.filename: i.file_size for i in zf.infolist()}
+            if sizes.get("meta.npy", 0) > JSON_LIMIT:
+                raise ValueError(f"its meta declares {sizes['meta.npy']:,} bytes, more than a "
+                                 f"checkpoint's ever holds ({JSON_LIMIT:,})")
+            raw = None
+            if "meta.npy" in sizes:
+                with zf.open("meta.npy") as f:
+                    raw = np.lib.format.read_array(f, allow_pickle=False)
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, MemoryError) as e:
+        raise _unreadable(path, e) from None
+    if raw is None:
+        raise ValueError(f"{path} is not a numpyvae checkpoint: it has no 'meta' entry")
+    meta = None
+    if raw.ndim == 0 and raw.dtype.kind == "U":
+        try:
+            meta = parse_json(str(raw), f"{path} (its meta)")
+        except ValueError as e:
+            if "not valid JSON" not in str(e):
+                raise  # NaN in the meta (its history): named as such
+    if not isinstance(meta, dict):
+        raise ValueError(f"{path}: its 'meta' entry is not a JSON object")
+    declared = sum(size for name, size in sizes.items() if name != "meta.npy")
+    limit = _arrays_limit(meta, len(sizes))
+    if declared > limit:
+        raise ValueError(f"{path}: its arrays declare {declared:,} bytes unpacked, more than "
+                         f"a checkpoint of its config can hold ({limit:,}): it is damaged")
+    return meta
+
+
+def _unreadable(path: Path, e: BaseException) -> ValueError:
+    why = "it holds Python objects, which a checkpoint never does" \
+        if "allow_pickle" in str(e) else str(e)
+    return ValueError(f"{path} is not a readable numpyvae checkpoint: {why}")
+
+
+def _arrays_limit(meta: dict[str, Any], entries: int) -> int:
+    """The most bytes a checkpoint's arrays can hold: the model's numbers three times
+    (values, Adam's m and v) in float64, with room for each entry's header; for a meta
+    without a usable config, the machine's memory."""
+    from .config import TrainConfig, _physical_memory, num_arrays
+
+    try:
+        numbers = num_arrays(TrainConfig.from_json(meta.get("config")))
+    except (ValueError, TypeError):
+        return _physical_memory() or 2**63
+    return 3 * 8 * numbers + _NPY_HEADER_LIMIT * entries
 
 
 def load_run_checkpoint(path: str | Path, resuming: bool = False

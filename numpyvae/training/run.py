@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -10,7 +9,13 @@ from typing import Any
 import numpy as np
 
 from ..models.vae import VAE
-from .checkpoint import load_model_arrays, load_run_checkpoint, write_json
+from .checkpoint import (
+    load_model_arrays,
+    load_run_checkpoint,
+    parse_json,
+    read_bounded,
+    write_json,
+)
 from .train import CHECKPOINT, TrainConfig, build_model, objective_options
 
 
@@ -148,12 +153,9 @@ def _objective_lines(config: Any, ours_train: dict[str, Any]) -> list[str]:
 
 
 def read_json(path: str | Path) -> Any:
-    """The JSON in ``path``; a file that is not JSON is a ValueError naming it."""
-    with open(path) as f:
-        try:
-            return json.load(f)
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise ValueError(f"{path} is not valid JSON: {e}") from None
+    """The JSON in ``path``, read no further than a run file can be long; a file that is
+    not JSON, holds NaN or is too long is a ValueError naming it."""
+    return parse_json(read_bounded(path), path)
 
 
 def read_final(run_dir: str | Path) -> dict[str, Any]:

@@ -308,7 +308,11 @@ def train(
             "to train further)")
         from .run import read_final
 
-        return read_final(out)
+        try:
+            return read_final(out)
+        except ValueError as e:
+            raise ValueError(f"{e}. The checkpoint is the record: delete final.json and "
+                             "resume again to redo the final evaluation") from None
     if resume:  # config.json is rewritten with the next checkpoint, never ahead of it
         remove_stray_temp_files(out)
         write_json(out / "history.json", state.history)  # it may lag the checkpoint

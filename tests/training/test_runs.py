@@ -152,6 +152,22 @@ def test_resume_refuses_a_finished_run_without_its_checkpoint(run_copy, shared_d
     assert _snapshot(run_copy) == before
 
 
+def test_a_nan_in_final_json_is_named_by_plot_and_by_resume(run_copy, capsys, tmp_path):
+    final = run_copy / "final.json"
+    final.write_text(final.read_text().replace('"kl": ', '"kl": NaN, "was": ', 1))
+    before = _snapshot(run_copy)
+    assert run_cli(["plot", "--run", str(run_copy), "--out", str(tmp_path / "figs")]) == 2
+    assert f"{final} holds NaN" in capsys.readouterr().err
+    assert not (tmp_path / "figs" / "summary.md").exists()
+    assert run_cli(["train", "--out", str(run_copy), "--resume", "--epochs", "2"]) == 2
+    err = capsys.readouterr().err
+    assert f"{final} holds NaN" in err and "delete final.json and resume again" in err
+    assert _snapshot(run_copy) == before
+    final.unlink()  # as the message says: the final evaluation is redone from the checkpoint
+    assert run_cli(["train", "--out", str(run_copy), "--resume", "--epochs", "2"]) == 0
+    assert read_final(run_copy)["epochs"] == 2
+
+
 def test_resume_refuses_to_go_back_to_an_earlier_epoch(run_copy, capsys):
     before = _snapshot(run_copy)
     assert run_cli(["train", "--out", str(run_copy), "--resume", "--epochs", "1"]) == 2
