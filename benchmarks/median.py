@@ -21,6 +21,10 @@ def _key(row: dict[str, Any]) -> tuple:
         return ("kernel", row["layer"], row["direction"])
     if row["bench"] == "step":
         return ("step", row["framework"], row["arch"], row["batch"], row["threads"])
+    if row["bench"] == "floor":
+        return ("floor", row["arch"], row["batch"], row["threads"])
+    if row["bench"] == "trace":
+        return ("trace", row["framework"], row["arch"], row["batch"], row["threads"])
     return (row["bench"], row["threads"])
 
 
@@ -50,6 +54,12 @@ def summary(runs: Sequence[list[dict[str, Any]]]) -> list[str]:
         if len(rows) == len(runs):
             out.append(_line(f"{arch} step, ours / torch", [r["ours_over_torch"] for r in rows],
                              ".2f"))
+        for key, what in (("over_gemm_floor", "GEMM-only floor"),
+                          ("over_floor_with_stream", "floor with the stream term")):
+            rows = [r for k, v in full.items() if k[:3] == ("step", "numpyvae", arch) for r in v
+                    if key in r]
+            if len(rows) == len(runs):
+                out.append(_line(f"{arch} step / {what}", [r[key] for r in rows], ".2f"))
     one, two = full.get(("step", "numpyvae", "cnn", 256, 1)), full.get(("step", "numpyvae",
                                                                          "cnn", 256, 2))
     if one and two:
@@ -57,6 +67,10 @@ def summary(runs: Sequence[list[dict[str, Any]]]) -> list[str]:
                          [a["median_ms"] / b["median_ms"] for a, b in zip(one, two, strict=True)],
                          ".2f"))
     c1, c2 = full.get(("ceiling", 1)), full.get(("ceiling", 2))
+    if one and two and c1 and c2:
+        out.append(_line("cnn step 2-vs-1 / the GEMM's 2-vs-1",
+                         [(a["median_ms"] / b["median_ms"]) / (g1["gemm_ms"] / g2["gemm_ms"])
+                          for a, b, g1, g2 in zip(one, two, c1, c2, strict=True)], ".0%"))
     if c1 and c2:
         for what, key in (("GEMM 1024", "gemm_ms"), ("streaming loop (memory)", "stream_ms")):
             out.append(_line(f"ceiling: {what}, 2 threads vs 1",

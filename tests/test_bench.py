@@ -87,7 +87,8 @@ def test_median_of_runs_takes_ratios_within_each_run(tmp_path, capsys):
     def run(one_ms: float, two_ms: float, torch_ms: float) -> list[dict]:
         step = {"bench": "step", "framework": "numpyvae", "arch": "cnn", "batch": 256}
         return [{**step, "threads": 1, "median_ms": one_ms, "cpu_model": "X", "commit": "c"},
-                {**step, "threads": 2, "median_ms": two_ms, "ours_over_torch": two_ms / torch_ms},
+                {**step, "threads": 2, "median_ms": two_ms, "ours_over_torch": two_ms / torch_ms,
+                 "over_gemm_floor": two_ms / 100},
                 {"bench": "kernel", "layer": "L", "direction": "forward", "gemm_fraction": 0.3}]
 
     paths = []
@@ -99,4 +100,161 @@ def test_median_of_runs_takes_ratios_within_each_run(tmp_path, capsys):
     # 2-vs-1 per run: 1.50, 2.00, 2.20 -> median 2.00 (the ratio of medians would be 1.5)
     assert "cnn step, 2 threads vs 1                             2.00   (1.50, 2.00, 2.20)" in text
     assert "cnn step, ours / torch" in text and "0.50   (0.50, 0.25, 0.50)" in text
+    assert "cnn step / GEMM-only floor" in text and "1.50   (2.00, 1.00, 1.50)" in text
     assert median.main([str(tmp_path / "missing.json")]) == 2
+
+
+# ----------------------------------------------------------------------------
+# The warm-up rule (issue 20), on a fake clock: no timing in these tests
+# ----------------------------------------------------------------------------
+def fake_clock(durations_ms: list[float]):
+    """A clock for ``warm_up``/``timed``: the n-th call of fn lasts durations_ms[n]. Each call
+    reads the clock twice (start, end); the calls are counted in ``clock.calls``."""
+    state = {"t": 0.0, "reads": 0}
+
+    def clock() -> float:
+        if state["reads"] % 2 == 1:  # an end: the call in progress took its duration
+            state["t"] += durations_ms[state["reads"] // 2] / 1e3
+        state["reads"] += 1
+        return state["t"]
+
+    clock.calls = lambda: state["reads"] // 2
+    return clock
+
+
+# The first 25 CNN steps of a fresh process quoted by issue 20 (Intel, batch 256, 2 threads)
+ISSUE_TRACE = [543, 328, 185, 154, 111, 148, 108, 111, 114, 116, 122, 116, 121, 110, 114, 120,
+               114, 110, 111, 113, 123, 110, 111, 110, 109]
+
+
+def test_warm_up_stops_when_two_successive_medians_agree(bench):
+    # medians of calls 1-5 and 6-10 first agree at call 15 (114 and 116 ms, within 3%);
+    # worked by hand: after 14 calls they are 111 and 116, 4.5% apart
+    clock = fake_clock(ISSUE_TRACE)
+    times, steady = bench.warm_up(lambda: None, max_calls=60, clock=clock)
+    assert steady and len(times) == 15 and clock.calls() == 15
+    assert [round(1e3 * t) for t in times] == ISSUE_TRACE[:15]
+    assert bench.rule_stops_after(ISSUE_TRACE) == 15
+    assert bench.rule_stops_after(ISSUE_TRACE[:14]) is None
+    # the 3% band, both sides: 100 vs 102.9 agrees, 100 vs 103.2 does not
+    assert bench.warmed_up([100] * 5 + [102.9] * 5)
+    assert not bench.warmed_up([100] * 5 + [103.2] * 5)
+    assert not bench.warmed_up([103.2] * 5 + [100] * 5)
+    # it is the last two windows that count, not the first ones
+    assert bench.warmed_up([500, 400, 300, 200, 150] + [100] * 10)
+    assert not bench.warmed_up([100] * 10 + [200] * 5)
+
+
+def test_warm_up_takes_at_least_ten_calls(bench):
+    # steady from the first call: still 10 calls, also with a window of 3 (6 would do)
+    clock = fake_clock([7.0] * 60)
+    times, steady = bench.warm_up(lambda: None, max_calls=60, clock=clock)
+    assert steady and len(times) == 10 and clock.calls() == 10
+    assert not bench.warmed_up([7.0] * 9, window=3)
+    assert bench.warmed_up([7.0] * 10, window=3)
+
+
+def test_warm_up_stops_at_the_cap_and_says_so(bench):
+    # 10, 20, 10, 20 ...: two windows five calls apart always have medians 10 and 20
+    alternating = [10.0, 20.0] * 50
+    clock = fake_clock(alternating)
+    times, steady = bench.warm_up(lambda: None, max_calls=25, clock=clock)
+    assert not steady and len(times) == 25 and clock.calls() == 25
+    assert bench.rule_stops_after(alternating) is None
+    # timed() after a capped warm-up: the row says so, and times its own calls only
+    clock = fake_clock(alternating[:12] + [3.0, 1.0, 2.0])
+    row = bench.timed(lambda: None, repeats=3, max_warmup=12, clock=clock)
+    assert (row["warmup_calls"], row["warmed_up"], row["timed_calls"]) == (12, False, 3)
+    assert (row["median_ms"], row["min_ms"], row["max_ms"]) == pytest.approx((2.0, 1.0, 3.0))
+
+
+def test_timed_reports_median_and_spread_after_the_warm_up(bench):
+    clock = fake_clock([9.0] * 10 + [4.0, 6.0, 5.0, 30.0, 5.5])
+    row = bench.timed(lambda: None, repeats=5, max_warmup=60, clock=clock)
+    assert (row["warmup_calls"], row["warmed_up"], row["timed_calls"]) == (10, True, 5)
+    assert (row["median_ms"], row["min_ms"], row["max_ms"]) == pytest.approx((5.5, 4.0, 30.0))
+
+
+def test_warmup_max_below_the_minimum_is_refused(bench, capsys):
+    with pytest.raises(SystemExit):
+        bench.parse_args(["kernels", "--warmup-max", "9"])
+    assert "--warmup-max must be at least 10" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------
+# The floor, the trace and the targets
+# ----------------------------------------------------------------------------
+def test_floor_products_are_three_per_layer_and_carry_the_step_flops(bench):
+    # CNN: the five big layers, three products each, 3x their forward FLOPs (each direction
+    # of a conv costs 2·N·Ho·Wo·F·C·K², counted here by hand from the issue's shapes)
+    cnn = bench.gemm_products("cnn", 4)
+    assert len(cnn) == 15 and {p["layer"] for p in cnn} == set(CNN_LAYERS[1:-1])
+    by_hand = 4 * 9 * (7 * 7 * 64 * 32 + 4 * 4 * 32 * 64 + 4 * 4 * 32 * 64 + 7 * 7 * 64 * 32
+                       + 14 * 14 * 32 * 32)
+    assert sum(p["m"] * p["k"] * p["n"] for p in cnn) == 3 * by_hand
+    t3 = [(p["m"], p["k"], p["n"]) for p in cnn if p["layer"] == CNN_LAYERS[5]]
+    assert t3 == [(4 * 196, 288, 32), (4 * 196, 32, 288), (32, 4 * 196, 288)]
+    # MLP: every Dense, three products each = 3 forward passes
+    mlp = bench.gemm_products("mlp", 4)
+    assert len(mlp) == 3 * 8
+    assert sum(2 * p["m"] * p["k"] * p["n"] for p in mlp) == 3 * 4 * bench.forward_flops_per_image(
+        build_mlp_vae(2))
+
+
+def test_stream_bytes_count_batchnorm_elu_and_adam(bench):
+    cnn = bench.stream_bytes("cnn", 2)
+    bn_elu_sizes = [32 * 14 * 14, 64 * 7 * 7, 32 * 4 * 4, 64 * 7 * 7, 32 * 14 * 14, 32 * 28 * 28]
+    assert cnn["batchnorm+elu"] == 4 * 8 * 2 * sum(bn_elu_sizes)
+    assert cnn["elu"] == 0  # every ELU of the CNN follows a BatchNorm2d
+    n_params = sum(p.size for p, _ in build_cnn_vae(2).parameters())
+    assert cnn["adam"] == 4 * 7 * n_params
+    mlp = bench.stream_bytes("mlp", 2)
+    assert mlp["batchnorm+elu"] == 0
+    assert mlp["elu"] == 4 * 5 * 2 * (300 + 100 + 10 + 10 + 100 + 300)
+
+
+def test_floor_row_and_trace_from_fresh_processes(bench):
+    step = {"arch": "cnn", "batch": 2, "threads": 1, "median_ms": 10.0}
+    floor = bench.floor_row(step, repeats=1)
+    assert floor["bench"] == "floor" and len(floor["products"]) == 15
+    assert floor["gemm_floor_ms"] == pytest.approx(sum(p["median_ms"] for p in floor["products"]))
+    assert floor["floor_with_stream_ms"] > floor["gemm_floor_ms"] > 0
+    assert all(p["warmup_calls"] >= 10 for p in floor["products"])
+    assert step["over_gemm_floor"] == pytest.approx(10.0 / floor["gemm_floor_ms"])
+    traces = bench.bench_trace(["numpyvae"], batch=2, threads=1, calls=3)
+    assert [(t["arch"], len(t["trace_ms"])) for t in traces] == [("mlp", 3), ("cnn", 3)]
+    assert all(t["rule_stops_after"] is None for t in traces)  # 3 calls never satisfy it
+
+
+def test_summary_states_the_targets_of_issue_20(bench):
+    kernel = {"bench": "kernel", "thin": False}
+    rows = [{**kernel, "layer": "dec.convT3 32->32 14->28", "direction": d, "gemm_fraction": f}
+            for d, f in (("forward", 0.55), ("grad_input", 0.6), ("grad_weight", 0.49))]
+    rows += [{**kernel, "layer": "enc.conv2 32->64 14->7", "direction": "forward",
+              "gemm_fraction": 0.41},
+             {**kernel, "layer": "enc.conv1 1->32 28->14", "direction": "forward",
+              "gemm_fraction": 0.05, "thin": True}]
+    step = {"bench": "step", "framework": "numpyvae", "batch": 256}
+    rows += [{**step, "arch": "cnn", "threads": 2, "median_ms": 100.0, "gemm_floor_ms": 60.0,
+              "over_gemm_floor": 100 / 60, "floor_with_stream_ms": 70.0,
+              "over_floor_with_stream": 100 / 70},
+             {**step, "arch": "cnn", "threads": 1, "median_ms": 180.0},
+             {**step, "arch": "mlp", "threads": 2, "median_ms": 6.0, "torch_ms": 10.0,
+              "ours_over_torch": 0.6},
+             {"bench": "ceiling", "threads": 1, "gemm_ms": 20.0, "stream_ms": 10.0},
+             {"bench": "ceiling", "threads": 2, "gemm_ms": 10.0, "stream_ms": 6.0}]
+    checks = bench.summary_checks(rows)
+    assert [(c[0].split(" (")[0].split(",")[0].strip(), c[2], c[3]) for c in checks] == [
+        ("CNN step / GEMM-only floor", "<= 1.6x", False),  # 100 / 60 = 1.67x
+        ("CNN step / floor with the stream term", "-", None),
+        ("dec.convT3", ">= 50% each", False),  # grad_weight 49%
+        ("slowest other big layer", ">= 40%", True),  # 41%; the thin layer is not counted
+        ("CNN step", ">= 90%", True),  # 180 / 100 = 1.8x against the GEMM's 2.0x: 90%
+        ("", "-", None),  # "(ceiling) streaming loop": context, no goal
+        ("MLP step / PyTorch's", "<= 0.65", True),  # 0.60
+    ]
+    assert "1.80x / 2.00x = 90%" in checks[4][1]
+    rows[-4]["median_ms"] = 179.0  # the 1-thread step: 1.79x / 2.0x, just below 90%
+    assert bench.summary_checks(rows)[4][3] is False
+    rows[-3]["ours_over_torch"] = 0.66
+    assert bench.summary_checks(rows)[-1][3] is False
