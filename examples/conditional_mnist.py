@@ -14,7 +14,7 @@ import argparse
 import numpy as np
 
 from numpyvae import data
-from numpyvae.cli.plots import save_class_samples
+from numpyvae.figures.plots import save_class_samples
 from numpyvae.models.iwae import log_likelihood
 from numpyvae.training.run import load_run
 from numpyvae.training.train import TrainConfig, train, unique_run_dir

@@ -1,4 +1,5 @@
 """The command line (``python -m numpyvae``) and its tools.
 
-Figures, the latent explorer and the gradient-check table live here.
+The latent explorer and the gradient-check table live here; the figures of a run in
+``numpyvae.figures``.
 """

@@ -38,8 +38,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.widgets import Slider
 
+from ..figures import plots
 from ..models.encoder_decoder import EncoderDecoder
-from . import plots
 
 MAX_SLIDERS = 10
 # Slider range ±3: the prior N(0, 1) puts 99.7 % of each coordinate's mass there.

@@ -276,8 +276,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 def draw_run_figures(out: str | Path, log: Callable[[str], None] = print) -> list[Path]:
     """Draw the figures of the run in ``out`` from its checkpoint (the model as saved),
     on the run's test images; returns their paths."""
+    from ..figures.plots import make_figures
     from ..training.run import load_run
-    from .plots import make_figures
 
     out = Path(out)
     run = load_run(out)
@@ -325,7 +325,7 @@ def _run_parser(
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    from .plots import check_sample_memory, save_class_samples, save_samples
+    from ..figures.plots import check_sample_memory, save_class_samples, save_samples
 
     run = _load_run(args.run)
     vae = run.vae
@@ -380,9 +380,9 @@ def _check_history(history: list, where: str) -> None:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
+    from ..figures.plots import make_figures
     from ..training.checkpoint import atomic_write, write_json
     from ..training.run import read_json, summary_markdown
-    from .plots import make_figures
 
     run = _load_run(args.run)
     ckpt = Path(args.run) / "checkpoint.npz"
@@ -550,9 +550,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def _evaluate_latent(args: argparse.Namespace, config: Any, vae: Any, x: Any, labels: Any,
                      n: int) -> None:
     """Is the latent space used? Print, and write RUN/latent-n{N}.json and latent_health.png."""
+    from ..figures.latent_health_figure import LATENT_HEALTH_NAME, save_latent_health
     from ..models.latent_health import evaluate_latent, latent_report_lines
     from ..training.checkpoint import write_json
-    from .latent_health_figure import LATENT_HEALTH_NAME, save_latent_health
 
     run_dir = Path(args.run)
     out = check_out_file(run_dir / f"latent-n{n}.json", example="latent.json")

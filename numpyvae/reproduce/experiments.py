@@ -14,9 +14,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
 from ..models.architectures import DEFAULT_HIDDEN
+from ..models.report_losses import report_figure
 from ..training.config import objective_tags
 from ..training.train import TrainConfig
-from .report_figures import report_figure
 
 EXPERIMENTS: dict[str, str] = {
     "arch": "1. Architectures x data sets, z = 2 (the report's figures 4-7)",

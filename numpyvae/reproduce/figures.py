@@ -23,9 +23,15 @@ import numpy as np
 from PIL import Image
 from scipy.special import ndtri
 
-from ..cli.plots import draw_image_grid, draw_latent_scatter, latent_means, new_figure, save_figure
+from ..figures.plots import (
+    draw_image_grid,
+    draw_latent_scatter,
+    latent_means,
+    new_figure,
+    save_figure,
+)
+from ..models.report_losses import report_figure
 from ..training.checkpoint import atomic_write
-from .report_figures import report_figure
 from .tables import group, mean
 
 SAMPLE_SEED = 0

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from ..cli.plots import latent_means
+from ..figures.plots import latent_means
 from ..models.iwae import log_likelihood
 from ..models.latent_health import evaluate_latent
 from ..training.checkpoint import write_json

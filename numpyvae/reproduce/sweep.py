@@ -32,6 +32,7 @@ import numpy as np
 from .. import data
 from ..cli.main import draw_run_figures
 from ..models.architectures import DEFAULT_HIDDEN
+from ..models.report_losses import REPORT_SPLIT
 from ..training.checkpoint import write_json
 from ..training.run import load_run, read_json
 from ..training.train import FIXED_ON_RESUME, TrainConfig, train
@@ -55,7 +56,6 @@ from .experiments import (
     vae_spec,
 )
 from .measures import measure_run
-from .report_figures import REPORT_SPLIT
 from .tables import console_summary, make_row, results_markdown
 
 DEFAULT_OUT = Path("runs/report")

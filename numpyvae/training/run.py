@@ -106,7 +106,7 @@ def sync_history(run_dir: str | Path) -> list[dict[str, Any]]:
 
 def summary_markdown(run_dir: str | Path) -> str:
     """A short Markdown summary of a finished run: ours beside the report's figures."""
-    from ..reproduce.report_figures import REPORT_SPLIT, report_loss
+    from ..models.report_losses import REPORT_SPLIT, report_loss
 
     run = load_run(run_dir)  # the checkpoint, not config.json, says what the run is
     config, history = run.config, run.history

@@ -17,8 +17,9 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from matplotlib.image import imread  # noqa: E402
 
-from numpyvae.cli import explore, plots  # noqa: E402
+from numpyvae.cli import explore  # noqa: E402
 from numpyvae.cli import main as cli  # noqa: E402
+from numpyvae.figures import plots  # noqa: E402
 from numpyvae.models.architectures import build_mlp_vae  # noqa: E402
 from numpyvae.training.checkpoint import save_checkpoint  # noqa: E402
 from numpyvae.training.train import CHECKPOINT, TrainConfig, build_model  # noqa: E402

@@ -20,9 +20,9 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from numpyvae.cli import main as cli  # noqa: E402
-from numpyvae.cli import plots  # noqa: E402
 from numpyvae.cli.gradcheck_report import run_report  # noqa: E402
 from numpyvae.data.catalog import DATASETS  # noqa: E402
+from numpyvae.figures import plots  # noqa: E402
 from numpyvae.models.architectures import ARCHS  # noqa: E402
 from numpyvae.training.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from numpyvae.training.train import CHECKPOINT, TrainConfig, build_model  # noqa: E402

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from matplotlib.image import imread
 
-from numpyvae.cli import latent_health_figure as fig_module
-from numpyvae.cli import plots
+from numpyvae.figures import latent_health_figure as fig_module
+from numpyvae.figures import plots
 from numpyvae.models.architectures import build_mlp_vae
 from numpyvae.models.latent_health import latent_health
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from matplotlib.image import imread
 
-from numpyvae.cli import plots
+from numpyvae.figures import plots
 from numpyvae.models.architectures import build_mlp_vae
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -236,5 +236,5 @@ def test_tile_lays_out_rows_with_padding():
 def test_importing_plots_leaves_pyplot_and_the_backend_alone():
     """Figures draw on their own Agg canvas: a reader's interactive backend stays as it was."""
     # a backend is chosen only through pyplot, so not importing it is the whole check
-    code = "import sys, numpyvae.cli.plots; assert 'matplotlib.pyplot' not in sys.modules"
+    code = "import sys, numpyvae.figures.plots; assert 'matplotlib.pyplot' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
