@@ -1,0 +1,147 @@
+"""Where one training step's time goes, layer by layer.
+
+    python benchmarks/profile_step.py [mlp|cnn] [--batch 256] [--threads 2] [--steps 50]
+
+Warms the step up by bench.py's rule, then times ``--steps`` more steps with every
+layer's forward and backward and Adam's step wrapped in a clock; prints each one's
+median share of a step. "rest" is the step minus all of them: the loss, the
+reparameterization, the sigmoid and Python between the layers. Then the Dense
+layers split into their parts (products, bias add, bias gradient), each timed
+alone on the layer's shapes by the same warm-up rule. Nothing here changes the
+package: the wrappers sit on this process's instances only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import statistics
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+
+
+def load_bench() -> Any:
+    spec = importlib.util.spec_from_file_location("bench", HERE / "bench.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    return bench
+
+
+def clocked(fn: Callable[..., Any], name: str, spent: dict[str, float]) -> Callable[..., Any]:
+    """``fn`` with its wall time added to ``spent[name]`` on every call."""
+    def run(*args: Any, **kw: Any) -> Any:
+        start = time.perf_counter()
+        out = fn(*args, **kw)
+        spent[name] += time.perf_counter() - start
+        return out
+
+    return run
+
+
+def profile(arch: str, batch: int, steps: int, bench: Any) -> tuple[list[dict[str, float]], Any]:
+    """Per-step times (s) of every wrapped part, after the warm-up; and the model."""
+    from numpyvae.models.architectures import build_vae
+    from numpyvae.nn.adam import Adam
+
+    rng = np.random.default_rng(0)
+    vae = build_vae(arch, bench.LATENT_DIM, rng=rng)
+    adam = Adam(vae.parameters(), lr=1e-3)
+    x = rng.random((batch, 1, 28, 28), dtype=np.float32)
+    noise = np.random.default_rng(1)
+    spent: dict[str, float] = defaultdict(float)
+    for part, seq in (("enc", vae.encoder), ("dec", vae.decoder)):
+        for i, layer in enumerate(seq.layers):
+            name = f"{part}.{i} {type(layer).__name__}"
+            layer.forward = clocked(layer.forward, f"{name} forward", spent)
+            layer.backward = clocked(layer.backward, f"{name} backward", spent)
+    adam.step = clocked(adam.step, "Adam step", spent)
+
+    def step() -> None:
+        vae.forward(x, rng=noise)
+        vae.backward()
+        adam.step()
+
+    bench.warm_up(step)
+    per_step = []
+    for _ in range(steps):
+        spent.clear()
+        start = time.perf_counter()
+        step()
+        total = time.perf_counter() - start
+        per_step.append({**spent, "rest": total - sum(spent.values()), "step": total})
+    return per_step, vae
+
+
+def dense_part_calls(w: np.ndarray, b: np.ndarray, batch: int) -> dict[str, Callable[[], Any]]:
+    """A Dense layer's five parts as calls on random data of its shapes (W (D, E), b (E,))."""
+    from numpyvae import kernels
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((batch, w.shape[0]), dtype=np.float32)
+    dy = rng.standard_normal((batch, w.shape[1]), dtype=np.float32)
+    y, gw, gb = np.empty_like(dy), np.empty_like(w), np.empty_like(b)
+    return {
+        "x W": lambda: kernels.matmul_unchecked(x, w, y),
+        "+ b": lambda: y.__iadd__(b),
+        "Xᵀ dY": lambda: kernels.matmul_unchecked(x.T, dy, gw),
+        "Σ dY": lambda: gb.__setitem__(Ellipsis, dy.sum(axis=0)),
+        "dY Wᵀ": lambda: kernels.matmul_unchecked(dy, w.T),
+    }
+
+
+def dense_parts(vae: Any, batch: int, repeats: int, bench: Any) -> list[tuple[str, float]]:
+    """Each Dense layer's parts, timed alone on its shapes: (label, median ms)."""
+    from numpyvae.nn import Dense
+
+    rows = []
+    for name, layer, _, _ in bench.walk(vae):
+        if isinstance(layer, Dense):
+            w, b = layer.params["weight"], layer.params["bias"]
+            for part, fn in dense_part_calls(w, b, batch).items():
+                rows.append((f"{name} Dense {w.shape[0]}->{w.shape[1]}: {part}",
+                             bench.timed(fn, repeats)["median_ms"]))
+    return rows
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("arch", nargs="?", default="mlp", choices=("mlp", "cnn"))
+    parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=50)
+    args = parser.parse_args(argv)
+    bench = load_bench()
+    from numpyvae.kernels.threads import set_threads
+
+    set_threads(args.threads)
+    info = bench.run_info()
+    print(f"CPU: {info['cpu_model']}   commit {info['commit']}   {info['date']}   "
+          f"load average {info['load_average']}")
+    per_step, vae = profile(args.arch, args.batch, args.steps, bench)
+    step_ms = 1e3 * statistics.median(s["step"] for s in per_step)
+    print(f"\n{args.arch} step, batch {args.batch}, {args.threads} thread(s): median "
+          f"{step_ms:.2f} ms over {args.steps} steps after the warm-up; each part's median:")
+    names = [k for k in per_step[0] if k != "step"]
+    total = sum(1e3 * statistics.median(s[k] for s in per_step) for k in names)
+    print(f"  (the parts' medians sum to {total:.2f} ms; a gap to the step's median is noise: "
+          "each median comes from its own step)")
+    for name in sorted(names, key=lambda k: -statistics.median(s[k] for s in per_step)):
+        ms = 1e3 * statistics.median(s[name] for s in per_step)
+        print(f"  {name:<36} {ms:8.3f} ms  {ms / step_ms:6.1%}")
+    print("\nThe Dense layers' parts, each timed alone (median ms):")
+    for label, ms in dense_parts(vae, args.batch, 20, bench):
+        print(f"  {label:<44} {ms:8.3f}")
+    print(f"\nload average at the end: {bench.load_average()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
