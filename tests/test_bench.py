@@ -258,3 +258,24 @@ def test_summary_states_the_targets_of_issue_20(bench):
     assert bench.summary_checks(rows)[4][3] is False
     rows[-3]["ours_over_torch"] = 0.66
     assert bench.summary_checks(rows)[-1][3] is False
+
+
+def test_profile_step_accounts_for_every_layer_and_adam(bench):
+    spec = importlib.util.spec_from_file_location("profile_step",
+                                                  BENCH.parent / "profile_step.py")
+    profile_step = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(profile_step)
+    per_step, vae = profile_step.profile("mlp", 4, 2, bench)
+    assert len(per_step) == 2
+    names = [f"{part}.{i} {type(layer).__name__}" for part, seq in (("enc", vae.encoder),
+                                                                    ("dec", vae.decoder))
+             for i, layer in enumerate(seq.layers)]
+    for s in per_step:
+        assert {f"{n} forward" for n in names} <= s.keys()
+        # every backward ran but the encoder's first (Flatten: no one needs d x)
+        assert {f"{n} backward" for n in names[1:]} <= s.keys()
+        assert {"enc.1 Dense forward", "dec.6 Dense backward", "Adam step"} <= s.keys()
+        assert s["rest"] >= 0 and s["step"] == pytest.approx(
+            sum(v for k, v in s.items() if k != "step"))
+    parts = profile_step.dense_parts(vae, 4, 1, bench)
+    assert len(parts) == 5 * 8 and all(ms > 0 for _, ms in parts)
