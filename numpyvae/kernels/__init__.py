@@ -5,7 +5,7 @@
   (plain loops for single-channel outputs); ``geometry.py`` holds a conv's sizes.
 - ``products.py``: ``matmul``, the Dense layers' a @ b (small ones on one thread).
 - ``batchnorm.py``: BatchNorm2d's statistics, normalisation and backward pass.
-- ``elementwise.py``: ELU, Sigmoid and the Adam update.
+- ``elementwise.py``: ELU and Sigmoid; ``adam.py``: the Adam update.
 - ``threads.py``: every thread and BLAS decision; ``workspace.py``: reused work
   buffers.
 

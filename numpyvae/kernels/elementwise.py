@@ -1,4 +1,4 @@
-"""Fused elementwise kernels: ELU, Sigmoid and the Adam update.
+"""Fused elementwise kernels: ELU and Sigmoid (Adam's update is in ``adam.py``).
 
 These functions know nothing of layers. Each replaces a chain of NumPy calls
 (each of which reads and writes a whole array) by one or two passes over
@@ -6,9 +6,6 @@ memory; the layers keep the readable NumPy form as their reference.
 
 - ``elu_forward``/``elu_backward``, ``sigmoid_forward``/``sigmoid_backward``: flat loops, cut into
   fixed chunks of ``_CHUNK`` elements that numba's threads share out.
-- ``adam_update``: Adam's moment updates and parameter step in one pass, with
-  the same operations in the same order as the NumPy reference, so the results
-  are bitwise those of ``numpyvae.nn.adam.Adam``'s reference path.
 
 Parallel loops split independent outputs only (fixed chunks of a flat array),
 so results are bitwise the same at any thread count. (BatchNorm2d's kernels
@@ -42,7 +39,6 @@ __all__ = [
     "elu_backward",
     "sigmoid_forward",
     "sigmoid_backward",
-    "adam_update",
 ]
 
 # Elements per chunk of a flat parallel loop: a few tens of KB, so each chunk
@@ -245,44 +241,3 @@ def sigmoid_backward(y: np.ndarray, dy: np.ndarray) -> np.ndarray:
     else:
         _sigmoid_backward_par(yf, dyf, dx)
     return dx.reshape(y.shape)
-
-
-# ----------------------------------------------------------------------------
-# Adam
-# ----------------------------------------------------------------------------
-# No fastmath: every operation rounds as NumPy's does, so the update is bitwise
-# the reference's (numpyvae.nn.adam.Adam._update_numpy).
-@numba.njit(cache=True, error_model="numpy")
-def _adam_chunk(p, g, m, v, b1, one_minus_b1, b2, one_minus_b2, c1, c2, lr, eps):
-    for i in range(p.size):
-        gi = g[i]
-        mi = m[i] * b1 + one_minus_b1 * gi
-        vi = v[i] * b2 + one_minus_b2 * (gi * gi)
-        m[i] = mi
-        v[i] = vi
-        p[i] -= lr * (mi / c1) / (np.sqrt(vi / c2) + eps)
-
-
-@numba.njit(cache=True, error_model="numpy", parallel=True)
-def _adam_par(p, g, m, v, b1, one_minus_b1, b2, one_minus_b2, c1, c2, lr, eps):
-    n = p.size
-    for k in prange((n + _CHUNK - 1) // _CHUNK):
-        lo, hi = k * _CHUNK, min((k + 1) * _CHUNK, n)
-        _adam_chunk(p[lo:hi], g[lo:hi], m[lo:hi], v[lo:hi], b1, one_minus_b1, b2,
-                    one_minus_b2, c1, c2, lr, eps)
-
-
-def adam_update(p: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray, beta1: float,
-                beta2: float, correction1: float, correction2: float, lr: float,
-                eps: float) -> None:
-    """One Adam step in place on flat contiguous arrays of one dtype:
-    m ← β₁m + (1 − β₁)g,  v ← β₂v + (1 − β₂)g²,  p ← p − lr·(m/c₁)/(√(v/c₂) + eps).
-    The scalars are cast to the arrays' dtype, as NumPy does with Python floats.
-    """
-    T = p.dtype.type
-    args = (p, g, m, v, T(beta1), T(1.0 - beta1), T(beta2), T(1.0 - beta2),
-            T(correction1), T(correction2), T(lr), T(eps))
-    if p.size < _SERIAL_BELOW:
-        _adam_chunk(*args)
-    else:
-        _adam_par(*args)

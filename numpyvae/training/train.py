@@ -42,6 +42,7 @@ from .loop import (
     kl_weight,
     train_epoch,
 )
+from .optimizer_state import load_optimizer_state, optimizer_state
 
 __all__ = ["CHECKPOINT", "DEFAULT_LR", "EVAL_BATCH", "EVAL_SEED", "FIXED_ON_RESUME", "MODELS",
            "Progress", "TrainConfig", "TrainingDiverged", "build_model", "evaluate",
@@ -242,7 +243,7 @@ def resume_state(config: TrainConfig, out: Path, log: Callable[[str], None]) -> 
     optimizer = Adam(model.parameters(), lr=config.lr)
     noise_rng = np.random.default_rng([config.seed, 1])
     try:
-        optimizer.load_state_dict(optim_state)
+        load_optimizer_state(optimizer, optim_state)
         noise_rng.bit_generator.state = meta["noise_rng"]
     except (ValueError, TypeError, KeyError) as e:
         raise ValueError(f"{ckpt}: its optimizer or generator state is damaged ({e})") from None
@@ -386,7 +387,7 @@ def _save_epoch(config: TrainConfig, state: TrainState, out: Path) -> None:
     (out / "final.json").unlink(missing_ok=True)
     meta = {"config": config.to_json(), "epoch": state.epoch, "history": state.history,
             "noise_rng": state.noise_rng.bit_generator.state}
-    save_checkpoint(out / CHECKPOINT, state.model.named_arrays(), state.optimizer.state_dict(),
+    save_checkpoint(out / CHECKPOINT, state.model.named_arrays(), optimizer_state(state.optimizer),
                     meta)
     write_json(out / "config.json", config.to_json())
     write_json(out / "history.json", state.history)

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from numpyvae import kernels
+from numpyvae.kernels import adam as kernel_adam
 from numpyvae.kernels import batchnorm, elementwise
 from numpyvae.nn import ELU, BatchNorm2d, Dense, Sigmoid
 from numpyvae.nn.adam import Adam
@@ -547,7 +548,7 @@ def test_float32_kernels_hold_no_float64_values():
         (B._bn_normalize, (x3, c, c, c, x3.copy())),
         (B._bn_plane_grad_sums, (x3, x3, c, planes, planes.copy())),
         (B._bn_grad_input, (x3, x3, c, c, c, c, x3.copy())),
-        (E._adam_chunk, (v, v.copy(), v.copy(), v.copy(), *[a] * 8)),
+        (kernel_adam._adam_chunk, (v, v.copy(), v.copy(), v.copy(), *[a] * 8)),
     ]
     for kernel, args in cases:
         options = {k: w for k, w in kernel.targetoptions.items() if k not in ("cache", "nopython")}

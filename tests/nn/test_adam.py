@@ -1,4 +1,5 @@
-"""Adam against Kingma & Ba's Algorithm 1 worked out by hand, and its checkpoint state."""
+"""Adam against Kingma & Ba's Algorithm 1 worked out by hand (its checkpoint state:
+tests/training/test_optimizer_state.py)."""
 
 import math
 
@@ -118,69 +119,6 @@ def test_lr_can_be_changed_between_steps():
     opt2.step()
     # same m̂, v̂ in both: the second step is exactly 10× smaller
     np.testing.assert_allclose(a - p1, 10 * (b - p2), rtol=1e-12)
-
-
-def test_state_round_trip_through_npz_gives_identical_steps(tmp_path):
-    rng = np.random.default_rng(0)
-    shapes = [(3, 4), (4,), (2, 2, 3)]
-    params = [rng.standard_normal(s).astype(np.float32) for s in shapes]
-    grads = [np.zeros_like(p) for p in params]
-    opt = Adam(list(zip(params, grads, strict=True)), lr=0.02)
-
-    def set_grads(step):
-        r = np.random.default_rng(100 + step)
-        for g in grads:
-            g[...] = r.standard_normal(g.shape)
-
-    for step in range(3):
-        set_grads(step)
-        opt.step()
-
-    np.savez(tmp_path / "adam.npz", **opt.state_dict())
-    twin_params = [p.copy() for p in params]
-    twin_grads = [np.zeros_like(g) for g in grads]
-    twin = Adam(list(zip(twin_params, twin_grads, strict=True)), lr=0.02)
-    with np.load(tmp_path / "adam.npz") as state:
-        twin.load_state_dict(state)
-    assert twin.t == 3
-
-    for step in range(3, 6):
-        set_grads(step)
-        for g, tg in zip(grads, twin_grads, strict=True):
-            tg[...] = g
-        opt.step()
-        twin.step()
-        for p, tp in zip(params, twin_params, strict=True):
-            np.testing.assert_array_equal(p, tp)
-
-
-def test_state_dict_contents_and_in_place_load():
-    p, g = np.ones(3), np.full(3, 0.5)
-    opt = Adam([(p, g)], lr=0.1)
-    opt.step()
-    state = opt.state_dict()
-    assert set(state) == {"t", "m.0", "v.0"} and state["t"] == 1
-    np.testing.assert_allclose(state["m.0"], 0.1 * 0.5)
-    np.testing.assert_allclose(state["v.0"], 0.001 * 0.25)
-    state["m.0"][...] = 99  # a copy: the optimizer is unaffected
-    assert opt.m[0][0] == pytest.approx(0.05)
-    m_array = opt.m[0]
-    opt.load_state_dict({"t": 7, "m.0": np.full(3, 2.0), "v.0": np.full(3, 4.0)})
-    assert opt.m[0] is m_array and opt.t == 7
-    np.testing.assert_array_equal(opt.m[0], 2.0)
-
-
-def test_load_state_dict_rejects_mismatch_without_writing():
-    p = np.ones(3)
-    opt = Adam([(p, np.ones(3))])
-    opt.step()
-    before = opt.state_dict()
-    with pytest.raises(ValueError, match=r"Adam: m.0 has shape \(4,\).*expected \(3,\)"):
-        opt.load_state_dict({"t": 5, "m.0": np.zeros(4), "v.0": np.zeros(3)})
-    with pytest.raises(ValueError, match=r"Adam: state does not fit.*missing \['v.0'\]"):
-        opt.load_state_dict({"t": 5, "m.0": np.zeros(3)})
-    assert opt.t == before["t"]
-    np.testing.assert_array_equal(opt.m[0], before["m.0"])
 
 
 def test_bad_arguments():
