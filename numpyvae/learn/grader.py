@@ -466,58 +466,63 @@ def grade_vae(step: Step, ns: dict, report: Report) -> None:
         rng = np.random.default_rng(2000 + i)
         m, h = rng.standard_normal((n, zd)) * 1.5, rng.standard_normal((n, zd)) * 1.5
         eps = rng.standard_normal((n, zd))
-        gz, gk = rng.standard_normal((n, zd)), rng.standard_normal(n)
+        gz, gk = rng.standard_normal((n, zd)), rng.standard_normal((n, zd))
         label = f"Reparameterize, m, h, ε ({n}, {zd})"
         ref, learner = ReferenceReparameterize(), ns["Reparameterize"]()
-        z_r, kl_r = ref.forward(m, h, eps)
-        out = learner.forward(m.copy(), h.copy(), eps.copy())
-        if not (isinstance(out, tuple) and len(out) == 2):
-            report.line(f"{label}  forward", False, None,
-                        "forward must return the pair (z, kl)")
+        ref.set_noise(eps)
+        learner.set_noise(eps.copy())
+        want = ref.forward(np.concatenate([m, h], axis=1))
+        got = _as_array(learner.forward(np.concatenate([m, h], axis=1)), "forward", want.shape)
+        if isinstance(got, str) or got.shape != want.shape:
+            report.line(f"{label}  forward", False, None, got if isinstance(got, str) else
+                        f"forward returned shape {got.shape}, expected [z, kl] of shape "
+                        f"{want.shape}")
             continue
         ok = True
-        for what, got, want in (("z", out[0], z_r), ("kl", out[1], kl_r)):
-            got = _as_array(got, f"forward's {what}", want.shape)
-            if isinstance(got, str) or got.shape != want.shape:
-                ok = report.line(f"{label}  forward {what}", False, None, got if isinstance(
-                    got, str) else f"{what} has shape {got.shape}, expected {want.shape}") and ok
-                continue
-            err = rel_error(got, want)
+        for what, cols in (("z", slice(0, zd)), ("kl", slice(zd, 2 * zd))):
+            err = rel_error(got[:, cols], want[:, cols])
             hint = None
             if err > FORWARD_TOLERANCE:
                 hint = (hints.KL_HALF.format(what="of forward") if what == "kl"
-                        and hints.close(got, 2 * want) else
+                        and hints.close(got[:, cols], 2 * want[:, cols]) else
                         f"{what} differs from the reference: see {step.reading}")
             ok = report.line(f"{label}  forward {what}", err <= FORWARD_TOLERANCE, err,
                              hint) and ok
         if not ok:
             report.say("        (the gradients are checked once forward matches)")
             continue
-        learner.forward(m.copy(), h.copy(), eps.copy())
-        d = _as_array(learner.backward(gz.copy(), gk.copy()), "backward", (n, 2 * zd))
-        if isinstance(d, str) or d.shape != (n, 2 * zd):
-            report.line(f"{label}  backward", False, None, d if isinstance(d, str) else
-                        f"backward returned shape {d.shape}, expected [dm, dh] of shape "
-                        f"{(n, 2 * zd)}")
-            continue
-        dm, dh = d[:, :zd].copy(), d[:, zd:].copy()
+        _grade_vae_backward(step, learner, (m, h, eps, gz, gk), label, i, report)
 
-        def loss(learner=learner, m=m, h=h, eps=eps, gz=gz, gk=gk) -> float:
-            z, kl = learner.forward(m, h, eps)
-            return float(np.sum(gz * z) + np.sum(gk * kl))
 
-        results = check_gradients(loss, {"m": (m, dm), "h": (h, dh)}, seed=i)
-        v = softplus(h) + 1e-8
-        sig = sigmoid(h)
-        terms = {"zm": gz, "km": gk[:, None] * m, "zh": gz * eps / (2 * np.sqrt(v)) * sig,
-                 "kh": gk[:, None] * 0.5 * (1 - 1 / v) * sig, "sig": sig}
-        found = hints.vae_hints(dm, dh, terms)
-        for res in results:
-            hint = None
-            if not res.passed:
-                hint = (found[0] if found else
-                        f"d{res.name} differs from the reference: see {step.reading}")
-            report.line(f"{label}  d{res.name}", res.passed, res.max_error, hint)
+def _grade_vae_backward(step: Step, learner: Any, arrays: tuple, label: str, seed: int,
+                        report: Report) -> None:
+    m, h, eps, gz, gk = arrays
+    n, zd = m.shape
+    learner.forward(np.concatenate([m, h], axis=1))
+    d = _as_array(learner.backward(np.concatenate([gz, gk], axis=1)), "backward", (n, 2 * zd))
+    if isinstance(d, str) or d.shape != (n, 2 * zd):
+        report.line(f"{label}  backward", False, None, d if isinstance(d, str) else
+                    f"backward returned shape {d.shape}, expected [dm, dh] of shape "
+                    f"{(n, 2 * zd)}")
+        return
+    dm, dh = d[:, :zd].copy(), d[:, zd:].copy()
+
+    def loss(learner=learner, m=m, h=h, gz=gz, gk=gk) -> float:
+        y = learner.forward(np.concatenate([m, h], axis=1))
+        return float(np.sum(gz * y[:, :zd]) + np.sum(gk * y[:, zd:]))
+
+    results = check_gradients(loss, {"m": (m, dm), "h": (h, dh)}, seed=seed)
+    v = softplus(h) + 1e-8
+    sig = sigmoid(h)
+    terms = {"zm": gz, "km": gk * m, "zh": gz * eps / (2 * np.sqrt(v)) * sig,
+             "kh": gk * 0.5 * (1 - 1 / v) * sig, "sig": sig}
+    found = hints.vae_hints(dm, dh, terms)
+    for res in results:
+        hint = None
+        if not res.passed:
+            hint = (found[0] if found else
+                    f"d{res.name} differs from the reference: see {step.reading}")
+        report.line(f"{label}  d{res.name}", res.passed, res.max_error, hint)
 
 
 # -- adam ----------------------------------------------------------------------------

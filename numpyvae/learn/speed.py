@@ -121,12 +121,13 @@ def report_speed(step: Step, ns: dict, report: Any) -> None:
 
 def _vae_speed(ns: dict, report: Any) -> None:
     rng = np.random.default_rng(0)
-    m, h, e = (rng.standard_normal((256, 2)) for _ in range(3))
+    x, e = rng.standard_normal((256, 4)), rng.standard_normal((256, 2))
     report.say("speed, for information (best of 3): Reparameterize, (256, 2) float64")
     for name, layer in (("yours", ns["Reparameterize"]()),
                         ("package, NumPy", nn.Reparameterize())):
-        fwd = _best(lambda layer=layer: layer.forward(m, h, e))
-        bwd = _best(lambda layer=layer: layer.backward(m, h[:, 0]))
+        layer.set_noise(e)
+        fwd = _best(lambda layer=layer: layer.forward(x))
+        bwd = _best(lambda layer=layer: layer.backward(x))
         report.say(f"    {name:<24} forward {_fmt(fwd)}   backward {_fmt(bwd)}")
 
 

@@ -83,14 +83,6 @@ class LearnVAE(VAE):
         super().__init__(encoder, decoder, latent_dim, c=c)
         self.reparameterize = kit["Reparameterize"]()
 
-    def backward(self, dloss: float = 1.0) -> None:
-        """As the package's, with dkl given per image, (N,), as the step's contract states."""
-        n, beta, _ = self._saved()  # the track trains the report's objective: no free bits
-        w = dloss / n
-        dz = self.decoder.backward(self.likelihood.backward(w))
-        dkl = np.full(n, beta * w, dtype=dz.dtype)
-        self.encoder.backward(self.reparameterize.backward(dz, dkl))
-
 
 def build(kit: dict[str, Any], arch: str, latent_dim: int = 2, hidden=DEFAULT_HIDDEN,
           c: float = 0.05, dtype: Any = np.float32, rng: np.random.Generator | None = None
@@ -195,7 +187,7 @@ def _replay_errors(kit: dict[str, Any], arch: str, x: np.ndarray, steps: int,
     mine = build(kit, arch, dtype=np.float64, rng=np.random.default_rng([seed, 0]))
     copy_arrays(ref, mine)
     opt_ref = ReferenceAdam(ref.parameters(), lr=lr)
-    opt_mine = with_state(kit["Adam"])(mine.parameters(), lr=lr)
+    opt_mine = kit["Adam"](mine.parameters(), lr=lr)
     noise = np.random.default_rng([seed, 2])
     names = [n for n, _, _ in ref.named_parameters()]
     worst_loss, worst_grad, worst_name, first_bad = 0.0, 0.0, "", None
@@ -222,15 +214,6 @@ def _replay_errors(kit: dict[str, Any], arch: str, x: np.ndarray, steps: int,
     return worst_loss, worst_grad, worst_name, first_bad
 
 
-def with_state(adam_cls: Any) -> Any:
-    """The learner's Adam with the checkpoint methods the training loop calls (state_dict,
-    load_state_dict), taken from the package's: the stub keeps t, m and v as it does."""
-    if hasattr(adam_cls, "state_dict") and hasattr(adam_cls, "load_state_dict"):
-        return adam_cls
-    return type(adam_cls.__name__, (adam_cls,), {
-        "state_dict": ReferenceAdam.state_dict, "load_state_dict": ReferenceAdam.load_state_dict})
-
-
 @contextlib.contextmanager
 def _learner_model_in_the_loop(kit: dict[str, Any]) -> Iterator[None]:
     """numpyvae.training.train.train builds its model and optimizer itself
@@ -247,7 +230,7 @@ def _learner_model_in_the_loop(kit: dict[str, Any]) -> Iterator[None]:
         copy_arrays(build_model(config, dtype), model)
         return model
 
-    loop.build_model, loop.Adam = build_learner_model, with_state(kit["Adam"])
+    loop.build_model, loop.Adam = build_learner_model, kit["Adam"]
     try:
         yield
     finally:

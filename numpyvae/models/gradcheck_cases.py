@@ -93,8 +93,9 @@ def free_bits_away_from_kink(vae: VAE, x: np.ndarray, eps: np.ndarray, margin: f
     """A λ between two dimensions' batch-mean KL_j, none of them within ``margin`` of it:
     the largest gap's midpoint, so some dimensions sit below λ and some above. Raises
     ValueError when no gap is wider than 2·margin (the check would sit on the kink)."""
-    m, h = vae._split(vae._encoder_output(x, None, infer=True))
-    _, kl_dims = vae.reparameterize.infer(m, h, eps.astype(m.dtype), per_dim=True)
+    m_h = vae._encoder_output(x, None, infer=True)
+    vae.reparameterize.set_noise(eps.astype(m_h.dtype))
+    kl_dims = vae.reparameterize.infer(m_h)[:, vae.latent_dim:]
     kl_j = np.sort(np.mean(kl_dims, axis=0))
     gaps = np.diff(kl_j)
     k = int(np.argmax(gaps))

@@ -3,8 +3,9 @@
 Forward, for a batch x of N images (the report, section 3), four nodes in a row:
 
     [m, h]  = encoder(x)                      (N, 2z) split into mean m and h
-    (z, KL) = reparameterize(m, h, ε)         v = softplus(h) + 1e-8, z = m + √v ⊙ ε,
-                                              ε ~ N(0, I) (``nn/reparameterize.py``)
+    [z, kl] = reparameterize([m, h])          v = softplus(h) + 1e-8, z = m + √v ⊙ ε,
+                                              kl per latent dimension, ε ~ N(0, I)
+                                              (``nn/reparameterize.py``)
     out     = decoder(z)                      x̂ = sigmoid(out), reconstruction in [0, 1]
     recon   = likelihood.nll(x, out)          −log p(x|z) up to a constant
 
@@ -90,21 +91,21 @@ class VAE(EncoderDecoder):
         else from ``rng``.
         """
         n, z_dim = x.shape[0], self.latent_dim
-        m, h = self._split(self._encoder_output(x, y, infer=False))
+        m_h = self._encoder_output(x, y, infer=False)
         if eps is None:
             rng = np.random.default_rng() if rng is None else rng
-            eps = rng.standard_normal((n, z_dim), dtype=m.dtype)
+            eps = rng.standard_normal((n, z_dim), dtype=m_h.dtype)
         elif eps.shape != (n, z_dim):
             raise ValueError(f"VAE.forward: eps must have shape {(n, z_dim)}, got {eps.shape}")
-        eps = eps.astype(m.dtype, copy=False)
+        self.reparameterize.set_noise(eps.astype(m_h.dtype, copy=False))
+        z_kl = self.reparameterize.forward(m_h)
+        z, kl_dims = np.ascontiguousarray(z_kl[:, :z_dim]), z_kl[:, z_dim:]
         if self.free_bits > 0:
-            z, kl_dims = self.reparameterize.forward(m, h, eps, per_dim=True)
             kl_j = np.mean(kl_dims, axis=0)  # (Z,) batch-mean KL of each dimension
             kl_mean, kl_term = float(np.sum(kl_j)), float(np.sum(np.maximum(self.free_bits, kl_j)))
             above = kl_j > self.free_bits
         else:
-            z, kl = self.reparameterize.forward(m, h, eps)
-            kl_mean = kl_term = float(np.mean(kl))
+            kl_mean = kl_term = float(np.mean(np.sum(kl_dims, axis=1)))
             above = None
         recon = self.likelihood.nll(x, self.decoder.forward(z))
         self.cache = (n, self.beta, above)
@@ -117,7 +118,7 @@ class VAE(EncoderDecoder):
         β and λ as in the forward.
 
         The chain in reverse: each image's recon weighs dloss/N in L and its kl β·dloss/N,
-        so likelihood → d out, decoder → dz, reparameterize(dz, dkl) → [dm, dh], encoder.
+        so likelihood → d out, decoder → dz, reparameterize([dz, dkl]) → [dm, dh], encoder.
         Free bits: ∂ max(λ, KL_j)/∂KL_j is 1 where KL_j > λ and 0 where KL_j < λ (a kink
         at KL_j = λ, where the gradient check must not sit): a dimension below λ gets no
         gradient from the KL, only from the reconstruction, so dkl is (N, Z) with column j
@@ -125,9 +126,11 @@ class VAE(EncoderDecoder):
         """
         n, beta, above = self._saved()
         w = dloss / n
-        dkl = beta * w if above is None else np.where(above, beta * w, 0.0)[None, :].repeat(n, 0)
         dz = self.decoder.backward(self.likelihood.backward(w))
-        self.encoder.backward(self.reparameterize.backward(dz, dkl))
+        dkl = np.full_like(dz, beta * w)
+        if above is not None:
+            dkl *= above  # 0 in the columns of dimensions below λ
+        self.encoder.backward(self.reparameterize.backward(np.concatenate([dz, dkl], axis=1)))
 
     @property
     def encoder_width(self) -> int:

@@ -135,24 +135,25 @@ class OutputPaddingConvTranspose2d(nn.ConvTranspose2d):
 
 
 class NoHalfKL(Reparameterize):
-    def backward(self, dz, dkl):
+    def backward(self, dout):
         m, h, eps, v, s = self._saved()
-        dkl = dkl[:, None]
+        dz, dkl = np.split(dout, 2, axis=1)
         dm = dz + 2 * dkl * m  # planted: the ½ of the KL lost in backward
         dv = dz * eps / (2 * s) + dkl * (1 - 1 / v)
         return np.concatenate([dm, dv * sigmoid(h)], axis=1)
 
 
 class NoHalfKLForward(Reparameterize):
-    def forward(self, m, h, eps):
-        z, kl = super().forward(m, h, eps)
-        return z, 2 * kl  # planted
+    def forward(self, x):
+        y = super().forward(x)
+        y[:, y.shape[1] // 2:] *= 2  # planted
+        return y
 
 
 class SqrtDerivative(Reparameterize):
-    def backward(self, dz, dkl):
+    def backward(self, dout):
         m, h, eps, v, s = self._saved()
-        dkl = dkl[:, None]
+        dz, dkl = np.split(dout, 2, axis=1)
         dv = dz * eps / s + dkl * 0.5 * (1 - 1 / v)  # planted: d√v/dv taken as 1/√v
         return np.concatenate([dz + dkl * m, dv * sigmoid(h)], axis=1)
 

@@ -20,8 +20,9 @@ def _vae_and_batch(seed=0, z=4, n=5):
 
 
 def _kl_j(vae, x, eps):
-    m, h = vae._split(vae._encoder_output(x, None, infer=True))
-    return vae.reparameterize.infer(m, h, eps, per_dim=True)[1].mean(axis=0)
+    vae.reparameterize.set_noise(eps)
+    z_kl = vae.reparameterize.infer(vae._encoder_output(x, None, infer=True))
+    return z_kl[:, vae.latent_dim:].mean(axis=0)
 
 
 def _check(vae, x, eps, ignore_kink=False):

@@ -14,21 +14,24 @@ from numpyvae.nn import Layer
 
 
 class Reparameterize(Layer):
-    """The encoder's output [m, h] and noise ε → a sample z and the KL term.
+    """The encoder's output x = [m, h] and a noise ε → y = [z, kl]: a sample z and the KL term.
 
-    forward(m, h, eps) → (z, kl), where m, h, eps are (N, Z):
+    set_noise(eps) hands over ε (N, Z) before forward (given: keep it).
+    forward(x) with x = [m, h] (N, 2Z) returns y = [z, kl] (N, 2Z):
         v  = softplus(h) + 1e-8                      the variance, kept positive
         z  = m + √v ⊙ ε                              (N, Z)
-        kl = ½ Σ_j (v + m² − 1 − log v)  per image   (N,)   KL(N(m, v) ‖ N(0, I))
-    backward(dz, dkl) with dz = dL/dz (N, Z) and dkl = dL/dkl (N,) returns
-        [dL/dm, dL/dh] concatenated along axis 1: (N, 2Z).
+        kl = ½ (v + m² − 1 − log v)                  (N, Z), one column per latent dimension:
+                                                     KL(N(m, v) ‖ N(0, I)) = Σ_j kl_j per image
+    backward(dout) with dout = [dL/dz, dL/dkl] (N, 2Z) returns dx = [dL/dm, dL/dh] (N, 2Z).
     Both z and kl depend on m and h: each gradient has a part through z and a part
     through the KL. No parameters; keep what backward needs in ``self.cache``.
     """
 
-    def forward(self, m: np.ndarray, h: np.ndarray, eps: np.ndarray
-                ) -> tuple[np.ndarray, np.ndarray]:
+    def set_noise(self, eps: np.ndarray) -> None:
+        self.eps = eps
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
         raise NotImplementedError("Reparameterize.forward")
 
-    def backward(self, dz: np.ndarray, dkl: np.ndarray) -> np.ndarray:
+    def backward(self, dout: np.ndarray) -> np.ndarray:
         raise NotImplementedError("Reparameterize.backward")
