@@ -11,6 +11,7 @@ import numpy as np
 
 from .. import nn
 from ..nn import Adam as ReferenceAdam
+from ..nn import conv2d as c2
 from .steps import Step
 
 SLOW = 2.0  # seconds: a learner's layer this slow is timed once, not best of three
@@ -54,6 +55,32 @@ class _NumpyDense:
         return dy @ self.w.T, dw, db
 
 
+class _ConvForm:
+    """One of nn/conv2d.py's forms of the convolution, timed like a layer."""
+
+    def __init__(self, forward: Callable, backward: Callable, layer: Any) -> None:
+        self.f, self.b, self.w = forward, backward, layer.params["weight"]
+        self.bias, self.s, self.p = layer.params["bias"], layer.stride, layer.padding
+
+    def forward(self, x):
+        self.x = x
+        return self.f(x, self.w, self.bias, self.s, self.p)
+
+    def backward(self, dy):
+        return self.b(dy, self.x, self.w, self.s, self.p)
+
+
+def _conv_forms(layer: Any) -> list[tuple[str, Any]]:
+    """The definition, the sum by offsets and im2col; the numba kernel is the package's row."""
+    def by_offsets_backward(dy, x, w, s, p):
+        return (c2.conv2d_grad_input_by_offsets(dy, w, x.shape[2:], s, p),
+                c2.conv2d_grad_weight_by_offsets(dy, x, w.shape[2], s, p))
+
+    return [("1. definition (loops)", _ConvForm(c2.conv2d_naive, c2.conv2d_naive_backward, layer)),
+            ("2. sum by offsets", _ConvForm(c2.conv2d_by_offsets, by_offsets_backward, layer)),
+            ("3. im2col", _ConvForm(c2.conv2d_im2col, c2.conv2d_im2col_backward, layer))]
+
+
 def _numpy_form(layer: Any) -> Any:
     """The package's layer on its readable NumPy path (``use_kernels = False``)."""
     layer.use_kernels = False
@@ -61,7 +88,7 @@ def _numpy_form(layer: Any) -> Any:
 
 
 def _setups(step: str, ns: dict) -> tuple[str, Any, Any, Any, np.ndarray] | None:
-    """(what, learner's layer, package NumPy form or None, package kernel layer, x)."""
+    """(what, learner's layer, package NumPy form (or [(label, form)]), package kernel layer, x)."""
     f32 = np.float32
     rng = np.random.default_rng(0)
     if step == "dense":
@@ -79,7 +106,7 @@ def _setups(step: str, ns: dict) -> tuple[str, Any, Any, Any, np.ndarray] | None
         ref = nn.Conv2d(8, 16, 3, stride=2, padding=1, dtype=f32, rng=rng)
         return ("Conv2d(8, 16, 3, stride=2, padding=1), x (8, 8, 14, 14) float32",
                 ns["Conv2d"](8, 16, 3, stride=2, padding=1, dtype=f32, rng=rng),
-                _numpy_form(nn.Conv2d(8, 16, 3, stride=2, padding=1, dtype=f32)), ref, x)
+                _conv_forms(ref), ref, x)
     if step == "conv_transpose2d":
         x = rng.standard_normal((8, 16, 7, 7)).astype(f32)
         ref = nn.ConvTranspose2d(16, 8, 3, stride=2, padding=1, output_padding=1, dtype=f32,
@@ -112,8 +139,9 @@ def report_speed(step: Step, ns: dict, report: Any) -> None:
         return
     what, mine, numpy_form, kernels, x = setup
     report.say(f"speed, for information (best of 3): {what}")
-    rows = [("yours", mine), ("package, NumPy form", numpy_form),
-            ("package, numba kernels" if step.name != "dense" else "package (BLAS)", kernels)]
+    forms = numpy_form if isinstance(numpy_form, list) else [("package, NumPy form", numpy_form)]
+    last = {"dense": "package (BLAS)", "conv2d": "4. numba kernel (gemm)"}
+    rows = [("yours", mine), *forms, (last.get(step.name, "package, numba kernels"), kernels)]
     for name, layer in rows:
         fwd, bwd = _time_layer(layer, x)
         report.say(f"    {name:<24} forward {_fmt(fwd)}   backward {_fmt(bwd)}")

@@ -1,10 +1,18 @@
 """Conv2d: 2-D convolution (cross-correlation, as in PyTorch) over (N, C, H, W) inputs.
 
-The math, runnable: ``conv2d_numpy`` and its two gradients ``conv2d_grad_input_numpy``
-and ``conv2d_grad_weight_numpy``. All three walk the same K×K kernel offsets (a, e) and
-read the same strided slice of the padded input, so each gradient is visibly the forward
-run backwards. ``numpyvae.kernels`` computes exactly these, fast (the layers' default);
-set ``use_kernels = False`` on the class or on one layer to run the NumPy forms.
+The same sum four times, in reading order, from the definition to the kernel:
+
+1. The definition, ``conv2d_naive``: one output pixel = the window under it · W, a loop
+   over the output pixels. ``conv2d_naive_backward`` runs the same loop for both gradients.
+2. The same sum reordered, ``conv2d_by_offsets`` (and ``conv2d_grad_input_by_offsets``,
+   ``conv2d_grad_weight_by_offsets``): loop over the K×K kernel offsets instead; each
+   offset is one product over every output pixel at once.
+3. im2col, ``conv2d_im2col`` and ``conv2d_im2col_backward``: the windows are the rows of a
+   matrix, so the conv is one matrix product; dx adds the rows back where their windows
+   were (``col2im``).
+4. The kernel: ``numpyvae/kernels/gemm.py`` is im2col in numba, channels-last, a few
+   samples at a time, around BLAS calls; it is the layers' default. ``use_kernels = False``
+   (on the class or one layer) runs form 2 instead (why: the class docstring).
 """
 
 from __future__ import annotations
@@ -17,74 +25,164 @@ from ..kernels import conv as conv_kernels  # unchecked: forward/backward valida
 from .layer import Layer
 
 
-def _tap(a: int, e: int, s: int, Ho: int, Wo: int) -> tuple[slice, slice, slice, slice]:
-    """Where kernel offset (a, e) meets the padded input: rows a, a+s, …, a+s(Ho−1) (likewise
-    columns), one per output pixel. Index a (N, C, Hp, Wp) array with it: (N, C, Ho, Wo)."""
-    return (slice(None), slice(None), slice(a, a + s * (Ho - 1) + 1, s),
-            slice(e, e + s * (Wo - 1) + 1, s))
-
-
 def _pad(x: np.ndarray, p: int) -> np.ndarray:
     return np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))
 
 
-def conv2d_numpy(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: int,
+def _out_size(H: int, W: int, K: int, s: int, p: int) -> tuple[int, int]:
+    return (H + 2 * p - K) // s + 1, (W + 2 * p - K) // s + 1
+
+
+# -- 1. the definition: one output pixel at a time --------------------------------------
+def conv2d_naive(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: int,
                  padding: int) -> np.ndarray:
-    """y[n,f,i,j] = b[f] + Σ_{c,a,e} w[f,c,a,e]·xpad[n,c,i·s+a, j·s+e].
+    """y[n,f,i,j] = b[f] + Σ_{c,di,dj} w[f,c,di,dj]·xpad[n,c,i·s+di, j·s+dj]: the window of
+    xpad under output pixel (i, j), dotted with W.
 
     x (N, C, H, W), w (F, C, K, K), b (F,) or None → y (N, F, Ho, Wo),
-    Ho = (H + 2p − K)//s + 1. Summed one kernel offset (a, e) at a time: each offset
-    multiplies the input pixels it meets (one per output pixel) by the F×C matrix w[:, :, a, e].
+    Ho = (H + 2p − K)//s + 1 (likewise Wo).
     """
-    N, C, H, W = x.shape
+    N, _, H, W = x.shape
     F, _, K, _ = w.shape
-    s, p = stride, padding
-    Ho, Wo = (H + 2 * p - K) // s + 1, (W + 2 * p - K) // s + 1
-    xp = _pad(x, p)
+    s, (Ho, Wo) = stride, _out_size(H, W, K, stride, padding)
+    xp = _pad(x, padding)
     y = np.zeros((N, F, Ho, Wo), dtype=x.dtype)
-    for a in range(K):
-        for e in range(K):
-            y += np.einsum("fc,nchw->nfhw", w[:, :, a, e], xp[_tap(a, e, s, Ho, Wo)])
+    for i in range(Ho):
+        for j in range(Wo):
+            window = xp[:, :, i * s:i * s + K, j * s:j * s + K]  # (N, C, K, K)
+            y[:, :, i, j] = window.reshape(N, -1) @ w.reshape(F, -1).T
     if b is not None:
         y += b[:, None, None]
     return y
 
 
-def conv2d_grad_input_numpy(dy: np.ndarray, w: np.ndarray, input_hw: tuple[int, int],
-                            stride: int, padding: int) -> np.ndarray:
-    """dx = ∂L/∂x of conv2d_numpy: each offset (a, e) sends w[:, :, a, e]ᵀ·dy back to the
-    pixels it read, dxpad[n,c,i·s+a, j·s+e] += Σ_f w[f,c,a,e]·dy[n,f,i,j]; then the padding
-    is cut away.
+def conv2d_naive_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray, stride: int,
+                          padding: int) -> tuple[np.ndarray, np.ndarray]:
+    """(dx, dw) of conv2d_naive, from the same loop: output pixel (i, j) computed
+    window · W, so it hands dy[:, :, i, j]·W back to the pixels its window covered,
+    and dW gathers dy[:, :, i, j]·window. (db = Σ_{n,i,j} dy.)
+
+    dy (N, F, Ho, Wo), x (N, C, H, W), w (F, C, K, K) → dx (N, C, H, W), dw (F, C, K, K).
+    """
+    _, _, Ho, Wo = dy.shape
+    _, _, H, W = x.shape
+    K, s, p = w.shape[2], stride, padding
+    xp = _pad(x, p)
+    dxp, dw = np.zeros_like(xp), np.zeros_like(w)
+    for i in range(Ho):
+        for j in range(Wo):
+            rows, cols = slice(i * s, i * s + K), slice(j * s, j * s + K)
+            dxp[:, :, rows, cols] += np.tensordot(dy[:, :, i, j], w, axes=(1, 0))  # dY·W
+            dw += np.tensordot(dy[:, :, i, j], xp[:, :, rows, cols], axes=(0, 0))  # dY·window
+    return dxp[:, :, p:p + H, p:p + W], dw
+
+
+# -- 2. the same sum, reordered: one kernel offset at a time -----------------------------
+def conv2d_by_offsets(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: int,
+                      padding: int) -> np.ndarray:
+    """conv2d_naive's sum with its loops swapped: for each kernel offset (di, dj), the input
+    pixels it meets are every s-th pixel of xpad from (di, dj), one per output pixel, and
+    they are all multiplied by the F×C matrix w[:, :, di, dj] at once.
+
+    x (N, C, H, W), w (F, C, K, K), b (F,) or None → y (N, F, Ho, Wo).
+    """
+    N, _, H, W = x.shape
+    F, _, K, _ = w.shape
+    s, (Ho, Wo) = stride, _out_size(H, W, K, stride, padding)
+    xp = _pad(x, padding)
+    y = np.zeros((N, F, Ho, Wo), dtype=x.dtype)
+    for di in range(K):
+        for dj in range(K):
+            met = xp[:, :, di:di + s * Ho:s, dj:dj + s * Wo:s]  # (N, C, Ho, Wo)
+            y += np.einsum("fc,nchw->nfhw", w[:, :, di, dj], met)
+    if b is not None:
+        y += b[:, None, None]
+    return y
+
+
+def conv2d_grad_input_by_offsets(dy: np.ndarray, w: np.ndarray, input_hw: tuple[int, int],
+                                 stride: int, padding: int) -> np.ndarray:
+    """dx of conv2d_by_offsets: each offset (di, dj) sends w[:, :, di, dj]ᵀ·dy back to the
+    pixels it met; then the padding is cut away.
 
     dy (N, F, Ho, Wo), w (F, C, K, K) → dx (N, C, H, W), (H, W) = input_hw. Rows and columns
     the kernel never reaches (input_hw larger than the forward needs) get 0.
     """
     N, F, Ho, Wo = dy.shape
     _, C, K, _ = w.shape
-    H, W = input_hw
-    s, p = stride, padding
+    (H, W), s, p = input_hw, stride, padding
     dxp = np.zeros((N, C, H + 2 * p, W + 2 * p), dtype=dy.dtype)
-    for a in range(K):
-        for e in range(K):
-            dxp[_tap(a, e, s, Ho, Wo)] += np.einsum("fc,nfhw->nchw", w[:, :, a, e], dy)
+    for di in range(K):
+        for dj in range(K):
+            met = dxp[:, :, di:di + s * Ho:s, dj:dj + s * Wo:s]  # a view: += writes into dxp
+            met += np.einsum("fc,nfhw->nchw", w[:, :, di, dj], dy)
     return dxp[:, :, p:p + H, p:p + W]
 
 
-def conv2d_grad_weight_numpy(dy: np.ndarray, x: np.ndarray, kernel_size: int, stride: int,
-                             padding: int) -> np.ndarray:
-    """dw = ∂L/∂w of conv2d_numpy: dw[f,c,a,e] = Σ_{n,i,j} dy[n,f,i,j]·xpad[n,c,i·s+a, j·s+e],
-    the same pairs of pixels the forward multiplied, summed over the batch and the image.
+def conv2d_grad_weight_by_offsets(dy: np.ndarray, x: np.ndarray, kernel_size: int,
+                                  stride: int, padding: int) -> np.ndarray:
+    """dw of conv2d_by_offsets: dw[:, :, di, dj] = Σ_{n,i,j} dy ⊗ (the pixels offset
+    (di, dj) met), the same pairs the forward multiplied.
 
-    dy (N, F, Ho, Wo), x (N, C, H, W) → dw (F, C, K, K). (The bias gradient is Σ_{n,i,j} dy.)
+    dy (N, F, Ho, Wo), x (N, C, H, W) → dw (F, C, K, K).
     """
     N, F, Ho, Wo = dy.shape
     C, K, s = x.shape[1], kernel_size, stride
     xp = _pad(x, padding)
     dw = np.empty((F, C, K, K), dtype=dy.dtype)
-    for a in range(K):
-        for e in range(K):
-            dw[:, :, a, e] = np.einsum("nfhw,nchw->fc", dy, xp[_tap(a, e, s, Ho, Wo)])
+    for di in range(K):
+        for dj in range(K):
+            met = xp[:, :, di:di + s * Ho:s, dj:dj + s * Wo:s]
+            dw[:, :, di, dj] = np.einsum("nfhw,nchw->fc", dy, met)
     return dw
+
+
+# -- 3. im2col: the windows as the rows of one matrix ------------------------------------
+def im2col(xp: np.ndarray, K: int, s: int, Ho: int, Wo: int) -> np.ndarray:
+    """xp (N, C, Hp, Wp) padded → (N·Ho·Wo, C·K·K): row (n, i, j) is the window under output
+    pixel (i, j), flattened like w[f] (c, di, dj). A strided view, copied once by reshape."""
+    windows = np.lib.stride_tricks.sliding_window_view(xp, (K, K), axis=(2, 3))
+    windows = windows[:, :, :s * Ho:s, :s * Wo:s]  # (N, C, Ho, Wo, K, K)
+    return windows.transpose(0, 2, 3, 1, 4, 5).reshape(-1, xp.shape[1] * K * K)
+
+
+def col2im(cols: np.ndarray, xp_shape: tuple[int, ...], K: int, s: int, Ho: int,
+           Wo: int) -> np.ndarray:
+    """im2col's adjoint: each row is added back onto the pixels its window covered
+    (overlapping windows add up). cols (N·Ho·Wo, C·K·K) → dxp (N, C, Hp, Wp)."""
+    N, C = xp_shape[:2]
+    windows = cols.reshape(N, Ho, Wo, C, K, K).transpose(0, 3, 1, 2, 4, 5)
+    dxp = np.zeros(xp_shape, dtype=cols.dtype)
+    for di in range(K):
+        for dj in range(K):
+            dxp[:, :, di:di + s * Ho:s, dj:dj + s * Wo:s] += windows[..., di, dj]
+    return dxp
+
+
+def conv2d_im2col(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: int,
+                  padding: int) -> np.ndarray:
+    """y = im2col(x) @ Wᵀ + b, one matrix product: (N·Ho·Wo, C·K·K) @ (C·K·K, F)."""
+    N, _, H, W = x.shape
+    F, _, K, _ = w.shape
+    Ho, Wo = _out_size(H, W, K, stride, padding)
+    y = im2col(_pad(x, padding), K, stride, Ho, Wo) @ w.reshape(F, -1).T
+    if b is not None:
+        y += b
+    return y.reshape(N, Ho, Wo, F).transpose(0, 3, 1, 2)
+
+
+def conv2d_im2col_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray, stride: int,
+                           padding: int) -> tuple[np.ndarray, np.ndarray]:
+    """(dx, dw): dW = dYᵀ @ im2col(x) (each filter gathers dY·window), and
+    dx = col2im(dY @ W) (each window hands dY·W back), the padding cut away."""
+    N, F, Ho, Wo = dy.shape
+    _, C, H, W = x.shape
+    K, s, p = w.shape[2], stride, padding
+    xp = _pad(x, p)
+    dy_rows = dy.transpose(0, 2, 3, 1).reshape(-1, F)  # (N·Ho·Wo, F): one row per window
+    dw = (dy_rows.T @ im2col(xp, K, s, Ho, Wo)).reshape(F, C, K, K)
+    dxp = col2im(dy_rows @ w.reshape(F, -1), xp.shape, K, s, Ho, Wo)
+    return dxp[:, :, p:p + H, p:p + W], dw
 
 
 class Conv2d(Layer):
@@ -93,10 +191,9 @@ class Conv2d(Layer):
     Shapes: x (N, C, H, W), weight W (F, C, K, K), bias b (F,), y (N, F, Ho, Wo),
     Ho = (H + 2p − K)//s + 1 (likewise Wo).
 
-    Each output pixel is a dot product of W with the K×K window of the padded
-    input under it: ``conv2d_numpy`` above, which ``use_kernels = False`` runs.
-    By default ``numpyvae.kernels`` computes the same thing, fast: the windows are
-    packed into a matrix (im2col) and the sum becomes one BLAS matrix product.
+    The module's four forms compute it (see above). ``use_kernels = False`` runs the sum by
+    offsets: on the report's CNN it is the fastest NumPy form (im2col copies every pixel K²
+    times and took twice as long, batch 256), and it needs no extra memory.
 
     Initialisation is PyTorch's default: W and b ~ U(−1/√fan_in, 1/√fan_in),
     fan_in = C·K².
@@ -128,8 +225,7 @@ class Conv2d(Layer):
 
     def output_size(self, H: int, W: int) -> tuple[int, int]:
         """(Ho, Wo) for an H×W input."""
-        K, s, p = self.kernel_size, self.stride, self.padding
-        return (H + 2 * p - K) // s + 1, (W + 2 * p - K) // s + 1
+        return _out_size(H, W, self.kernel_size, self.stride, self.padding)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """x (N, C, H, W) → y (N, F, Ho, Wo)."""
@@ -148,8 +244,8 @@ class Conv2d(Layer):
         return y
 
     def _forward_numpy(self, x: np.ndarray) -> np.ndarray:
-        return conv2d_numpy(x, self.params["weight"], self.params.get("bias"), self.stride,
-                            self.padding)
+        return conv2d_by_offsets(x, self.params["weight"], self.params.get("bias"), self.stride,
+                             self.padding)
 
     def backward(self, dout: np.ndarray) -> np.ndarray | None:
         """dout (N, F, Ho, Wo) → dx (N, C, H, W) (None if ``needs_input_grad`` is off)."""
@@ -169,15 +265,16 @@ class Conv2d(Layer):
                                          self.stride, self.padding)
 
     def _backward_numpy(self, dout: np.ndarray, x: np.ndarray) -> np.ndarray | None:
-        """y = Σ W·window + b, so dW = Σ dY·window (conv2d_grad_weight_numpy), db = Σ_{n,h,w} dY,
-        and each window hands dY·W back to the pixels it covered (conv2d_grad_input_numpy)."""
+        """y = Σ W·window + b, so dW = Σ dY·window, db = Σ_{n,h,w} dY, and each window hands
+        dY·W back to the pixels it covered; summed here one kernel offset at a time."""
         s, p = self.stride, self.padding
-        self.grads["weight"][...] = conv2d_grad_weight_numpy(dout, x, self.kernel_size, s, p)
+        self.grads["weight"][...] = conv2d_grad_weight_by_offsets(dout, x, self.kernel_size, s,
+                                                                  p)
         if "bias" in self.grads:
             self.grads["bias"][...] = dout.sum(axis=(0, 2, 3))
         if not self.needs_input_grad:
             return None
-        return conv2d_grad_input_numpy(dout, self.params["weight"], x.shape[2:], s, p)
+        return conv2d_grad_input_by_offsets(dout, self.params["weight"], x.shape[2:], s, p)
 
     def extra_repr(self) -> str:
         s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}"

@@ -1,4 +1,9 @@
-"""ConvTranspose2d: the transposed convolution (PyTorch semantics), used to upsample."""
+"""ConvTranspose2d: the transposed convolution (PyTorch semantics), used to upsample.
+
+Its definition, ``conv_transpose2d_naive``: each input pixel stamps W, scaled, onto the
+output; ``conv_transpose2d_naive_backward`` runs the same loop for both gradients. The
+faster forms are Conv2d's (``conv2d.py``) run the other way round: see the class docstring.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +14,53 @@ import numpy as np
 from ..kernels import conv as conv_kernels  # unchecked: forward/backward validated x, dout
 from .conv2d import (
     _check_hyper,
-    conv2d_grad_input_numpy,
-    conv2d_grad_weight_numpy,
-    conv2d_numpy,
+    _pad,
+    conv2d_by_offsets,
+    conv2d_grad_input_by_offsets,
+    conv2d_grad_weight_by_offsets,
 )
 from .layer import Layer
+
+
+def conv_transpose2d_naive(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: int,
+                           padding: int, output_padding: int) -> np.ndarray:
+    """Input pixel (i, j) stamps W, scaled by x[n, :, i, j], onto the K×K block at (i·s, j·s)
+    of a full-size output; then p rows/columns are cut from each side (output_padding
+    extra ones stay at the bottom/right).
+
+    x (N, C_in, H, W), w (C_in, C_out, K, K), b (C_out,) or None → y (N, C_out, Hout, Wout),
+    Hout = (H − 1)s − 2p + K + output_padding (likewise Wout).
+    """
+    N, _, H, W = x.shape
+    _, C_out, K, _ = w.shape
+    s, p, op = stride, padding, output_padding
+    full = np.zeros((N, C_out, (H - 1) * s + K + op, (W - 1) * s + K + op), dtype=x.dtype)
+    for i in range(H):
+        for j in range(W):
+            full[:, :, i * s:i * s + K, j * s:j * s + K] += np.tensordot(x[:, :, i, j], w,
+                                                                        axes=(1, 0))
+    y = full[:, :, p:full.shape[2] - p, p:full.shape[3] - p]
+    return y if b is None else y + b[:, None, None]
+
+
+def conv_transpose2d_naive_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray, stride: int,
+                                    padding: int) -> tuple[np.ndarray, np.ndarray]:
+    """(dx, dw) of conv_transpose2d_naive, from the same loop: input pixel (i, j) stamped
+    x[:, :, i, j]·W onto a block, so it gets back Σ block(dY)·W, and dW gathers
+    x[:, :, i, j] ⊗ block(dY). (db = Σ_{n,i,j} dY.)
+
+    dy (N, C_out, Hout, Wout), x (N, C_in, H, W) → dx (N, C_in, H, W), dw (C_in, C_out, K, K).
+    """
+    _, _, H, W = x.shape
+    K, s = w.shape[2], stride
+    dfull = _pad(dy, padding)  # the full-size output's gradient: the cut rows got none
+    dx, dw = np.zeros_like(x), np.zeros_like(w)
+    for i in range(H):
+        for j in range(W):
+            block = dfull[:, :, i * s:i * s + K, j * s:j * s + K]  # (N, C_out, K, K)
+            dx[:, :, i, j] = np.tensordot(block, w, axes=([1, 2, 3], [1, 2, 3]))
+            dw += np.tensordot(x[:, :, i, j], block, axes=(0, 0))
+    return dx, dw
 
 
 class ConvTranspose2d(Layer):
@@ -25,10 +72,10 @@ class ConvTranspose2d(Layer):
     layer can reach both 13 and 14 from 7.
 
     Stamping each input pixel's x·W into the output is exactly what Conv2d's input
-    gradient does with dY (see ``conv2d_grad_input_numpy``), so a transposed
+    gradient does with dY (compare ``conv2d_naive_backward``), so a transposed
     convolution IS the input gradient of a Conv2d(C_out → C_in) sharing this
     weight, and its backward is that Conv2d run forwards. ``use_kernels = False``
-    runs the NumPy forms, which say so in code; by default the same kernels run
+    runs Conv2d's sum by offsets, which says so in code; by default the same kernels run
     it: forward = conv2d_grad_input, backward = conv2d_forward (for dx) and
     conv2d_grad_weight (for dW), together in conv2d_forward_and_grad_weight.
     output_padding is then just a larger input_hw for that input gradient: the
@@ -96,7 +143,7 @@ class ConvTranspose2d(Layer):
 
     def _forward_numpy(self, x: np.ndarray) -> np.ndarray:
         """Conv2d's input gradient, with x in the place of dY, plus the bias."""
-        y = conv2d_grad_input_numpy(x, self.params["weight"], self.output_size(*x.shape[2:]),
+        y = conv2d_grad_input_by_offsets(x, self.params["weight"], self.output_size(*x.shape[2:]),
                                     self.stride, self.padding)
         if "bias" in self.params:
             y += self.params["bias"][:, None, None]
@@ -129,12 +176,12 @@ class ConvTranspose2d(Layer):
         dW = the conv's weight gradient with x and dY swapped,
         dW[c,o,a,e] = Σ_{n,i,j} x[n,c,i,j]·dYpad[n,o,i·s+a,j·s+e];  db = Σ_{n,h,w} dY."""
         s, p = self.stride, self.padding
-        self.grads["weight"][...] = conv2d_grad_weight_numpy(x, dout, self.kernel_size, s, p)
+        self.grads["weight"][...] = conv2d_grad_weight_by_offsets(x, dout, self.kernel_size, s, p)
         if "bias" in self.grads:
             self.grads["bias"][...] = dout.sum(axis=(0, 2, 3))
         if not self.needs_input_grad:
             return None
-        return conv2d_numpy(dout, self.params["weight"], None, s, p)
+        return conv2d_by_offsets(dout, self.params["weight"], None, s, p)
 
     def extra_repr(self) -> str:
         s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}"

@@ -261,9 +261,9 @@ def test_use_kernels_is_the_default_and_runs_the_kernels(monkeypatch):
 # the function that computes dx on each path: it must not run when nobody wants dx
 DX_FUNCTIONS = {
     ("Conv2d", True): (conv_kernels, "conv2d_grad_input_unchecked"),
-    ("Conv2d", False): (conv2d_module, "conv2d_grad_input_numpy"),
+    ("Conv2d", False): (conv2d_module, "conv2d_grad_input_by_offsets"),
     ("ConvTranspose2d", True): (conv_kernels, "conv2d_forward_and_grad_weight_unchecked"),
-    ("ConvTranspose2d", False): (conv_transpose2d_module, "conv2d_numpy"),
+    ("ConvTranspose2d", False): (conv_transpose2d_module, "conv2d_by_offsets"),
 }
 
 
