@@ -1,10 +1,13 @@
 """The median over several ``bench.py --json`` runs, with each run's value beside it.
 
     python benchmarks/median.py run1.json run2.json run3.json
+    python benchmarks/median.py --readme run1.json run2.json run3.json
 
 Shared machines are noisy: one run can be 30% off in either direction. This prints,
 for every row the runs share, the median and the per-run values; ratios (ours/torch,
 2 threads vs 1, the ceilings) are taken within each run first, then their median.
+``--readme`` prints the block README.md's "Performance" section shows (batch 256 only,
+the kernels as ranges, the epoch times and the peak memory); a test holds README to it.
 """
 
 from __future__ import annotations
@@ -33,7 +36,21 @@ def _line(label: str, values: Sequence[float], fmt: str) -> str:
     return f"{label:<48} {format(statistics.median(values), fmt):>8}   ({each})"
 
 
-def summary(runs: Sequence[list[dict[str, Any]]]) -> list[str]:
+def _kernel_ranges(full: dict[tuple, list[dict[str, Any]]], n_runs: int) -> list[str]:
+    """The lowest and highest fraction of GEMM among the big layers' directions, per run."""
+    out = []
+    for what, pick in (("big layers but dec.convT3", lambda r: not r["thin"]
+                        and not r["layer"].startswith("dec.convT3")),
+                       ("dec.convT3", lambda r: r["layer"].startswith("dec.convT3"))):
+        per_run = [[r["gemm_fraction"] for k, v in full.items() if k[0] == "kernel"
+                    for r in v[i:i + 1] if pick(r)] for i in range(n_runs)]
+        if all(per_run):
+            out.append(_line(f"{what}, lowest of GEMM", [min(f) for f in per_run], ".0%"))
+            out.append(_line(f"{what}, highest of GEMM", [max(f) for f in per_run], ".0%"))
+    return out
+
+
+def summary(runs: Sequence[list[dict[str, Any]]], readme: bool = False) -> list[str]:
     by_key: dict[tuple, list[dict[str, Any]]] = {}
     for rows in runs:
         for row in rows:
@@ -42,11 +59,19 @@ def summary(runs: Sequence[list[dict[str, Any]]]) -> list[str]:
     info = runs[0][0]
     out = [f"{len(runs)} runs on {info.get('cpu_model', '?')}, commit {info.get('commit', '?')}: "
            "median (each run)", "", "Conv kernels, batch 256: fraction of the same run's GEMM"]
-    out += [_line(f"{k[1]} {k[2]}", [r["gemm_fraction"] for r in v], ".0%")
-            for k, v in full.items() if k[0] == "kernel"]
+    if readme:
+        out += _kernel_ranges(full, len(runs))
+    else:
+        out += [_line(f"{k[1]} {k[2]}", [r["gemm_fraction"] for r in v], ".0%")
+                for k, v in full.items() if k[0] == "kernel"]
     out += ["", "Training step, ms"]
     out += [_line(f"{k[1]} {k[2]} batch {k[3]}, {k[4]} thread(s)",
-                  [r["median_ms"] for r in v], ".1f") for k, v in full.items() if k[0] == "step"]
+                  [r["median_ms"] for r in v], ".1f") for k, v in full.items()
+            if k[0] == "step" and (not readme or k[3] == 256)]
+    for k, v in ((k, v) for k, v in full.items() if k[0] == "floor"):
+        for key, what in (("gemm_floor_ms", "GEMM"), ("floor_with_stream_ms", "GEMM+stream")):
+            out.append(_line(f"floor: {what} {k[1]} batch {k[2]}, {k[3]} thread(s)",
+                             [r[key] for r in v], ".1f"))
     out += ["", "Ratios within each run"]
     for arch in ("mlp", "cnn"):
         rows = [r for k, v in full.items() if k[:3] == ("step", "numpyvae", arch) for r in v
@@ -75,6 +100,18 @@ def summary(runs: Sequence[list[dict[str, Any]]]) -> list[str]:
         for what, key in (("GEMM 1024", "gemm_ms"), ("streaming loop (memory)", "stream_ms")):
             out.append(_line(f"ceiling: {what}, 2 threads vs 1",
                              [a[key] / b[key] for a, b in zip(c1, c2, strict=True)], ".2f"))
+    if readme:
+        out += ["", "Batch 256, the most threads; start-up"]
+        for arch in ("mlp", "cnn"):
+            rows = [r for k, v in full.items() if k[:4] == ("step", "numpyvae", arch, 256)
+                    for r in v]
+            top = max((r["threads"] for r in rows), default=None)
+            rows = [r for r in rows if r["threads"] == top]
+            if len(rows) == len(runs):
+                out.append(_line(f"{arch} epoch (60,000 images), s", [r["epoch_s"] for r in rows],
+                                 ".1f"))
+                out.append(_line(f"{arch} peak resident memory, MB",
+                                 [r["peak_rss_mb"] for r in rows], ".0f"))
     cold = [r for v in full.values() for r in v if "cold_start_cold_s" in r]
     if len(cold) == len(runs):
         out.append(_line("import to first CNN step, cold numba cache, s",
@@ -86,8 +123,11 @@ def summary(runs: Sequence[list[dict[str, Any]]]) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     paths = list(sys.argv[1:] if argv is None else argv)
+    readme = "--readme" in paths
+    paths = [p for p in paths if p != "--readme"]
     if not paths:
-        print("usage: python benchmarks/median.py RUN.json [RUN.json ...]", file=sys.stderr)
+        print("usage: python benchmarks/median.py [--readme] RUN.json [RUN.json ...]",
+              file=sys.stderr)
         return 2
     runs = []
     for path in paths:
@@ -97,7 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except (OSError, json.JSONDecodeError) as e:
             print(f"error: cannot read {path} as a bench.py --json file: {e}", file=sys.stderr)
             return 2
-    print("\n".join(summary(runs)))
+    print("\n".join(summary(runs, readme)))
     return 0
 
 

@@ -279,3 +279,21 @@ def test_profile_step_accounts_for_every_layer_and_adam(bench):
             sum(v for k, v in s.items() if k != "step"))
     parts = profile_step.dense_parts(vae, 4, 1, bench)
     assert len(parts) == 5 * 8 and all(ms > 0 for _, ms in parts)
+
+
+def test_readme_speed_block_is_median_py_output():
+    """Every number of README's Performance block comes from `median.py --readme` on the
+    runs its command names (committed in docs/bench/)."""
+    spec = importlib.util.spec_from_file_location("median", BENCH.parent / "median.py")
+    median = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(median)
+    root = BENCH.parents[1]
+    text = (root / "README.md").read_text()
+    start = text.index("python benchmarks/median.py --readme")
+    command = text[start:text.index("\n```", start)].replace("\\\n", " ").split()
+    paths = [root / p for p in command[3:]]
+    assert len(paths) >= 1 and all(p.suffix == ".json" for p in paths)
+    block_start = text.index("```\n", text.index("\n```", start) + 4) + 4
+    block = text[block_start:text.index("\n```", block_start)]
+    runs = [json.loads(p.read_text()) for p in paths]
+    assert block.splitlines() == median.summary(runs, readme=True)
