@@ -35,6 +35,15 @@ from .steps import STEPS, Step, get_step
 # agree to ~1e-15 of the output's scale; 1e-9 leaves a wide margin below any real mistake
 # (a wrong term or index moves outputs by far more than 1e-6 of their scale).
 FORWARD_TOLERANCE = 1e-9
+# The float32 run: the learner's float32 layer beside the package's float32 layer, on the
+# float64 case's x cast to float32. Both round each operation to 2⁻²⁴ ≈ 6e-8 relative, and
+# sum in different orders; measured on every case of every step, correct layers written
+# differently (four-loop and im2col Conv2d, ConvTranspose2d on a Conv2d, staged BatchNorm2d,
+# the package's NumPy forms) stay within 2.8e-7 of the output's or gradient's largest entry
+# (ConvTranspose2d's dx; BatchNorm2d's 2.0e-7, activations 4e-8). A 1% mistake is 1e-2.
+# 1e-4 sits 350 times above the one and 100 times below the other. A layer that returns
+# float64 for float32 (or casts to float16) fails the dtype check first, by name.
+FLOAT32_TOLERANCE = 1e-4
 STATUS_FILE = ".learn-status.json"
 
 
@@ -185,12 +194,15 @@ def _restore(layer: Any, saved: dict[str, np.ndarray]) -> None:
         v[...] = saved[k]
 
 
-def _as_array(value: Any, what: str, want: tuple) -> np.ndarray | str:
-    """The learner's value as a float64 array, or a message saying what came instead."""
+def _as_array(value: Any, what: str, want: tuple, dtype: Any = None) -> np.ndarray | str:
+    """The learner's value as a float64 array, or a message saying what came instead (also
+    when it is not in ``dtype``, the input's)."""
     if value is None:
         return f"{what} returned None, expected an array of shape {want}"
     if not isinstance(value, np.ndarray):
         return f"{what} returned {type(value).__name__}, expected an array of shape {want}"
+    if dtype is not None and value.dtype != np.dtype(dtype):
+        return hints.DTYPE.format(what=what, got=value.dtype, want=np.dtype(dtype))
     return value.astype(np.float64, copy=False)
 
 
@@ -245,15 +257,51 @@ def _grade_case(step: Step, case: Case, learner_cls: Any, ref_cls: Any, seed: in
                                                         ctx)
         report.line(f"{label}  {hints.grad_name(res.name)}", res.passed, res.max_error, hint)
         history.append((ctx.features, res.name, res.passed))
+    if all(res.passed for res in results):
+        _grade_float32(case, learner_cls, ref_cls, seed, x, report)
 
 
-def _make_layers(case: Case, learner_cls: Any, ref_cls: Any, seed: int
-                 ) -> tuple[Any, Any, np.random.Generator]:
-    """The reference and the learner's layer, built alike (float64, the same seed), the
+def _grade_float32(case: Case, learner_cls: Any, ref_cls: Any, seed: int, x64: np.ndarray,
+                   report: Report) -> None:
+    """The same case in float32 beside the package's float32 layer: forward, dx and every
+    parameter gradient keep float32 and agree to ``FLOAT32_TOLERANCE``."""
+    ref, learner, _ = _make_layers(case, learner_cls, ref_cls, seed, np.float32)
+    if not _copy_parameters(f"{case.label}  float32", ref, learner, report):
+        return
+    training = case.features.get("training", True)
+    (learner.train if training else learner.eval)()
+    x = x64.astype(np.float32)
+    names = ", ".join(hints.grad_name(k) for k in ["input", *ref.grads])
+    label = f"{case.label}  float32: forward, {names}"
+    y_r = ref.forward(x.copy())
+    y_l = _as_array(learner.forward(x.copy()), "forward", y_r.shape, np.float32)
+    if isinstance(y_l, str) or y_l.shape != y_r.shape:
+        report.line(label, False, None, y_l if isinstance(y_l, str) else
+                    f"forward gives shape {y_l.shape} in float32, {y_r.shape} in float64")
+        return
+    G = np.random.default_rng(seed).standard_normal(y_r.shape).astype(np.float32)
+    errors = {"forward": rel_error(y_l, y_r)}
+    dx_r = ref.backward(G.copy())
+    got = {"input": learner.backward(G.copy()), **learner.grads}
+    for k, want in {"input": dx_r, **ref.grads}.items():
+        g = _as_array(got[k], hints.grad_name(k) if k != "input" else "backward", want.shape,
+                      np.float32)
+        if isinstance(g, str):
+            report.line(label, False, None, g)
+            return
+        errors[hints.grad_name(k)] = rel_error(g, want)
+    what, worst = max(errors.items(), key=lambda kv: kv[1])
+    report.line(label, worst <= FLOAT32_TOLERANCE, worst,
+                hints.FLOAT32.format(what=what, err=worst, tol=FLOAT32_TOLERANCE))
+
+
+def _make_layers(case: Case, learner_cls: Any, ref_cls: Any, seed: int,
+                 dtype: Any = np.float64) -> tuple[Any, Any, np.random.Generator]:
+    """The reference and the learner's layer, built alike (``dtype``, the same seed), the
     reference set up by the case; and the generator that draws the input."""
     kw = dict(case.kwargs)
     if case.dtype_arg:
-        kw["dtype"] = np.float64
+        kw["dtype"] = dtype
     extra = (lambda: {"rng": np.random.default_rng(seed)}) if case.rng_arg else dict
     ref = ref_cls(*case.args, **kw, **extra())
     learner = learner_cls(*case.args, **kw, **extra())
@@ -289,9 +337,13 @@ def _grade_forward(label: str, x: np.ndarray, ref: Any, learner: Any, training: 
     """Forward of both on x (and the running statistics after it, in training): whether the
     learner's matches, or None when it returned no array at all."""
     y_r = ref.forward(x.copy())
-    y_l = _as_array(learner.forward(x.copy()), "forward", y_r.shape)
+    x_in = x.copy()
+    y_l = _as_array(learner.forward(x_in), "forward", y_r.shape, x.dtype)
     if isinstance(y_l, str):
         report.line(f"{label}  forward", False, None, y_l)
+        return None
+    if not np.array_equal(x_in, x):
+        report.line(f"{label}  forward leaves x as it was", False, None, hints.MUTATED_X)
         return None
     if y_l.shape != y_r.shape:
         ok = report.line(f"{label}  forward", False, None, hints.forward_hint(y_l, y_r, ctx))
@@ -319,7 +371,7 @@ def _backward_both(ref: Any, learner: Any, x: np.ndarray, seed: int
     before = {k: id(v) for k, v in learner.grads.items()}
     dx_l = learner.backward(G.copy())
     rebound = [k for k, v in learner.grads.items() if id(v) != before.get(k)]
-    g_l: dict[str, Any] = {"input": _as_array(dx_l, "backward", x.shape),
+    g_l: dict[str, Any] = {"input": _as_array(dx_l, "backward", x.shape, x.dtype),
                            **{k: np.asarray(v, dtype=np.float64) for k, v in learner.grads.items()}}
     return G, g_r, g_l, rebound
 
@@ -350,26 +402,37 @@ def _grads_match(label: str, ref: Any, learner: Any, g_r: dict, g_l: dict, rebou
 
 
 def grade_large_inputs(ns: dict, report: Report) -> None:
-    """Activations at |x| = 1000: the exact limits, and no overflow on the way."""
+    """Activations at |x| = 1000: the exact limits of forward and backward, and no overflow on
+    the way (``run_check`` raises on overflow, invalid and divide; underflow is fine)."""
     x = np.array([[-1000.0, -30.0, 0.5, 30.0, 1000.0]])
+    dout = np.random.default_rng(4000).standard_normal(x.shape)
     for name in ("ELU", "Softplus", "Sigmoid"):
         ref, learner = _REFERENCE[name](), ns[name]()
-        with np.errstate(over="raise", invalid="raise", divide="raise", under="ignore"):
-            try:
-                y = learner.forward(x.copy())
-                problem = None
-            except FloatingPointError as e:
-                problem = f"overflow in forward ({e}): exponentiate only values ≤ 0 " \
-                          "(see the module docstring of numpyvae/nn/activations.py)"
-        if problem is None:
-            y = _as_array(y, "forward", x.shape)
-            problem = y if isinstance(y, str) else None
-        if problem is not None:
-            report.line(f"{name}(), x = ±1000, ±30  forward", False, None, problem)
+        label = f"{name}(), x = ±1000, ±30  forward and backward"
+        want = [ref.forward(x.copy()), ref.backward(dout.copy())]
+        got: list = []
+        try:
+            got.append(learner.forward(x.copy()))
+            got.append(learner.backward(dout.copy()))
+        except FloatingPointError as e:
+            where = "backward" if got else "forward"
+            report.line(label, False, None, f"{where}: " + hints.OVERFLOW.format(e=e))
             continue
-        err = rel_error(y, ref.forward(x.copy())) if y.shape == x.shape else np.inf
-        report.line(f"{name}(), x = ±1000, ±30  forward", err <= FORWARD_TOLERANCE, err,
-                    "wrong far from 0: check the limits of your formula there")
+        errors = {}
+        for what, g, w in zip(("forward", "backward"), got, want, strict=True):
+            g = _as_array(g, what, w.shape, x.dtype)
+            if isinstance(g, str) or g.shape != w.shape:
+                errors[what] = g if isinstance(g, str) else f"{what} gives shape {g.shape}"
+            else:
+                errors[what] = rel_error(g, w)
+        text = [v for v in errors.values() if isinstance(v, str)]
+        if text:
+            report.line(label, False, None, text[0])
+            continue
+        what, err = max(errors.items(), key=lambda kv: kv[1])
+        report.line(label, err <= FORWARD_TOLERANCE, err,
+                    f"{what} is wrong far from 0: check the limits of your formula there "
+                    "(what f and f′ tend to as x → ±∞)")
 
 
 # -- gradcheck -------------------------------------------------------------------
@@ -400,7 +463,8 @@ def grade_gradcheck(step: Step, ns: dict, report: Report) -> None:
     for label, f, grad, shape in _functions(rng):
         x = rng.standard_normal(shape)
         x0 = x.copy()
-        n = _as_array(numerical_gradient(f, x, h), "numerical_gradient", shape)
+        n = _as_array(numerical_gradient(f, x, h), "numerical_gradient", shape,
+                      x.dtype)
         if isinstance(n, str) or n.shape != x.shape:
             report.line(label, False, None, n if isinstance(n, str) else
                         f"numerical_gradient returned shape {n.shape}, expected x's {shape}")
@@ -438,7 +502,7 @@ def grade_gradcheck(step: Step, ns: dict, report: Report) -> None:
         finally:
             weight[...] = saved
 
-    n = _as_array(numerical_gradient(loss, weight, h), "numerical_gradient", weight.shape)
+    n = _as_array(numerical_gradient(loss, weight, h), "numerical_gradient", weight.shape, x.dtype)
     if isinstance(n, str) or n.shape != weight.shape:
         report.line("Dense(5, 3) dW", False, None, n if isinstance(n, str) else
                     f"numerical_gradient returned shape {n.shape}, expected {weight.shape}")
@@ -472,7 +536,8 @@ def grade_vae(step: Step, ns: dict, report: Report) -> None:
         ref.set_noise(eps)
         learner.set_noise(eps.copy())
         want = ref.forward(np.concatenate([m, h], axis=1))
-        got = _as_array(learner.forward(np.concatenate([m, h], axis=1)), "forward", want.shape)
+        got = _as_array(learner.forward(np.concatenate([m, h], axis=1)), "forward", want.shape,
+                        m.dtype)
         if isinstance(got, str) or got.shape != want.shape:
             report.line(f"{label}  forward", False, None, got if isinstance(got, str) else
                         f"forward returned shape {got.shape}, expected [z, kl] of shape "
@@ -499,7 +564,8 @@ def _grade_vae_backward(step: Step, learner: Any, arrays: tuple, label: str, see
     m, h, eps, gz, gk = arrays
     n, zd = m.shape
     learner.forward(np.concatenate([m, h], axis=1))
-    d = _as_array(learner.backward(np.concatenate([gz, gk], axis=1)), "backward", (n, 2 * zd))
+    d = _as_array(learner.backward(np.concatenate([gz, gk], axis=1)), "backward", (n, 2 * zd),
+                  m.dtype)
     if isinstance(d, str) or d.shape != (n, 2 * zd):
         report.line(f"{label}  backward", False, None, d if isinstance(d, str) else
                     f"backward returned shape {d.shape}, expected [dm, dh] of shape "
@@ -523,6 +589,68 @@ def _grade_vae_backward(step: Step, learner: Any, arrays: tuple, label: str, see
             hint = (found[0] if found else
                     f"d{res.name} differs from the reference: see {step.reading}")
         report.line(f"{label}  d{res.name}", res.passed, res.max_error, hint)
+
+
+def grade_vae_float32_and_extremes(step: Step, ns: dict, report: Report) -> None:
+    """[m, h] in float32 beside the package's float32 layer, then h = ±1000, ±30 in float64,
+    forward and backward, with overflow, invalid and divide raised (``run_check``)."""
+    rng = np.random.default_rng(2100)
+    h_far = np.array([[-1000.0, -30.0, 0.5], [30.0, 1000.0, -2.0]])
+    for label, dtype, h in (("float32, (4, 3)", np.float32, rng.standard_normal((4, 3))),
+                            ("h = ±1000, ±30", np.float64, h_far)):
+        m = rng.standard_normal(h.shape).astype(dtype)
+        h, eps = h.astype(dtype), rng.standard_normal(h.shape).astype(dtype)
+        dy = rng.standard_normal((h.shape[0], 2 * h.shape[1])).astype(dtype)
+        ref, learner = ReferenceReparameterize(), ns["Reparameterize"]()
+        ref.set_noise(eps)
+        want = [ref.forward(np.concatenate([m, h], axis=1)), ref.backward(dy.copy())]
+        got: list = []
+        try:
+            learner.set_noise(eps.copy())
+            got.append(learner.forward(np.concatenate([m, h], axis=1)))
+            got.append(learner.backward(dy.copy()))
+        except FloatingPointError as e:
+            where = "backward" if got else "forward"
+            report.line(f"Reparameterize, {label}", False, None,
+                        f"{where}: " + hints.OVERFLOW.format(e=e))
+            continue
+        tol = FLOAT32_TOLERANCE if dtype == np.float32 else FORWARD_TOLERANCE
+        worst, problem = 0.0, None
+        for what, g, w in zip(("forward", "backward"), got, want, strict=True):
+            g = _as_array(g, what, w.shape, dtype)
+            if isinstance(g, str) or g.shape != w.shape:
+                problem = g if isinstance(g, str) else f"{what} has shape {g.shape}"
+                break
+            worst = max(worst, rel_error(g, w))
+        report.line(f"Reparameterize, {label}", problem is None and worst <= tol,
+                    None if problem else worst,
+                    problem or f"differs from the reference where h is far from 0 or in "
+                    f"float32 ({worst:.1e}): check your formulas' limits and dtypes")
+
+
+def grade_adam_float32(step: Step, ns: dict, report: Report) -> None:
+    """12 steps on float32 parameters near 0 (so an update is not lost in the parameter's
+    own rounding) beside the package's Adam: each update to ``FLOAT32_TOLERANCE``."""
+    rng = np.random.default_rng(3100)
+    shapes = [(3, 4), (5,)]
+    start = [(rng.standard_normal(s) * 1e-3).astype(np.float32) for s in shapes]
+    pairs_l = [(p.copy(), np.zeros_like(p)) for p in start]
+    pairs_r = [(p.copy(), np.zeros_like(p)) for p in start]
+    learner, ref = ns["Adam"](pairs_l, lr=1e-3), ReferenceAdam(pairs_r, lr=1e-3)
+    worst = 0.0
+    for _ in range(12):
+        prev = [p.copy() for p, _ in pairs_r]
+        for (_, gl), (_, gr) in zip(pairs_l, pairs_r, strict=True):
+            gl[...] = gr[...] = rng.standard_normal(gl.shape) * 10.0 ** rng.integers(-4, 1)
+        learner.step()
+        ref.step()
+        worst = max([worst] + [rel_error(pl.astype(np.float64) - q, pr.astype(np.float64) - q)
+                               for (pl, _), (pr, _), q in zip(pairs_l, pairs_r, prev,
+                                                              strict=True)])
+        for (pl, _), (pr, _) in zip(pairs_l, pairs_r, strict=True):
+            pl[...] = pr
+    report.line("Adam(lr=0.001), float32 parameters, 12 steps", worst <= FLOAT32_TOLERANCE,
+                worst, hints.FLOAT32.format(what="the update", err=worst, tol=FLOAT32_TOLERANCE))
 
 
 # -- adam ----------------------------------------------------------------------------
@@ -595,12 +723,15 @@ def grade_adam(step: Step, ns: dict, report: Report) -> None:
         report.line(label, first_bad is None, worst, hint)
 
 
-GRADERS = {"gradcheck": grade_gradcheck, "vae": grade_vae, "adam": grade_adam}
+GRADERS = {"gradcheck": (grade_gradcheck,),
+           "vae": (grade_vae, grade_vae_float32_and_extremes),
+           "adam": (grade_adam, grade_adam_float32)}
 
 
 def _grade(step: Step, ns: dict, report: Report) -> None:
     if step.name in GRADERS:
-        GRADERS[step.name](step, ns, report)
+        for grader in GRADERS[step.name]:
+            grader(step, ns, report)
     else:
         grade_layers(step, ns, report)
         if step.name == "activations":
@@ -646,7 +777,9 @@ def run_check(step_name: str, directory: str | Path | None = None, obj: Any = No
         if missing:
             raise StepProblem(f"{where} defines no {', '.join(missing)}: the step expects "
                               f"{', '.join(step.defines)} (see its stub)")
-        with np.errstate(all="ignore"):
+        # overflow, invalid and divide are errors in the learner's code; a correct ELU's
+        # exp(−1000) underflows to 0, which is right
+        with np.errstate(over="raise", invalid="raise", divide="raise", under="ignore"):
             _grade(step, ns, report)
         if speed:
             _speed(step, ns, report)
@@ -655,24 +788,35 @@ def run_check(step_name: str, directory: str | Path | None = None, obj: Any = No
     except NotImplementedError:
         problem = f"not implemented yet: write {step.todo} in {where}"
         unfilled = True
+    except SystemExit as e:  # sys.exit() in their code: no exit of theirs is a verdict
+        problem = learner_traceback(e, f"your code called sys.exit({e.code!r}), which ends "
+                                    "the check: a layer returns its result, it never exits")
     except Exception as e:
         if not has_learner_frame(e):
             raise
-        problem = learner_traceback(e, "your code raised an exception")
+        headline = ("your code overflowed: " + hints.OVERFLOW.format(e=e)
+                    if isinstance(e, FloatingPointError) else "your code raised an exception")
+        problem = learner_traceback(e, headline)
     result = report.result
     if problem is not None:
         result.problem = problem
         report.say(problem)
-    n_fail = len(result.failures)
-    if result.passed:
-        report.say(f"PASS: all {len(result.lines)} checks of {step.name} passed")
-    else:
-        report.say(f"FAIL: {step.name}" + (f", {n_fail} of {len(result.lines)} checks failed"
-                                           if result.lines else ""))
+    report.say(_summary(step, result))
     if obj is None and step_path_exists(step, directory):
         record_status(step, directory, "done" if result.passed else
                       "started" if unfilled else "failing")
     return report.finish()
+
+
+def _summary(step: Step, result: CheckResult) -> str:
+    """The last line: PASS, or FAIL with what stopped the check and how many failed."""
+    n, n_fail = len(result.lines), len(result.failures)
+    if result.passed:
+        return f"PASS: all {n} checks of {step.name} passed"
+    if result.problem is None:
+        return f"FAIL: {step.name}, {n_fail} of {n} checks failed"
+    ran = f" after {n} checks ({n_fail} failed)" if n else ""
+    return f"FAIL: {step.name}: the check stopped{ran}, for the reason above"
 
 
 def step_path_exists(step: Step, directory: str | Path) -> bool:

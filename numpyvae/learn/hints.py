@@ -41,6 +41,19 @@ OUTPUT_PADDING = ("is right with output_padding=0 but wrong with output_padding=
 NO_INPLACE = ("backward replaced self.grads[{name!r}] with a new array; the contract "
               "(numpyvae/nn/layer.py) writes into it in place, so an optimizer holding the "
               "old array still sees it.")
+DTYPE = ("{what} returned {got} for a {want} input: every array your code returns keeps the "
+         "input's dtype (training runs in float32, the checks in float64). Look for an array "
+         "made without dtype= (zeros, empty, a constant array) or an astype.")
+MUTATED_X = ("forward changed the x it was given: it writes into the caller's array (an "
+             "in-place operation such as x *= or x[...] = on the input, or on a view of it). "
+             "The layer before still needs its own output; compute into a new array.")
+FLOAT32 = ("in float32, {what} differs from the package's float32 layer by {err:.1e} of its "
+           "largest entry (float32 rounding alone stays below {tol:.0e}), though float64 "
+           "agrees: look for a step that loses precision in float32, such as a large sum "
+           "subtracted from another, or a constant that is not in the input's dtype.")
+OVERFLOW = ("{e}: the check raises on overflow, invalid (inf − inf, 0·inf) and division by "
+            "zero, where NumPy would only warn. Never exponentiate a large positive number: "
+            "write each f with exp of values ≤ 0 only (the derivation in the stub says how).")
 SHAPE = "has shape {got}, expected {want} (the parameter's own shape)."
 GENERIC = "differs from the reference all over: go back to the derivation in {reading}."
 

@@ -185,3 +185,43 @@ class PlainAdam:
             m_hat = m / (1 - self.beta1**self.t)
             v_hat = v / (1 - self.beta2**self.t)
             p -= self.lr * m_hat / (np.sqrt(v_hat) + self.eps)
+
+
+# -- wrong code that passed (issue 22, part 2) -------------------------------------------
+class Float64Conv2d(nn.Conv2d):
+    use_kernels = False
+
+    def forward(self, x):
+        return super().forward(x).astype(np.float64)  # planted: always float64
+
+
+class Float32DxDense(nn.Dense):
+    def backward(self, dout):
+        dx = super().backward(dout)
+        return dx.astype(np.float32)  # planted
+
+
+def float32_gradient(f, x, h=1e-5):
+    return central_differences(f, x, h).astype(np.float32)  # planted
+
+
+class OverflowingSoftplus(nn.Softplus):
+    use_kernels = False
+
+    def backward(self, dout):
+        x = self._saved()
+        return dout / (1 + np.exp(-x))  # planted: exp(1000) at x = −1000
+
+
+class NaiveSoftplusReparameterize(Reparameterize):
+    def forward(self, x):
+        y = super().forward(x)
+        np.log(1 + np.exp(x[:, x.shape[1] // 2:]))  # planted: the naive softplus, exp(1000)
+        return y
+
+
+class ExitingDense(nn.Dense):
+    def forward(self, x):
+        import sys
+
+        sys.exit(0)  # planted: the learner's code ends the process
