@@ -23,7 +23,8 @@ current mode, but keeps nothing: the cache a pending ``backward`` needs is left
 as it was, and no buffer (BatchNorm's running statistics) moves. Encoding,
 decoding and sampling run through it, so they may happen between a training
 forward and its backward. A layer made of layers (``Sequential``) runs its
-children's ``infer``.
+children's ``infer``. Every one keeps the pending backward the same way:
+``with pending_backward_kept(node):`` around the forward.
 
 Validation happens once, at the layer's boundary: ``forward`` starts with
 ``self.check_input(x, shape)`` and ``backward`` with
@@ -34,6 +35,8 @@ the kernels) checks nothing again.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -69,14 +72,8 @@ class Layer:
 
     def infer(self, x: np.ndarray) -> np.ndarray:
         """y = f(x) in the current mode, keeping nothing: no cache, no buffer update."""
-        cache = self.cache
-        buffers = {k: v.copy() for k, v in self.buffers.items()}
-        try:
+        with pending_backward_kept(self):
             return self.forward(x)
-        finally:
-            self.cache = cache
-            for k, v in buffers.items():
-                self.buffers[k][...] = v
 
     # -- shared plumbing --------------------------------------------------
     def add_param(self, name: str, value: np.ndarray) -> None:
@@ -171,6 +168,21 @@ class Layer:
         n = self.num_params()
         count = f"  # {n:,} params" if n else ""
         return f"{type(self).__name__}({self.extra_repr()}){count}"
+
+
+@contextlib.contextmanager
+def pending_backward_kept(node: Any) -> Iterator[None]:
+    """Run a forward inside to keep nothing: ``node.cache`` and its ``buffers`` (if any)
+    are put back as they were on the way out. The one mechanism behind every ``infer``
+    (and the likelihoods' ``log_prob``)."""
+    cache = node.cache
+    buffers = {k: v.copy() for k, v in getattr(node, "buffers", {}).items()}
+    try:
+        yield
+    finally:
+        node.cache = cache
+        for k, v in buffers.items():
+            node.buffers[k][...] = v
 
 
 def _shape_text(shape: tuple[int | None, ...]) -> str:

@@ -104,3 +104,16 @@ def test_errors_name_what_was_expected():
         Bernoulli().nll(np.zeros((3, 1, 4, 5)), np.zeros((3, 1, 2, 2)))
     with pytest.raises(RuntimeError, match="before nll"):
         Bernoulli().backward(1.0)
+
+
+@pytest.mark.parametrize("lik", [Gaussian(), Bernoulli()], ids=["gaussian", "bernoulli"])
+def test_log_prob_between_nll_and_backward_changes_nothing(lik):
+    """log_prob runs nll under the layers' one mechanism (pending_backward_kept): the
+    backward that follows still sees the nll's batch, not log_prob's."""
+    rng = np.random.default_rng(7)
+    x, out = _data(rng), rng.standard_normal((3, 1, 4, 5))
+    lik.nll(x, out)
+    expected = lik.backward(0.5)
+    lik.nll(x, out)
+    lik.log_prob(_data(rng, (5, 1, 4, 5)), rng.standard_normal((5, 1, 4, 5)))
+    np.testing.assert_array_equal(lik.backward(0.5), expected)

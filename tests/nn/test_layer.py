@@ -150,3 +150,19 @@ def test_infer_keeps_no_cache_and_moves_no_buffer(index):
     twin.forward(x)
     expected_dx = twin.backward(dy)
     np.testing.assert_array_equal(layer.backward(dy), expected_dx)
+
+
+def test_pending_backward_kept_restores_even_when_the_forward_raises():
+    """The one mechanism behind every infer and log_prob: cache and buffers come back
+    as they were, also when what ran inside failed half-way."""
+    from numpyvae.nn.layer import pending_backward_kept
+
+    bn = BatchNorm2d(2)
+    x = rng(5).standard_normal((3, 2, 2, 2)).astype(np.float32)
+    bn.forward(x)
+    cache, running = bn.cache, bn.buffers["running_mean"].copy()
+    with pytest.raises(RuntimeError, match="half-way"), pending_backward_kept(bn):
+        bn.forward(2 * x + 1)
+        raise RuntimeError("failed half-way")
+    assert bn.cache is cache
+    np.testing.assert_array_equal(bn.buffers["running_mean"], running)
