@@ -21,10 +21,17 @@ import math
 
 import numpy as np
 
-from ..nn.activations import sigmoid_fast, softplus
+from ..nn.activations import Sigmoid, sigmoid, sigmoid_fast, softplus
+from ..nn.layer import pending_backward_kept
 
 LIKELIHOODS = ("gaussian", "bernoulli")
 OUTPUT_ACTIVATIONS = ("sigmoid", "identity")
+
+
+def _sigmoid(out: np.ndarray) -> np.ndarray:
+    """σ by the fused kernel when the Sigmoid layers use theirs (``Sigmoid.use_kernels``),
+    else in NumPy: with the layers' kernels off, the likelihoods compile nothing either."""
+    return sigmoid_fast(out) if Sigmoid.use_kernels else sigmoid(out)
 
 
 def _per_image_sum(a: np.ndarray) -> np.ndarray:
@@ -60,11 +67,8 @@ class Likelihood:
     def log_prob(self, x: np.ndarray, out: np.ndarray) -> np.ndarray:
         """log p(x|z) per image, (N,), with the normalising constant. Saves nothing: a
         pending ``backward`` is unaffected."""
-        cache = self.cache
-        try:
+        with pending_backward_kept(self):
             return self.log_normalizer(x[0].size) - self.nll(x, out)
-        finally:
-            self.cache = cache
 
     def _saved(self):
         if self.cache is None:
@@ -106,7 +110,7 @@ class Gaussian(Likelihood):
         self.squash = output_activation == "sigmoid"
 
     def mean(self, out: np.ndarray) -> np.ndarray:
-        return sigmoid_fast(out) if self.squash else out
+        return _sigmoid(out) if self.squash else out
 
     def nll(self, x: np.ndarray, out: np.ndarray) -> np.ndarray:
         self._check(x, out)
@@ -135,7 +139,7 @@ class Bernoulli(Likelihood):
     name = "bernoulli"
 
     def mean(self, out: np.ndarray) -> np.ndarray:
-        return sigmoid_fast(out)
+        return _sigmoid(out)
 
     def nll(self, x: np.ndarray, out: np.ndarray) -> np.ndarray:
         self._check(x, out)
@@ -148,7 +152,7 @@ class Bernoulli(Likelihood):
         d/d out [softplus(out) − x·out] = σ(out) − x.
         """
         x, out = self._saved()
-        return (sigmoid_fast(out) - x) * self._weights(dnll, out)
+        return (_sigmoid(out) - x) * self._weights(dnll, out)
 
 
 def make_likelihood(

@@ -6,8 +6,10 @@ from typing import Any
 
 import numpy as np
 
-from .. import kernels
 from .layer import Layer
+from .lazy_kernels import lazy
+
+kernels = lazy()
 
 AXES = (0, 2, 3)  # every axis but the channel: statistics are per channel
 

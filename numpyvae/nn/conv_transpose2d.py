@@ -11,7 +11,6 @@ from typing import Any
 
 import numpy as np
 
-from ..kernels import conv as conv_kernels  # unchecked: forward/backward validated x, dout
 from .conv2d import (
     _check_hyper,
     _pad,
@@ -20,6 +19,9 @@ from .conv2d import (
     conv2d_grad_weight_by_offsets,
 )
 from .layer import Layer
+from .lazy_kernels import lazy
+
+conv_kernels = lazy("conv")  # unchecked: forward/backward validated x, dout
 
 
 def conv_transpose2d_naive(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: int,

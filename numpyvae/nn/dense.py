@@ -6,8 +6,10 @@ from typing import Any
 
 import numpy as np
 
-from .. import kernels
 from .layer import Layer
+from .lazy_kernels import lazy
+
+kernels = lazy()
 
 
 class Dense(Layer):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import os
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -82,9 +83,12 @@ def evaluation_images(config: TrainConfig, x: np.ndarray) -> np.ndarray:
 
 
 def current_threads() -> int:
-    """The thread count numba's kernels use now (``--threads`` sets BLAS's to the same)."""
-    import numba
-
+    """The thread count numba's kernels use now (``--threads`` sets BLAS's to the same);
+    on NumPy alone, the cores BLAS uses by default."""
+    try:
+        import numba
+    except ImportError:
+        return os.cpu_count() or 1
     return int(numba.get_num_threads())
 
 
