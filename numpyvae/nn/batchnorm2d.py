@@ -33,23 +33,26 @@ def _other_axes(x: np.ndarray) -> tuple[int, ...]:
 def batchnorm_backward_staged(x: np.ndarray, dy: np.ndarray, mean: np.ndarray,
                               inv_std: np.ndarray, gamma: np.ndarray, training: bool
                               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(dx, dγ, dβ), one node of the graph x → (μ, var) → x̂ → y at a time (CS231n's
-    staged derivation). In eval mode μ and var are constants: dx = γ/σ·dy."""
+    """(dx, dγ, dβ), undoing the forward one node at a time, last node first (CS231n's
+    staged derivation). The forward, per channel, was:
+        μ = Σx/M,  xc = x − μ,  var = Σxc²/M,  inv_std = (var + eps)^(−½),
+        x̂ = xc·inv_std,  y = γx̂ + β.
+    In eval mode μ and var are constants, so only x̂'s xc branch carries a gradient."""
     axes, c = _other_axes(x), (lambda v: _per_channel(v, x.ndim))
-    x_hat = (x - c(mean)) * c(inv_std)
-    dgamma = (dy * x_hat).sum(axis=axes)  # y = γx̂ + β
-    dbeta = dy.sum(axis=axes)
-    dx_hat = dy * c(gamma)
-    if not training:
-        return dx_hat * c(inv_std), dgamma, dbeta
-    m = x.size // x.shape[1]
     xc = x - c(mean)
-    # x̂ = (x − μ)·(var + eps)^(−1/2):  ∂x̂/∂var = (x − μ)·(−½)(var + eps)^(−3/2)
-    dvar = (dx_hat * xc).sum(axis=axes) * (-0.5 * inv_std**3)
-    # μ reaches x̂ directly (−1/σ) and through var = Σ(x − μ)²/M (∂var/∂μ = Σ −2(x − μ)/M)
-    dmean = (dx_hat * -c(inv_std)).sum(axis=axes) + dvar * (-2.0 * xc).sum(axis=axes) / m
-    # x reaches x̂ directly (1/σ), var (2(x − μ)/M) and μ (1/M)
-    dx = dx_hat * c(inv_std) + c(dvar) * 2.0 * xc / m + c(dmean) / m
+    x_hat = xc * c(inv_std)
+    dbeta = dy.sum(axis=axes)  # forward was: y = γ·x̂ + β
+    dgamma = (dy * x_hat).sum(axis=axes)  # forward was: y = γ·x̂ + β
+    dx_hat = dy * c(gamma)  # forward was: y = γ·x̂ + β
+    if not training:
+        return dx_hat * c(inv_std), dgamma, dbeta  # forward was: x̂ = (x − μ)·inv_std
+    m = x.size // x.shape[1]
+    dxc = dx_hat * c(inv_std)  # forward was: x̂ = xc·inv_std (its xc branch)
+    dinv_std = (dx_hat * xc).sum(axis=axes)  # forward was: x̂ = xc·inv_std (its inv_std branch)
+    dvar = dinv_std * -0.5 * inv_std**3  # forward was: inv_std = (var + eps)^(−½)
+    dxc += c(dvar) * 2.0 * xc / m  # forward was: var = Σxc²/M
+    dmean = -dxc.sum(axis=axes)  # forward was: xc = x − μ (its μ branch)
+    dx = dxc + c(dmean) / m  # forward was: xc = x − μ (its x branch) and μ = Σx/M
     return dx, dgamma, dbeta
 
 
