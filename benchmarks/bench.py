@@ -882,6 +882,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="one batch size instead of 256 (kernels) and 64/256/1024 (step)")
     parser.add_argument("--no-cold-start", action="store_true",
                         help="skip the cold start (import to the first CNN step)")
+    parser.add_argument("--steps-only", action="store_true",
+                        help="step: our steps at --threads only (no 1-thread run, thread "
+                             "ceiling or floor): what paired.py reads")
     args = parser.parse_args(argv)
     if args.warmup_max < WARMUP_MIN:
         parser.error(f"--warmup-max must be at least {WARMUP_MIN} (the rule's minimum), got "
@@ -893,10 +896,12 @@ def run_steps(args: argparse.Namespace, threads: int) -> list[dict[str, Any]]:
     """Our steps, PyTorch's, the thread ceiling and the floors, each in fresh processes."""
     batches = [args.batch] if args.batch else list(STEP_BATCHES)
     middle = batches[len(batches) // 2]
-    steps = bench_steps(batches, sorted({1, threads}), args.repeats,
-                        with_cold_start=not args.no_cold_start)
+    steps = bench_steps(batches, [threads] if args.steps_only else sorted({1, threads}),
+                        args.repeats, with_cold_start=not args.no_cold_start)
     if args.compare_torch:
         steps += compare_torch(steps, middle, threads, args.repeats)
+    if args.steps_only:
+        return steps
     if threads > 1:
         steps += thread_ceiling(sorted({1, threads}), args.repeats)
     steps += [floor_row(r, args.repeats) for r in list(steps)

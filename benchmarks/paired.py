@@ -4,8 +4,8 @@
     python benchmarks/paired.py OLD_TREE NEW_TREE [--pairs 5] [--json FILE]
                                 [--own-bench] [--no-cold-start]
 
-Runs ``bench.py step --batch 256 --threads 2`` on each tree in turn, ``--pairs``
-times, alternating which goes first, with that tree on PYTHONPATH. Both trees are
+Runs ``bench.py step --batch 256 --threads 2 --steps-only`` on each tree in turn,
+``--pairs`` times, alternating which goes first, with that tree on PYTHONPATH. Both trees are
 timed by the same bench.py, NEW_TREE's, so by the same warm-up rule (``--own-bench``:
 each tree's own bench.py, as before issue 20; an older one warms up for one call). On a
 shared, noisy machine two runs minutes apart differ by tens of percent; two runs
@@ -28,7 +28,8 @@ from pathlib import Path
 KEYS = ("mlp", "cnn", "cold", "warm")
 
 
-def run_bench(tree: Path, bench: Path, cold_start: bool = True) -> dict[str, float]:
+def run_bench(tree: Path, bench: Path, cold_start: bool = True,
+              steps_only: bool = True) -> dict[str, float]:
     """One ``bench`` step run on ``tree``'s package: step ms at batch 256 / 2 threads,
     start-up seconds."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -36,6 +37,7 @@ def run_bench(tree: Path, bench: Path, cold_start: bool = True) -> dict[str, flo
         env = dict(os.environ, PYTHONPATH=str(tree))
         cmd = [sys.executable, str(bench), "step", "--batch", "256", "--threads", "2",
                "--json", str(out)] + ([] if cold_start else ["--no-cold-start"])
+        cmd += ["--steps-only"] if steps_only else []  # an older bench.py knows neither
         subprocess.run(cmd, env=env, cwd=tree, check=True, stdout=subprocess.DEVNULL)
         rows = json.loads(out.read_text())
     found: dict[str, float] = {}
@@ -70,7 +72,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"pair {i + 1}/{args.pairs}: {which}", file=sys.stderr, flush=True)
             tree = getattr(args, which).resolve()
             bench = (tree if args.own_bench else args.new.resolve()) / "benchmarks" / "bench.py"
-            pair[which] = run_bench(tree, bench, cold_start=not args.no_cold_start)
+            pair[which] = run_bench(tree, bench, cold_start=not args.no_cold_start,
+                                    steps_only=not args.own_bench)
         pair["load_average"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
         runs.append(pair)
         print(f"pair {i + 1} (load {pair['load_average']}): " + "  ".join(

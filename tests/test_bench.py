@@ -297,3 +297,36 @@ def test_readme_speed_block_is_median_py_output():
     block = text[block_start:text.index("\n```", block_start)]
     runs = [json.loads(p.read_text()) for p in paths]
     assert block.splitlines() == median.summary(runs, readme=True)
+
+
+FAKE_BENCH = '''
+import json, os, sys
+from pathlib import Path
+tree = Path(os.environ["PYTHONPATH"])
+ms = json.loads((tree / "ms.json").read_text())  # this tree's step times
+calls = Path(sys.argv[0]).parent / "calls.txt"
+with calls.open("a") as f:
+    f.write(f"{tree.name} {' '.join(sys.argv[1:])}\\n")
+rows = [{"framework": "numpyvae", "batch": 256, "threads": 2, "arch": a, "median_ms": ms[a]}
+        for a in ("mlp", "cnn")]
+Path(sys.argv[sys.argv.index("--json") + 1]).write_text(json.dumps(rows))
+'''
+
+
+def test_paired_times_both_trees_with_the_new_bench_and_takes_ratios_per_pair(tmp_path, capsys):
+    spec = importlib.util.spec_from_file_location("paired", BENCH.parent / "paired.py")
+    paired = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(paired)
+    for name, ms in (("old", {"mlp": 10.0, "cnn": 200.0}), ("new", {"mlp": 6.0, "cnn": 150.0})):
+        (tmp_path / name / "benchmarks").mkdir(parents=True)
+        (tmp_path / name / "ms.json").write_text(json.dumps(ms))
+        (tmp_path / name / "benchmarks" / "bench.py").write_text(FAKE_BENCH)
+    assert paired.main([str(tmp_path / "old"), str(tmp_path / "new"), "--pairs", "2",
+                        "--no-cold-start"]) == 0
+    out = capsys.readouterr().out
+    assert "mlp 6/10 = 0.600  cnn 150/200 = 0.750" in out
+    assert "MLP step    old    10.00 ms  new     6.00 ms  ratio 0.600" in out
+    calls = (tmp_path / "new" / "benchmarks" / "calls.txt").read_text().splitlines()
+    assert not (tmp_path / "old" / "benchmarks" / "calls.txt").exists()  # new's bench only
+    assert [c.split()[0] for c in calls] == ["old", "new", "new", "old"]  # order alternates
+    assert all("--steps-only" in c and "--no-cold-start" in c for c in calls)
