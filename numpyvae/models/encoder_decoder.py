@@ -94,6 +94,11 @@ class EncoderDecoder:
     def dtype(self) -> np.dtype:
         return self.parameters()[0][0].dtype
 
+    @property
+    def training(self) -> bool:
+        """True in training mode (``train()``), False after ``eval()``."""
+        return self.encoder.training
+
     def train(self) -> EncoderDecoder:
         self.encoder.train()
         self.decoder.train()

@@ -10,7 +10,9 @@ is computed in the log-sum-exp form, which never exponentiates a positive number
 
 Its gradient is  dL/ds = (softmax(s) − onehot(y)) / N.
 
-(The VAE's own loss, squared error plus KL, lives in ``vae.py`` beside its backward.)
+(The VAE's own loss is not here: ``numpyvae/models/vae.py`` adds its two terms, the
+reconstruction from ``numpyvae/models/likelihoods.py`` and the KL from
+``nn/reparameterize.py``, beside its backward.)
 """
 
 from __future__ import annotations

@@ -1,8 +1,10 @@
 """The training loop a learner reads: for each batch, forward, backward, an Adam step.
 
 Everything around it (data, resume, checkpoints, the history, the progress
-line) lives in ``train.py``; the loop knows the model only through ``forward``
-(returns the losses), ``backward`` (fills the grads) and the optimizer's ``step``.
+line) lives in ``train.py``. The loop knows the model only through ``forward``
+(returns the losses), ``backward`` (fills the grads), ``beta`` (the KL's weight, set
+per batch during a warm-up) and its mode (``training``, ``train()``, ``eval()``:
+evaluation runs in eval mode), and the optimizer only through ``step``.
 """
 
 from __future__ import annotations
@@ -91,7 +93,7 @@ def evaluate(
     """
     if len(x) == 0:
         raise ValueError("evaluate: no images to evaluate on (0 images)")
-    was_training = model.encoder.training
+    was_training = model.training
     model.eval()
     rng = np.random.default_rng(EVAL_SEED)
     total = np.zeros(2)
