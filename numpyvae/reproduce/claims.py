@@ -1,5 +1,6 @@
 """The report's claims, each with the rule that decides it, written before the sweep runs,
-and the issue's claim about posterior collapse (G, H), written before its runs.
+and our own claims about posterior collapse (G, H): this module is their pre-registration,
+their words (``COLLAPSE_CLAIM``) and rule constants committed before experiment 6 ran.
 
 Every rule is a function of plain numbers (so the tests can feed it synthetic ones)
 and returns a ``Claim``: the report's words, the rule, the measured evidence, and a
@@ -7,7 +8,7 @@ verdict: "holds", "does not hold", or "not enough runs to judge" when a number t
 rule needs was not measured (a partial or ``--quick`` sweep). A claim that does not
 hold is a finding, not a failure.
 
-Losses are the full test set's (the figure of record, see the issue), averaged over
+Losses are the full test set's (the figure of record), averaged over
 the seeds that ran. Inputs are keyed by architecture ("mlp", "cnn") and latent size.
 """
 
@@ -298,7 +299,7 @@ def _collapse_claim(key: str, remedy: str,
                             f"{au_plain + AU_GAIN:.1f}: {'raised' if raises else 'not raised'}")
     title = f"{remedy[0].upper()}{remedy[1:]} raises the active units and narrows the seed spread"
     return Claim(key, title, COLLAPSE_CLAIM, rule, _combine(parts), evidence,
-                 source="The issue (pre-registered before experiment 6 ran)")
+                 source="Pre-registered in numpyvae/reproduce/claims.py before experiment 6 ran")
 
 
 def claim_g(runs: Mapping[str, Mapping[int, Sequence[tuple[float, int]]]]) -> Claim:

@@ -30,6 +30,8 @@ ROW_KEYS = ("experiment", "model", "arch", "dataset", "latent_dim", "hidden", "c
             "kl_warmup", "free_bits", "log_px", "latent_health")
 HEALTH_KEYS = ("latent_dim", "n_images", "active", "active_dims", "threshold", "kl_per_dim",
                "kl_total")  # what a row keeps of the health measure
+CLAIMS_HEADING = ("## The report's claims (A–F), and G and H, pre-registered in "
+                  "numpyvae/reproduce/claims.py")
 RATIO_BAND = 0.10  # the issue's target: every ratio within ±10%
 LOG_PX_HEADER = "log p(x) (test, nats; see below)"
 ACTIVE_HEADER = "active units (each seed; see below)"
@@ -403,7 +405,7 @@ def results_markdown(
         lines += ["No finished runs.", ""]
     n_test = settings.test_subset or 10_000
     lines += [ACTIVE_NOTE.format(n=n_test, log_n=math.log(n_test)), ""]
-    lines += ["## The report's claims, and the issue's (G, H)", ""]
+    lines += [CLAIMS_HEADING, ""]
     lines += claims_markdown(claims)
     lines += [f"## Sample quality: a classifier's view of {settings.prior_samples:,} prior "
               "samples per model", ""]

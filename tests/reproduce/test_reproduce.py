@@ -1,7 +1,9 @@
 """reproduce: the plan of runs, the claim rules on synthetic numbers, and --quick end to end."""
 
 import json
+import shutil
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -187,7 +189,8 @@ def test_claims_g_and_h(claim, remedy):
     assert verdict(GOOD5[:2], [(150.0, 12)] * 3) == C.UNJUDGED
     assert verdict(GOOD5, GOOD20, p20=PLAIN20[:2]) == C.UNJUDGED
     text = claim(_collapse(PLAIN5, PLAIN20, GOOD5, GOOD20, remedy))
-    assert text.source.startswith("The issue") and "spread 3.0" in " ".join(text.evidence)
+    assert text.source.startswith("Pre-registered in numpyvae/reproduce/claims.py") \
+        and "spread 3.0" in " ".join(text.evidence)
 
 
 def test_claim_inputs_average_over_seeds_and_pick_the_reference_runs():
@@ -416,3 +419,26 @@ def test_a_measure_cache_without_the_health_gets_it_added_and_keeps_the_rest(
     assert result["health"] == health  # the same numbers: a fixed seed, in eval mode
     assert {k: result[k] for k in cache} == cache
     assert json.loads((run / M.MEASURES_FILE).read_text()) == result
+
+
+def test_results_md_claims_g_and_h_are_regenerated_from_results_json(tmp_path):
+    """docs/report/results.md's G and H are what the claims module makes of results.json
+    (refresh changes nothing), it cites its own pre-registration and nothing outside the
+    project, and a changed number in results.json changes the section."""
+    from numpyvae.reproduce.refresh import main as refresh
+
+    docs = Path(__file__).resolve().parents[2] / "docs" / "report"
+    for name in ("results.md", "results.json"):
+        shutil.copy(docs / name, tmp_path / name)
+    assert refresh([str(tmp_path)]) == 0
+    text = (tmp_path / "results.md").read_text()
+    assert text == (docs / "results.md").read_text()
+    assert "the issue" not in text.lower()
+    assert "Pre-registered in numpyvae/reproduce/claims.py" in text
+    rows = json.loads((docs / "results.json").read_text())
+    plain = next(r for r in rows if r["experiment"] == "collapse" and r["latent_dim"] == 20
+                 and not r["kl_warmup"] and not r["free_bits"])
+    plain["latent_health"]["active"] += 6  # planted: plain training's units changed
+    (tmp_path / "results.json").write_text(json.dumps(rows))
+    refresh([str(tmp_path)])
+    assert (tmp_path / "results.md").read_text() != text
