@@ -276,6 +276,64 @@ def _sum_chunks_to_weight(partials: np.ndarray, F: int, C: int, K: int) -> np.nd
     return np.ascontiguousarray(dWkt.reshape(F, K, K, C).transpose(0, 3, 1, 2))
 
 
+def _axis_phases(n_out: int, n_in: int, K: int, s: int, p: int
+                 ) -> tuple[list[tuple[int, int, int, int]], int, int]:
+    """One axis of the input gradient, by phase r = (h + p) mod s of output index h.
+
+    Output h = s·u + r − p receives taps a = r, r + s, … < K (T of them), from input
+    u − t for tap a = r + s·t: a stride-1 correlation over u. Returns [(r, T, u0, U)] for
+    the U outputs u0 … u0 + U − 1 of each phase, and the zero border (before, after) the
+    input needs so that every tap of every phase reads inside it.
+    """
+    phases, before, after = [], 0, 0
+    for r in range(s):
+        T = len(range(r, K, s))
+        u0, u_last = -((r - p) // s), (p + n_out - 1 - r) // s
+        U = max(0, u_last - u0 + 1)
+        phases.append((r, T, u0, U))
+        if T and U:
+            before, after = max(before, T - 1 - u0), max(after, u_last - (n_in - 1))
+    return phases, before, after
+
+
+def _gemm_grad_input(dy: np.ndarray, w: np.ndarray, s: int, p: int, bias: np.ndarray,
+                     dx: np.ndarray) -> None:
+    """dx = conv2d's input gradient + bias by sub-pixel phases: output pixels of one parity
+    class (s² classes) take the same taps (4, 2, 2, 1 of 9 for K = 3, s = 2), so each class
+    is one product (pixels, taps·F) @ (taps·F, C) and nothing overlaps."""
+    N, F, Ho, Wo = dy.shape
+    C, H, W = dx.shape[1:]
+    K = w.shape[2]
+    rows_ph, top, bottom = _axis_phases(H, Ho, K, s, p)
+    cols_ph, left, right = _axis_phases(W, Wo, K, s, p)
+    table, blocks, offset = [], [], 0
+    for rh, Ta, u0, U in rows_ph:
+        for rw, Te, v0, V in cols_ph:
+            if U and V:
+                table.append((rh, rw, Ta, Te, u0, U, v0, V, offset))
+                # (ta, te, f): w[f, c, rh + s·(Ta − 1 − ta), rw + s·(Te − 1 − te)]
+                sub = w[:, :, rh::s, rw::s][:, :, ::-1, ::-1].transpose(2, 3, 0, 1)
+                blocks.append(sub.reshape(-1))  # (Ta·Te·F, C)
+                offset += Ta * Te * F
+    phases = np.array(table, dtype=np.int64).reshape(-1, 9)
+    w_phases = np.ascontiguousarray(np.concatenate(blocks) if blocks
+                                    else np.zeros(0, dy.dtype))
+    # chunks sized by the im2col of the conv this reverses: about _CHUNK_BYTES of cols
+    per_chunk = max(1, min(N, _CHUNK_BYTES // (Ho * Wo * K * K * C * dy.dtype.itemsize)))
+    workers = max(1, min(numba.get_num_threads(), -(-N // per_chunk)))
+    L_max = int(max((ph[5] * ph[7] for ph in table), default=0))
+    LKK_max = int(max((ph[5] * ph[7] * ph[2] * ph[3] * F for ph in table), default=0))
+    pin_inner_blas()
+    planes = buffer("planes", (workers, per_chunk, top + Ho + bottom, (left + Wo + right) * F),
+                    dy.dtype)
+    planes[...] = 0  # the borders; the interior is loaded sample by sample
+    cols = buffer("cols", (workers, max(1, per_chunk * LKK_max)), dy.dtype)
+    rows = buffer("rows", (workers, max(1, per_chunk * L_max * C)), dy.dtype)
+    g = ConvGeometry(K, s, p, Ho, Wo, per_chunk)
+    pixels = buffer("pixels", (workers, per_chunk, H * W, C), dy.dtype)
+    gemm.grad_input(dy, w_phases, phases, bias, g, top, left, planes, cols, rows, pixels, dx)
+
+
 def channel_sum_unchecked(a: np.ndarray) -> np.ndarray:
     a = np.ascontiguousarray(a)
     out = np.empty(a.shape[1], dtype=a.dtype)
@@ -325,9 +383,7 @@ def conv2d_grad_input_unchecked(dy: np.ndarray, w: np.ndarray, input_hw: tuple[i
         rows = buffer("rows", (n_chunks, (Ho - 1) * Wp + Wo), dy.dtype)
         direct.grad_input(dy, w, s, p, bias, planes, rows, dx)
         return dx
-    g, planes, cols, rows = _gemm_setup((N, C, H, W), F, K, s, p, Ho, Wo, dy.dtype)
-    Wt = np.ascontiguousarray(w.transpose(0, 2, 3, 1)).reshape(F, K * K * C)
-    gemm.grad_input(dy, Wt, bias, g, planes, cols, rows, dx)
+    _gemm_grad_input(dy, w, s, p, bias, dx)
     return dx
 
 

@@ -1,16 +1,21 @@
-"""The GEMM path: im2col / col2im packing around single-threaded BLAS calls.
+"""The GEMM path: im2col packing around single-threaded BLAS calls.
 
 With L = Ho·Wo output pixels per sample and one row of ``cols`` per pixel:
 
     cols (L, K·K·C)      cols[(i, j), (a, e, c)] = xpad[c, i·s + a, j·s + e]
     forward:       Y  = cols @ Wk                   (L, F), Wk[(a, e, c), f] = w[f, c, a, e]
-    grad_input:    dcols = dY @ Wkᵀ,  dx = col2im(dcols)   (col2im adds overlapping windows)
     grad_weight:   dWkᵀ = Σ_samples dYᵀ @ cols
+    grad_input:    by sub-pixel phase, with no scatter-add:
+                   dx[c, s·u + rh − p, s·v + rw − p] = Σ_taps Σ_f w[f, c, a, e]·dy[f, i, j]
+                   for the taps a = rh + s·t (e = rw + s·t′) that reach that parity class
+                   (4, 2, 2 and 1 of 9 for K = 3, s = 2), from dy[f, u − t, v − t′]: each class
+                   is a stride-1 convolution, cols (pixels, taps·F) @ (taps·F, C), and every
+                   pixel of dx is written once. (A transposed conv's forward pass is this.)
 
 To pack, a sample is copied channels-last into a zero-bordered scratch plane
-(Hp, Wp·C): a window row is then K·C contiguous numbers, so im2col and col2im
-are runs of contiguous copies and adds that vectorise, with no bounds tests
-(the border supplies the padding's zeros).
+(Hp, Wp·C): a window row is then K·C contiguous numbers, so im2col is runs of
+contiguous copies that vectorise, with no bounds tests (the border supplies
+the padding's zeros).
 
 The drivers split the batch into fixed chunks of ``g.samples_per_chunk``
 samples (the number depends on the shapes only, never on the thread count).
@@ -31,13 +36,13 @@ from numba import prange
 
 
 @numba.njit(cache=True)
-def _load_channels_last(x_n, p, plane):
-    """plane[p + h, (p + w)·C + c] = x_n[c, h, w]; the plane's zero border is left alone."""
+def _load_channels_last(x_n, top, left, plane):
+    """plane[top + h, (left + w)·C + c] = x_n[c, h, w]; the plane's zero border is left alone."""
     C, H, W = x_n.shape
     for c in range(C):
         for h in range(H):
             src = x_n[c, h]
-            dst = plane[h + p, p * C + c:(p + W) * C:C]
+            dst = plane[h + top, left * C + c:(left + W) * C:C]
             for q in range(W):
                 dst[q] = src[q]
 
@@ -48,7 +53,7 @@ def _im2col_sample(x_n, g, plane, cols):
     C = x_n.shape[0]
     K, s = g.kernel_size, g.stride
     KC = K * C
-    _load_channels_last(x_n, g.padding, plane)
+    _load_channels_last(x_n, g.padding, g.padding, plane)
     for i in range(g.out_h):
         for j in range(g.out_w):
             r = i * g.out_w + j
@@ -58,30 +63,6 @@ def _im2col_sample(x_n, g, plane, cols):
                 dst = cols[r, a * KC:(a + 1) * KC]
                 for q in range(KC):
                     dst[q] = src[q]
-
-
-@numba.njit(cache=True)
-def _col2im_sample(dcols, g, bias, plane, dx_n):
-    """dx_n[c, h, w] = bias[c] + Σ of dcols over every window entry that read (h, w)."""
-    C, H, W = dx_n.shape
-    K, s, p = g.kernel_size, g.stride, g.padding
-    KC = K * C
-    plane[:, :] = 0
-    for i in range(g.out_h):
-        for j in range(g.out_w):
-            r = i * g.out_w + j
-            for a in range(K):
-                src = dcols[r, a * KC:(a + 1) * KC]
-                dst = plane[i * s + a, j * s * C:j * s * C + KC]
-                for q in range(KC):
-                    dst[q] += src[q]
-    for c in range(C):
-        bc = bias[c]
-        for h in range(H):
-            src = plane[h + p, p * C + c:(p + W) * C:C]
-            dst = dx_n[c, h]
-            for q in range(W):
-                dst[q] = src[q] + bc
 
 
 @numba.njit(cache=True)
@@ -96,15 +77,50 @@ def _rows_to_planes(rows, b, y_n):
             dst[q] = src[q] + bf
 
 
+# ----------------------------------------------------------------------------
+# The input gradient by output phase: stride-1 convolutions, no scatter-add
+# ----------------------------------------------------------------------------
 @numba.njit(cache=True)
-def _planes_to_rows(dy_n, rows):
-    """rows[l, f] = dy_n[f, l]:  (F, L) → (L, F)."""
-    F, L = dy_n.shape
-    for f in range(F):
-        src = dy_n[f]
-        dst = rows[:, f]
-        for q in range(L):
-            dst[q] = src[q]
+def _pack_phase(plane, F, ph, top, left, cols):
+    """One sample's cols for one output phase (rows of ``phases`` in ``grad_input``):
+    cols[(u, v), (ta, te, f)] = dy[f, u − (Ta − 1) + ta, v − (Te − 1) + te], read from the
+    channels-last plane (zeros outside dy); a tap row (te, f) is Te·F contiguous numbers."""
+    Ta, Te, u0, U, v0, V = ph[2], ph[3], ph[4], ph[5], ph[6], ph[7]
+    run = Te * F
+    for du in range(U):
+        for dv in range(V):
+            r = du * V + dv
+            c0 = (v0 + dv - (Te - 1) + left) * F
+            for ta in range(Ta):
+                src = plane[u0 + du - (Ta - 1) + ta + top, c0:c0 + run]
+                dst = cols[r, ta * run:(ta + 1) * run]
+                for q in range(run):
+                    dst[q] = src[q]
+
+
+@numba.njit(cache=True)
+def _unpack_phase(rows, ph, s, p, W, pixels):
+    """pixels[(s·u + rh − p)·W + s·v + rw − p] = rows[(u, v)]: a phase's C-vectors into place
+    in the sample's channels-last (H·W, C) output."""
+    C = rows.shape[1]
+    rh, rw, u0, U, v0, V = ph[0], ph[1], ph[4], ph[5], ph[6], ph[7]
+    for du in range(U):
+        first = (s * (u0 + du) + rh - p) * W + s * v0 + rw - p
+        for dv in range(V):
+            src = rows[du * V + dv]
+            dst = pixels[first + s * dv]
+            for c in range(C):
+                dst[c] = src[c]
+
+
+@numba.njit(cache=True)
+def _fill_phase(ph, s, p, W, pixels):
+    """Zeros at a phase's pixels when no kernel tap reaches them (stride > kernel)."""
+    rh, rw, u0, U, v0, V = ph[0], ph[1], ph[4], ph[5], ph[6], ph[7]
+    for du in range(U):
+        first = (s * (u0 + du) + rh - p) * W + s * v0 + rw - p
+        for dv in range(V):
+            pixels[first + s * dv] = 0
 
 
 # ----------------------------------------------------------------------------
@@ -178,24 +194,42 @@ def forward(x, Wk, b, g, planes, cols, rows, y):
 
 
 @numba.njit(parallel=True, cache=True)
-def grad_input(dy, Wt, bias, g, planes, cols, rows, dx):
-    """dx = col2im(dY @ Wkᵀ) + bias, chunk by chunk."""
+def grad_input(dy, w_phases, phases, bias, g, top, left, planes, cols, rows, pixels, dx):
+    """dx = Σ over taps of w·dy + bias, one output phase at a time (see ``_pack_phase``).
+
+    phases (n_phases, 9) int64 rows (rh, rw, Ta, Te, u0, U, v0, V, offset): output pixels
+    (s·u + rh − p, s·v + rw − p) for u0 ≤ u < u0 + U, v0 ≤ v < v0 + V, whose Ta·Te taps'
+    (Ta·Te·F, C) weight matrix starts at row ``offset`` of w_phases (flat, C-ordered).
+    dy's planes sit channels-last in ``planes`` with ``top`` rows and ``left`` columns of
+    zeros before them. Each output pixel is written once: there is no scatter-add.
+    """
     N, F = dy.shape[0], dy.shape[1]
-    KKC = Wt.shape[1]
-    L = g.out_h * g.out_w
-    n_chunks = (N + g.samples_per_chunk - 1) // g.samples_per_chunk
+    C, H, W = dx.shape[1], dx.shape[2], dx.shape[3]
+    s, p, spc = g.stride, g.padding, g.samples_per_chunk
+    n_chunks = (N + spc - 1) // spc
     n_workers = planes.shape[0]
     for k in prange(n_workers):
-        plane = planes[k]
         for chunk in _chunks_of_worker(k, n_workers, n_chunks):
-            first, m = _chunk_samples(chunk, g.samples_per_chunk, N)
-            chunk_cols = cols[k, :m * L * KKC].reshape((m * L, KKC))
-            chunk_rows = rows[k, :m * L * F].reshape((m * L, F))
+            first, m = _chunk_samples(chunk, spc, N)
             for t in range(m):
-                _planes_to_rows(dy[first + t].reshape((F, L)), chunk_rows[t * L:(t + 1) * L])
-            np.dot(chunk_rows, Wt, chunk_cols)
+                _load_channels_last(dy[first + t], top, left, planes[k, t])
+            for i in range(phases.shape[0]):
+                ph = phases[i]
+                L, KK = ph[5] * ph[7], ph[2] * ph[3] * F
+                if KK == 0:  # no tap reaches these pixels (stride > kernel): the bias alone
+                    for t in range(m):
+                        _fill_phase(ph, s, p, W, pixels[k, t])
+                    continue
+                chunk_cols = cols[k, :m * L * KK].reshape((m * L, KK))
+                chunk_rows = rows[k, :m * L * C].reshape((m * L, C))
+                for t in range(m):
+                    _pack_phase(planes[k, t], F, ph, top, left, chunk_cols[t * L:(t + 1) * L])
+                np.dot(chunk_cols, w_phases[ph[8] * C:(ph[8] + KK) * C].reshape((KK, C)),
+                       chunk_rows)
+                for t in range(m):
+                    _unpack_phase(chunk_rows[t * L:(t + 1) * L], ph, s, p, W, pixels[k, t])
             for t in range(m):
-                _col2im_sample(chunk_cols[t * L:(t + 1) * L], g, bias, plane, dx[first + t])
+                _rows_to_planes(pixels[k, t], bias, dx[first + t].reshape((C, H * W)))
 
 
 @numba.njit(parallel=True, cache=True)

@@ -200,6 +200,26 @@ def test_transposed_path_matches_reference(cfg, dtype, three_samples_per_chunk):
         assert_close(dw, dw_ref, dtype, f"fused transposed grad_weight {tag}")
 
 
+@pytest.mark.parametrize("n_out, n_in, K, s, p", [(28, 14, 3, 2, 1), (27, 14, 3, 2, 1),
+                                                 (9, 3, 1, 3, 0), (13, 4, 5, 3, 2),
+                                                 (6, 6, 3, 1, 1), (5, 2, 2, 2, 0)])
+def test_input_gradient_phases_cover_every_pixel_once(n_out, n_in, K, s, p):
+    """The sub-pixel split of one axis: phase r owns the outputs h with (h + p) mod s = r and
+    the taps a ≡ r (mod s); together the phases cover each output once and each tap once, and
+    every tap reads inside the zero-bordered input."""
+    phases, before, after = conv_api._axis_phases(n_out, n_in, K, s, p)
+    owned = [s * u + r - p for r, _, u0, U in phases for u in range(u0, u0 + U)]
+    assert sorted(owned) == list(range(n_out))
+    assert sum(T for _, T, _, _ in phases) == K
+    for r, T, u0, U in phases:
+        assert T == len(range(r, K, s))
+        for u in range(u0, u0 + U):
+            for t in range(T):
+                assert -before <= u - t <= n_in - 1 + after
+    if (K, s) == (3, 2):  # the CNN's layers: 2 and 1 taps per axis, so 4, 2, 2, 1 per phase
+        assert sorted(T for _, T, _, _ in phases) == [1, 2]
+
+
 def test_tolerance_catches_a_one_percent_error():
     """Negative control: the comparison fails on an answer 1% off, or with one wrong entry."""
     ref = np.random.default_rng(5).standard_normal((3, 4, 5, 5))
