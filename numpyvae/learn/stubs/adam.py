@@ -1,7 +1,7 @@
 """Step 7 — adam: the optimizer.
 
-Read first: README "Reading order" item 8 and numpyvae/nn/adam.py (its docstring states the
-update, Kingma & Ba 2015, Algorithm 1). Grade it with:  python -m numpyvae learn check adam
+Read first: README "Reading order" item 8 and numpyvae/nn/adam.py (``adam_update`` at its top
+is the update, Kingma & Ba 2015, Algorithm 1). Grade it with:  python -m numpyvae learn check adam
 """
 
 from __future__ import annotations

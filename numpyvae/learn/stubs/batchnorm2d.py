@@ -1,8 +1,8 @@
 """Step 5 — BatchNorm2d: per-channel normalisation, training and eval mode.
 
 Read first: README "Reading order" item 6 and numpyvae/nn/batchnorm2d.py (the class docstring
-states forward and the running statistics; backward's derivation is above
-``_backward_numpy``). Grade it with:  python -m numpyvae learn check batchnorm2d
+states forward and the running statistics; backward is derived stage by stage in
+``batchnorm_backward_staged``). Grade it with:  python -m numpyvae learn check batchnorm2d
 """
 
 from __future__ import annotations
