@@ -213,8 +213,6 @@ def _config_from_args(args: argparse.Namespace):
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    import signal
-
     import numpy as np
 
     from ..training.train import CHECKPOINT, TrainingDiverged, train, unique_run_dir
@@ -243,34 +241,64 @@ def cmd_train(args: argparse.Namespace) -> int:
     resume_cmd = (f"python -m numpyvae train --out {shlex.quote(str(out))} --resume"
                   + (f" --epochs {config.epochs}" if args.epochs is not None else ""))
 
-    def stop(signum: int, _frame: object) -> None:  # `kill` stops training like Ctrl-C
-        raise KeyboardInterrupt
-
     def final_mtime(run: Path) -> int | None:
         path = run / "final.json"
         return path.stat().st_mtime_ns if path.is_file() else None
 
     finished_before = final_mtime(out)
-    previous = signal.signal(signal.SIGTERM, stop)
-    try:
-        # Divergence is detected by checking for NaN and inf; numpy's warnings add nothing.
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            train(config, out, resume=args.resume)
-    except KeyboardInterrupt:
-        kept = (f"The last checkpoint (end of the last finished epoch) is kept in {out}."
-                if (out / CHECKPOINT).is_file() else
-                f"No epoch had finished, so there is no checkpoint yet in {out}; resuming "
-                "starts at epoch 1.")
-        print(f"\ninterrupted. {kept}\nResume with:\n    {resume_cmd}", file=sys.stderr)
-        return 130
-    except TrainingDiverged as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-    if not args.no_figures and final_mtime(out) != finished_before:
-        draw_run_figures(out)  # a finished run that was only reopened is left as it was
+    with interrupts_recorded() as seen:
+        try:
+            # Divergence is detected by checking for NaN and inf; numpy's warnings add nothing.
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                train(config, out, resume=args.resume, stop_requested=lambda: bool(seen))
+        except KeyboardInterrupt:
+            kept = (f"The last checkpoint (end of the last finished epoch) is kept in {out}."
+                    if (out / CHECKPOINT).is_file() else
+                    f"No epoch had finished, so there is no checkpoint yet in {out}; resuming "
+                    "starts at epoch 1.")
+            print(f"\ninterrupted. {kept}\nResume with:\n    {resume_cmd}", file=sys.stderr)
+            return 130
+        except TrainingDiverged as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 1
+        try:
+            if not args.no_figures and final_mtime(out) != finished_before:
+                draw_run_figures(out)  # a finished run that was only reopened is left as it was
+            if seen:
+                raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            print(f"\ninterrupted while drawing the figures: the run in {out} is finished and "
+                  "saved, and no half-written figure is left. Draw them with:\n"
+                  f"    python -m numpyvae plot --run {shlex.quote(str(out))}", file=sys.stderr)
+            return 130
     return 0
+
+
+@contextlib.contextmanager
+def interrupts_recorded() -> Iterator[list[int]]:
+    """For the block, SIGINT and SIGTERM raise KeyboardInterrupt (so `kill` stops a command
+    like Ctrl-C, and a file being written is removed, never left half-written), and each
+    is recorded in the list yielded: an interrupt whose KeyboardInterrupt was swallowed
+    (numba's compiler calls Python back through ctypes, which ignores exceptions) is still
+    seen at the next check."""
+    import signal
+    import threading
+
+    seen: list[int] = []
+
+    def stop(signum: int, _frame: object) -> None:
+        seen.append(signum)
+        raise KeyboardInterrupt
+
+    signals = (signal.SIGINT, signal.SIGTERM)
+    if threading.current_thread() is not threading.main_thread():
+        signals = ()  # only the main thread may set handlers: the caller's are kept
+    previous = [(s, signal.signal(s, stop)) for s in signals]
+    try:
+        yield seen
+    finally:
+        for s, handler in previous:
+            signal.signal(s, handler)
 
 
 def draw_run_figures(out: str | Path, log: Callable[[str], None] = print) -> list[Path]:
@@ -610,7 +638,11 @@ def main(argv: list[str] | None = None) -> int:
         return run_report(argv[1:], prog="python -m numpyvae gradcheck")
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        with interrupts_recorded() as seen:
+            code = args.func(args)
+            if seen:  # its KeyboardInterrupt was swallowed: the command did not stop
+                raise KeyboardInterrupt
+        return code
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -29,11 +29,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, TextIO
 
-try:
-    import fcntl  # POSIX: a running fetch holds a lock on its temporary file
-except ImportError:  # Windows: an open file cannot be removed anyway
-    fcntl = None
-
 from .catalog import (
     DATASETS,
     DEFAULT_DIR,
@@ -45,6 +40,7 @@ from .catalog import (
     file_md5,
     resolve_data_dir,
 )
+from .filelock import lock  # a running fetch locks its temporary file (filelock.py)
 
 # Base URLs tried in order; a file's URL is base + file name. Tests replace this.
 MIRRORS: dict[str, list[str]] = {
@@ -179,8 +175,7 @@ def _transfer(source: str, dest: Path, expected_md5: str, label: str, show_progr
             except OSError as err:
                 raise _FileFailed(f"{label}: cannot write in {dest.parent}: {err.strerror}") \
                     from None
-            if fcntl is not None:  # tells _remove_stale_parts this file is in use
-                fcntl.flock(fd, fcntl.LOCK_EX)
+            lock(fd)  # tells _remove_stale_parts this file is in use
             digest = hashlib.md5(usedforsecurity=False)
             with os.fdopen(fd, "wb") as target:
                 while True:
@@ -230,8 +225,8 @@ def _remove_stale_parts(folder: Path, name: str) -> None:
     for part in candidates:
         try:
             with open(part, "rb") as f:
-                if fcntl is not None:
-                    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)  # fails while in use
+                if not lock(f, wait=False):  # a running fetch holds it
+                    continue
                 part.unlink()
         except OSError:
             continue

@@ -6,6 +6,7 @@ import argparse
 import shlex
 import signal
 import sys
+from pathlib import Path
 
 from .experiments import EXPERIMENTS
 
@@ -66,6 +67,9 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         # inside the command, where the CLI ends quietly, not at interpreter exit
         sys.stdout.flush()
         return 0
+    if args.docs is not None and Path(args.docs).exists() and not Path(args.docs).is_dir():
+        raise ValueError(f"--docs {args.docs} is a file: give a folder for the copy, e.g. "
+                         "docs/report (checked before the sweep; nothing was trained)")
     # `kill` (SIGTERM) stops the sweep like Ctrl-C, so sweep.json still records the
     # invocation's wall time and what it trained
     previous = signal.signal(signal.SIGTERM, _interrupt)

@@ -41,7 +41,12 @@ def kl_weight(beta: float, warmup_epochs: int, epoch: int, batch: int, batches_p
 
 
 class TrainingDiverged(RuntimeError):
-    """A loss or a parameter became NaN or infinite; nothing of it was saved."""
+    """A loss or a parameter became NaN or infinite; nothing of it was saved. ``losses``:
+    the batch's losses when the loss is what was found non-finite."""
+
+    def __init__(self, message: str, losses: Losses | None = None) -> None:
+        super().__init__(message)
+        self.losses = losses
 
 
 def train_epoch(
@@ -69,9 +74,9 @@ def train_epoch(
             losses = model.forward(x, rng=rng, y=y)  # keeps the caches backward needs
         except FloatingPointError as e:  # np.errstate(... = "raise") in the caller
             raise TrainingDiverged(str(e)) from None
-        if not math.isfinite(losses.loss):
-            raise TrainingDiverged(f"the loss became {losses.loss} "
-                                   f"(recon {losses.recon}, KL {losses.kl})")
+        if not (math.isfinite(losses.loss) and math.isfinite(losses.objective)):
+            raise TrainingDiverged(f"the loss became {losses.loss} (recon {losses.recon}, "
+                                   f"KL {losses.kl}, objective {losses.objective})", losses)
         model.backward()  # dL/dθ into every layer's grads
         optimizer.step()  # θ ← θ − lr · m̂ / (√v̂ + ε)
         sums += (losses.loss, losses.recon, losses.kl, losses.objective)

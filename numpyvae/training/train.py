@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import os
+import shutil
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -22,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from .. import data
+from ..data.filelock import LockHeld, held_lock_file
 from ..models.architectures import build_vae
 from ..models.autoencoder import Autoencoder, build_mlp_autoencoder
 from ..models.vae import VAE, Losses
@@ -50,6 +52,7 @@ __all__ = ["CHECKPOINT", "DEFAULT_LR", "EVAL_BATCH", "EVAL_SEED", "FIXED_ON_RESU
            "evaluation_images", "train", "unique_run_dir"]
 
 CHECKPOINT = "checkpoint.npz"
+LOCK = ".lock"  # held by the one process writing the run folder (data/filelock.py)
 
 
 def unique_run_dir(base: str | Path) -> Path:
@@ -259,16 +262,27 @@ def resume_state(config: TrainConfig, out: Path, log: Callable[[str], None]) -> 
     return TrainState(model, optimizer, noise_rng, list(meta["history"]))
 
 
-def _diverged(config: TrainConfig, out: Path, epoch: int, what: str, updated: bool
-              ) -> TrainingDiverged:
-    """The error for a run that diverged in ``epoch`` (0-based), with a hint that fits."""
+def _diverged(config: TrainConfig, out: Path, epoch: int, what: str, cause: str,
+              run_data: RunData) -> TrainingDiverged:
+    """The error for a run that diverged in ``epoch`` (0-based): ``what`` went non-finite,
+    and ``cause`` ("loss", "parameters", "optimizer", "evaluation", or "first batch" when
+    no parameter had moved yet) picks the hint, unless the data hold NaN: they come first."""
+    bad = [f"the {split} images hold {n:,} NaN or infinite pixel values" for split, n in (
+        ("training", run_data.x_train.size - np.isfinite(run_data.x_train).sum()),
+        ("test", run_data.x_test.size - np.isfinite(run_data.x_test).sum())) if n]
+    if bad:
+        what, cause = f"{' and '.join(bad)} ({what})", "data"
     ckpt = f"the last good checkpoint (epoch {epoch}) is kept in {out}" \
         if epoch and (out / CHECKPOINT).is_file() else "no checkpoint was written"
-    tiny_c = config.likelihood == "gaussian" and config.c < 1e-4
-    if tiny_c:
+    if cause == "data":
+        hint = "the options are not the cause: check the data set's files"
+    elif config.likelihood == "gaussian" and config.c < 1e-4:
         hint = (f"c = {config.c:g} is tiny: recon = SSE / 2c overflows; start a new run with a "
                 "larger --c (the report's is 0.05)")
-    elif not updated:
+    elif config.beta > 1e4:
+        hint = (f"β = {config.beta:g} weighs the KL so heavily that its gradient overflows; "
+                "start a new run with a smaller --beta")
+    elif cause == "first batch":
         hint = "no parameter had been updated yet, so --lr is not the cause: check the data"
     else:
         hint = (f"lr = {config.lr:g} is likely too large; --lr cannot change on --resume, so "
@@ -277,17 +291,51 @@ def _diverged(config: TrainConfig, out: Path, epoch: int, what: str, updated: bo
                             f"{ckpt}. {hint}")
 
 
-def _not_finite(model: Any, mean: np.ndarray, test100: Losses) -> str | None:
-    """What is NaN or infinite after an epoch, or None if everything that is saved is finite."""
-    bad = [k for k, a in model.named_arrays().items() if not np.isfinite(a).all()]
+def _non_finite(arrays: dict[str, np.ndarray]) -> str:
+    """The names of the arrays holding NaN or infinity, and how many of their numbers do
+    ("" when all are finite)."""
+    bad = {k: int(a.size - np.isfinite(a).sum()) for k, a in arrays.items()
+           if isinstance(a, np.ndarray) and not np.isfinite(a).all()}
+    if not bad:
+        return ""
+    total = sum(a.size for a in arrays.values() if isinstance(a, np.ndarray))
+    return (f"{sum(bad.values()):,} of {total:,} numbers, in {', '.join(list(bad)[:3])}"
+            f"{'…' if len(bad) > 3 else ''}")
+
+
+def _not_finite(state: TrainState, mean: np.ndarray, test100: Losses) -> tuple[str, str] | None:
+    """(what is NaN or infinite after an epoch, its cause), or None if everything that is
+    saved, Adam's state included, is finite."""
+    bad = _non_finite(state.model.named_arrays())
     if bad:
-        return (f"after its last batch the parameters are not finite "
-                f"({', '.join(bad[:3])}{'…' if len(bad) > 3 else ''})")
+        return f"after its last batch the parameters are not finite ({bad})", "parameters"
+    bad = _non_finite(state.optimizer.state_dict())
+    if bad:
+        return (f"Adam's state (m, v) is not finite ({bad}): the gradients overflowed, and "
+                "those parameters would never move again", "optimizer")
     if not np.isfinite(mean).all():
-        return f"the mean training loss is {mean[0]}"
+        return f"the mean training loss is {mean[0]}", "loss"
     if not all(np.isfinite(list(test100.as_dict().values()))):
-        return f"the test100 loss is {test100.loss} (recon {test100.recon}, KL {test100.kl})"
+        return (f"the test100 loss is {test100.loss} (recon {test100.recon}, KL {test100.kl})",
+                "evaluation")
     return None
+
+
+def _first_non_finite(state: TrainState, e: TrainingDiverged, moved: bool) -> tuple[str, str]:
+    """What went non-finite first when the loop stopped on a non-finite loss (the data are
+    checked by _diverged): the parameters (the loss followed), or a term of the loss."""
+    params = _non_finite(state.model.named_arrays())
+    if params:
+        return f"{e}; the first to go non-finite: the parameters ({params})", "parameters"
+    cause = "loss" if moved else "first batch"
+    losses = e.losses
+    if losses is None:
+        return str(e), cause
+    terms = [name for name, v in (("the reconstruction term", losses.recon),
+                                  ("the KL term", losses.kl)) if not np.isfinite(v)]
+    if not terms:
+        terms = ["the loss" if not np.isfinite(losses.loss) else "the objective (recon + β·KL)"]
+    return f"{e}; the first to go non-finite: {' and '.join(terms)}", cause
 
 
 def train(
@@ -295,6 +343,7 @@ def train(
     out_dir: str | Path,
     resume: bool = False,
     log: Callable[[str], None] = print,
+    stop_requested: Callable[[], bool] | None = None,
 ) -> dict[str, Any]:
     """Train (or resume) a run in ``out_dir``; returns the contents of ``final.json``.
 
@@ -302,11 +351,43 @@ def train(
     most the epoch in progress; ``resume=True`` continues from it and ends with
     the same parameters as an uninterrupted run. A finished run is never
     rewritten: resuming it to the same epoch only returns its ``final.json``.
+    One process at a time writes a run folder: it holds ``.lock`` meanwhile.
+    ``stop_requested()`` true (a signal came, even one whose KeyboardInterrupt was
+    swallowed) raises KeyboardInterrupt at the next batch, before anything is saved.
     """
     out = Path(out_dir)
     config = copy.copy(config)  # checked when it was made; only the record changes
     config.threads = current_threads()
     run_data = load_run_data(config)  # data first: a missing data set fails before any write
+    if not resume:
+        _new_run_folder(out, config)
+    elif not out.is_dir():
+        raise FileNotFoundError(f"--resume: there is no run folder {out}")
+    try:
+        with held_lock_file(out / LOCK):  # LockHeld comes only from taking it
+            return _train_session(config, out, resume, run_data, log,
+                                  stop_requested or (lambda: False))
+    except LockHeld as e:
+        raise ValueError(f"{out} is being written by another process (PID {e.pid}): a run "
+                         "folder takes one writer at a time; wait for it to end or stop it "
+                         "(nothing was changed)") from None
+
+
+def _new_run_folder(out: Path, config: TrainConfig) -> None:
+    """Make the run folder ``out`` with its config.json. If config.json cannot be written
+    (a full or read-only disk), the folder is removed again: the same command can rerun."""
+    out.mkdir(parents=True, exist_ok=False)
+    try:
+        write_json(out / "config.json", config.to_json())
+    except BaseException:
+        shutil.rmtree(out, ignore_errors=True)
+        raise
+
+
+def _train_session(config: TrainConfig, out: Path, resume: bool, run_data: RunData,
+                   log: Callable[[str], None], stop_requested: Callable[[], bool]
+                   ) -> dict[str, Any]:
+    """train()'s work, with the run folder's lock held."""
     state = resume_state(config, out, log) if resume else new_state(config)
     if state.epoch == config.epochs and (out / "final.json").is_file():
         log(f"{out} is finished at epoch {config.epochs}: nothing to do (give a larger --epochs "
@@ -321,23 +402,21 @@ def train(
     if resume:  # config.json is rewritten with the next checkpoint, never ahead of it
         remove_stray_temp_files(out)
         write_json(out / "history.json", state.history)  # it may lag the checkpoint
-    else:
-        out.mkdir(parents=True, exist_ok=False)
-        write_json(out / "config.json", config.to_json())
-
     if state.epoch < config.epochs:
         log(_banner(config, state, len(run_data.x_train), out))
     final = None
     while state.epoch < config.epochs:
         with announce_compiles(log):
-            entry = _train_one_epoch(config, state, run_data, out)
+            entry = _train_one_epoch(config, state, run_data, out, stop_requested)
         state.history.append(entry)
         if state.epoch == config.epochs:  # a checkpoint is good only with a finite evaluation
             final = _final_evaluation(config, state, run_data, out)
+        _stop_if_requested(stop_requested)
         _save_epoch(config, state, out)
         log(_epoch_line(config, entry))
     if final is None:  # resumed at its last epoch, before final.json was written
         final = _final_evaluation(config, state, run_data, out)
+    _stop_if_requested(stop_requested)
     write_json(out / "final.json", final)
     log(f"final: train {final['train']['loss']:.2f} (recon {final['train']['recon']:.2f}, "
         f"KL {final['train']['kl']:.2f}{_objective_note(config, final['train'])}), "
@@ -346,15 +425,26 @@ def train(
     return final
 
 
+def _stop_if_requested(stop_requested: Callable[[], bool]) -> None:
+    """An interrupt whose KeyboardInterrupt was lost (raised inside a callback that
+    swallows exceptions, as numba's compiler runs some) still stops the run here."""
+    if stop_requested():
+        raise KeyboardInterrupt
+
+
 def _banner(config: TrainConfig, state: TrainState, n: int, out: Path) -> str:
     extras = (", conditional on the class" if config.conditional else "") + (
         f", {config.likelihood} decoder" if config.likelihood != "gaussian" else "") + (
         ", binarized pixels" if config.binarize else "") + (
         f", objective recon + β·KL with {objective_options(config)}"
         if config.objective_tags() else "")
+    note = "" if config.kl_warmup <= config.epochs else (
+        f"\nnote: --kl-warmup {config.kl_warmup} is longer than --epochs {config.epochs}: β "
+        f"rises only to {config.beta * config.epochs / config.kl_warmup:g} (of {config.beta:g}) "
+        "by the end of the run")
     return (f"training {config.arch.upper()} {config.model.upper()} on {config.dataset}{extras}, "
             f"z = {config.latent_dim}, {state.model.num_params():,} params, {n:,} images, "
-            f"epochs {state.epoch + 1}..{config.epochs} -> {out}")
+            f"epochs {state.epoch + 1}..{config.epochs} -> {out}{note}")
 
 
 def objective_options(config: TrainConfig) -> str:
@@ -398,13 +488,15 @@ def _save_epoch(config: TrainConfig, state: TrainState, out: Path) -> None:
 
 
 def _train_one_epoch(config: TrainConfig, state: TrainState, run_data: RunData,
-                     out: Path) -> dict[str, Any]:
+                     out: Path, stop_requested: Callable[[], bool] = lambda: False
+                     ) -> dict[str, Any]:
     """Epoch ``state.epoch`` + 1 through the loop, checked, as its history entry."""
     epoch, n = state.epoch, len(run_data.x_train)
     n_batches = data.num_batches(n, config.batch_size)
     progress, t0, steps = Progress(), time.perf_counter(), [0]
 
     def show(done: int, mean_loss: float) -> None:
+        _stop_if_requested(stop_requested)
         steps[0] = done
         eta = (time.perf_counter() - t0) / done * (n_batches - done)
         progress.update(f"epoch {epoch + 1}/{config.epochs}  batch {done}/{n_batches}  "
@@ -419,15 +511,18 @@ def _train_one_epoch(config: TrainConfig, state: TrainState, run_data: RunData,
                            beta_at)
         test100 = evaluate(state.model, run_data.monitor, y=run_data.labels_monitor)
     except (TrainingDiverged, FloatingPointError) as e:
-        where = f"batch {steps[0] + 1}/{n_batches}" if isinstance(e, TrainingDiverged) \
-            else "the test100 evaluation"
-        raise _diverged(config, out, epoch, f"{where}: {e}",
-                        updated=epoch > 0 or steps[0] > 0) from None
+        moved = epoch > 0 or steps[0] > 0
+        if isinstance(e, TrainingDiverged):
+            what, cause = _first_non_finite(state, e, moved)
+            what = f"batch {steps[0] + 1}/{n_batches}: {what}"
+        else:
+            what, cause = f"the test100 evaluation: {e}", "evaluation"
+        raise _diverged(config, out, epoch, what, cause, run_data) from None
     finally:
         progress.clear()
-    problem = _not_finite(state.model, mean, test100)
+    problem = _not_finite(state, mean, test100)
     if problem:
-        raise _diverged(config, out, epoch, problem, updated=True)
+        raise _diverged(config, out, epoch, *problem, run_data)
     seconds = time.perf_counter() - t0
     # loss is −ELBO; objective is what was optimised (the mean over batches of each
     # batch's recon + β·KL term) and beta the first and last batch's β.
@@ -448,12 +543,12 @@ def _final_evaluation(config: TrainConfig, state: TrainState, run_data: RunData,
         test = evaluate(state.model, run_data.x_test, y=run_data.labels_test)
     except FloatingPointError as e:
         raise _diverged(config, out, state.epoch - 1, f"final evaluation: {e}",
-                        updated=True) from None
+                        "evaluation", run_data) from None
     for name, losses in (("training", train_eval), ("test", test)):
         if not all(np.isfinite(list(losses.as_dict().values()))):
             raise _diverged(config, out, state.epoch - 1,
                             f"the final evaluation on the {name} set is {losses.loss}",
-                            updated=True)
+                            "evaluation", run_data)
     return {
         "train": state.history[-1]["train"],
         "train_eval": train_eval.as_dict(),

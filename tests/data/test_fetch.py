@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from numpyvae.data import filelock
 from numpyvae.data.catalog import FILES
 from numpyvae.data.fetch import FetchError, fetch, main
 from numpyvae.data.idx import encode_idx
@@ -348,10 +349,10 @@ def test_a_part_file_left_by_a_killed_fetch_is_removed(tmp_path, mirror_dir):
     other.write_bytes(b"x")
     run_fetch("mnist", tmp_path / "data", mirror_dir)
     assert not stale.exists() and other.exists()
-    if fetch_module.fcntl is not None:
+    if filelock.fcntl is not None:
         held = folder / ".t10k-labels-idx1-ubyte.gz.part-89abcdef"
         with open(held, "wb") as f:
-            fetch_module.fcntl.flock(f, fetch_module.fcntl.LOCK_EX)
+            filelock.lock(f)
             run_fetch("mnist", tmp_path / "data", mirror_dir)
             assert held.exists()
 

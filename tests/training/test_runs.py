@@ -141,6 +141,77 @@ def test_write_json_refuses_nan_and_writes_nothing(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+# -- 1b. a run that stopped learning, and what went non-finite first (issue 23) -----------
+@pytest.mark.parametrize("args, hint", [
+    (["--lr", "1e3", "--epochs", "3"], "smaller --lr"),
+    (["--c", "1e-30", "--epochs", "1"], "larger --c"),
+    (["--beta", "1e30", "--epochs", "1"], "smaller --beta"),
+])
+def test_an_adams_state_gone_infinite_stops_the_run(shared_datasets, tmp_path, capsys, args,
+                                                    hint):
+    """Each of these once exited 0 with a finite final.json while Adam's v was inf in up to
+    70% of its entries: those parameters never move again."""
+    out = tmp_path / "run"
+    assert _train_cli(shared_datasets, out, *args) == 1
+    err = capsys.readouterr().err
+    assert "Adam's state (m, v) is not finite" in err and hint in err
+    assert not (out / "final.json").exists()
+    if (out / CHECKPOINT).is_file():  # every array of it finite, the optimizer's included
+        load_checkpoint(out / CHECKPOINT)
+    _no_nan_json(out)
+
+
+def test_an_infinite_adam_state_in_a_later_epoch_keeps_the_last_good_checkpoint(
+        run_copy, monkeypatch, shared_datasets, capsys):
+    before = _snapshot(run_copy)
+    real = train_module.train_epoch
+
+    def poisoned(model, optimizer, *args, **kw):
+        mean = real(model, optimizer, *args, **kw)
+        optimizer.v[1][0] = np.inf  # a second moment overflowed; the parameters are finite
+        return mean
+
+    monkeypatch.setattr(train_module, "train_epoch", poisoned)
+    assert _train_cli(shared_datasets, run_copy, "--resume", "--epochs", "3") == 1
+    err = capsys.readouterr().err
+    assert "diverged in epoch 3" in err and "Adam's state (m, v) is not finite (1 of" in err
+    assert "the last good checkpoint (epoch 2) is kept" in err
+    assert _snapshot(run_copy) == before
+
+
+def test_a_nan_pixel_is_named_as_the_data_not_the_lr(shared_datasets, tmp_path, monkeypatch,
+                                                    capsys):
+    real = data.load
+
+    def one_nan_pixel(dataset, split, *args, **kw):
+        x, y = real(dataset, split, *args, **kw)
+        if split == "train":  # one NaN pixel in each training image
+            x = x.copy()
+            x[:, 0, 0, 0] = np.nan
+        return x, y
+
+    monkeypatch.setattr(data, "load", one_nan_pixel)
+    assert _train_cli(shared_datasets, tmp_path / "run", "--epochs", "1") == 1
+    err = capsys.readouterr().err
+    assert "the training images hold 256 NaN or infinite pixel values" in err
+    assert "check the data set's files" in err and "--lr" not in err
+
+
+def test_a_huge_beta_is_named_not_the_lr(shared_datasets, tmp_path, capsys):
+    assert _train_cli(shared_datasets, tmp_path / "run", "--beta", "1e300", "--epochs", "1") == 1
+    err = capsys.readouterr().err
+    assert "training diverged in epoch 1" in err and "smaller --beta" in err and "--lr" not in err
+
+
+def test_a_kl_warmup_longer_than_the_run_is_said_at_the_start(shared_datasets, tmp_path,
+                                                              capsys):
+    assert _train_cli(shared_datasets, tmp_path / "run", "--kl-warmup", "5", "--epochs",
+                      "1") == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1] == ("note: --kl-warmup 5 is longer than --epochs 1: β rises only to 0.2 "
+                        "(of 1) by the end of the run")
+
+
 # -- 2. resume continues or refuses, never starts over or goes back -------------------------
 def test_resume_refuses_a_finished_run_without_its_checkpoint(run_copy, shared_datasets,
                                                               capsys):
@@ -166,6 +237,30 @@ def test_a_nan_in_final_json_is_named_by_plot_and_by_resume(run_copy, capsys, tm
     final.unlink()  # as the message says: the final evaluation is redone from the checkpoint
     assert run_cli(["train", "--out", str(run_copy), "--resume", "--epochs", "2"]) == 0
     assert read_final(run_copy)["epochs"] == 2
+
+
+@pytest.mark.parametrize("option, value", [
+    ("--lr", "0.01"), ("--c", "0.1"), ("--batch-size", "128"), ("--seed", "3"),
+    ("--beta", "2"), ("--kl-warmup", "2"), ("--free-bits", "0.5"), ("--hidden", "32,8"),
+    ("--latent-dim", "3"), ("--train-subset", "128"), ("--likelihood", "bernoulli")])
+def test_resume_refuses_to_change_what_defines_the_run(run_copy, capsys, option, value):
+    """Named one by one, not read from FIXED_ON_RESUME: a name dropped from it is caught."""
+    before = _snapshot(run_copy)
+    assert run_cli(["train", "--out", str(run_copy), "--resume", "--epochs", "3",
+                    option, value]) == 2
+    name = option[2:].replace("-", "_")
+    assert f"--resume: {name} is" in capsys.readouterr().err
+    assert _snapshot(run_copy) == before
+
+
+def test_a_finished_run_resumed_further_loses_its_final_json_with_the_next_checkpoint(
+        run_copy, monkeypatch):
+    """Stopped in epoch 4 of 4 after epoch 3 was saved: no final.json of epoch 2 may stay
+    beside a checkpoint of epoch 3, or the folder looks finished when it is not."""
+    _interrupt_in_epoch(monkeypatch, 2, "ctrl-c")
+    assert run_cli(["train", "--out", str(run_copy), "--resume", "--epochs", "4"]) == 130
+    assert load_run(run_copy).epoch == 3
+    assert not (run_copy / "final.json").exists()
 
 
 def test_resume_refuses_to_go_back_to_an_earlier_epoch(run_copy, capsys):

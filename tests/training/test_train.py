@@ -133,7 +133,11 @@ def test_resume_refuses_a_different_architecture(shared_datasets, tmp_path):
     assert (tmp_path / "r" / "checkpoint.npz").read_bytes() == before
 
 
-def test_nan_stops_and_keeps_the_last_good_checkpoint(shared_datasets, tmp_path, monkeypatch):
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_nan_stops_and_keeps_the_last_good_checkpoint(shared_datasets, tmp_path, monkeypatch,
+                                                      bad):
+    """The loop stops at the batch whose loss is NaN or infinite (issue 23: an infinite loss
+    went on to the end of the epoch once the check was `not isnan`)."""
     run = tmp_path / "nan"
     train(_small(shared_datasets, epochs=1), run, log=quiet)
     before = (run / "checkpoint.npz").read_bytes()
@@ -144,12 +148,12 @@ def test_nan_stops_and_keeps_the_last_good_checkpoint(shared_datasets, tmp_path,
         losses = real_forward(self, x, eps, rng, y)
         calls["n"] += 1
         if calls["n"] == 3:
-            losses.loss = float("nan")
+            losses.loss = bad
         return losses
 
     monkeypatch.setattr(VAE, "forward", poisoned)
     with pytest.raises(TrainingDiverged,
-                       match=r"diverged in epoch 2, batch 3/4: the loss became nan"):
+                       match=rf"diverged in epoch 2, batch 3/4: the loss became {bad}"):
         train(_small(shared_datasets, epochs=2), run, resume=True, log=quiet)
     assert (run / "checkpoint.npz").read_bytes() == before
     assert not [p for p in run.iterdir() if p.name.startswith(".")]
