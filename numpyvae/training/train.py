@@ -45,7 +45,7 @@ from .loop import (
     kl_weight,
     train_epoch,
 )
-from .optimizer_state import load_optimizer_state, optimizer_state
+from .optimizer_state import load_optimizer_state, non_finite_moments, optimizer_state
 
 __all__ = ["CHECKPOINT", "DEFAULT_LR", "EVAL_BATCH", "EVAL_SEED", "FIXED_ON_RESUME", "MODELS",
            "Progress", "TrainConfig", "TrainingDiverged", "build_model", "evaluate",
@@ -295,10 +295,10 @@ def _non_finite(arrays: dict[str, np.ndarray]) -> str:
     """The names of the arrays holding NaN or infinity, and how many of their numbers do
     ("" when all are finite)."""
     bad = {k: int(a.size - np.isfinite(a).sum()) for k, a in arrays.items()
-           if isinstance(a, np.ndarray) and not np.isfinite(a).all()}
+           if not np.isfinite(a).all()}
     if not bad:
         return ""
-    total = sum(a.size for a in arrays.values() if isinstance(a, np.ndarray))
+    total = sum(a.size for a in arrays.values())
     return (f"{sum(bad.values()):,} of {total:,} numbers, in {', '.join(list(bad)[:3])}"
             f"{'…' if len(bad) > 3 else ''}")
 
@@ -309,7 +309,7 @@ def _not_finite(state: TrainState, mean: np.ndarray, test100: Losses) -> tuple[s
     bad = _non_finite(state.model.named_arrays())
     if bad:
         return f"after its last batch the parameters are not finite ({bad})", "parameters"
-    bad = _non_finite(state.optimizer.state_dict())
+    bad = non_finite_moments(state.optimizer)
     if bad:
         return (f"Adam's state (m, v) is not finite ({bad}): the gradients overflowed, and "
                 "those parameters would never move again", "optimizer")

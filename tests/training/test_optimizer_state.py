@@ -5,7 +5,11 @@ import numpy as np
 import pytest
 
 from numpyvae.nn.adam import Adam
-from numpyvae.training.optimizer_state import load_optimizer_state, optimizer_state
+from numpyvae.training.optimizer_state import (
+    load_optimizer_state,
+    non_finite_moments,
+    optimizer_state,
+)
 from tests.learn.planted import PlainAdam
 
 
@@ -85,3 +89,21 @@ def test_a_plain_adam_with_t_m_v_round_trips():
     resumed.step()
     ref.step()
     np.testing.assert_allclose(resumed.params[0][0], twin_p, rtol=1e-15)
+
+
+@pytest.mark.parametrize("moment, bad", [("v", np.inf), ("m", np.nan), ("v", np.nan)])
+def test_a_non_finite_moment_is_named_and_refused_at_load(moment, bad):
+    """A v that overflowed (g² beyond float32) freezes its parameter for good while the loss
+    stays finite (issue 23: --lr 1e3, --c 1e-30 and --beta 1e30 exited 0 so)."""
+    params = [(np.ones(3, np.float32), np.ones(3, np.float32)),
+              (np.ones(5, np.float32), np.ones(5, np.float32))]
+    opt = Adam(params, lr=0.1)
+    opt.step()
+    assert non_finite_moments(opt) == ""
+    getattr(opt, moment)[1][2] = bad
+    assert non_finite_moments(opt) == f"1 of 16 numbers, in {moment}.1"
+    state = optimizer_state(opt)
+    fresh = Adam([(np.ones(3), np.ones(3)), (np.ones(5), np.ones(5))])
+    with pytest.raises(ValueError, match=f"Adam: {moment}.1 holds NaN or infinity"):
+        load_optimizer_state(fresh, state)
+    assert fresh.t == 0 and non_finite_moments(fresh) == ""
