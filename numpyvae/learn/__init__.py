@@ -18,13 +18,16 @@ from .steps import STEPS, Step
 __all__ = ["check", "CheckResult", "STEPS", "Step"]
 
 
-def check(step: str, obj_or_module: Any, echo: bool = True, speed: bool = True) -> CheckResult:
+def check(step: str, obj_or_module: Any, echo: bool = True, speed: bool = True,
+          seed: int | None = None) -> CheckResult:
     """Grade ``obj_or_module`` as step ``step`` and print the report; returns the result.
 
     ``obj_or_module`` is a module, a dict {name: class or function}, or the one class
     (or function) the step needs, e.g. ``check("dense", MyDense)`` or
     ``check("gradcheck", numerical_gradient)``; ``result.passed`` is the verdict.
+    ``seed`` draws the random configurations again (the printout shows each check's).
     """
     from .grader import run_check
 
-    return run_check(step, obj=obj_or_module, echo=print if echo else None, speed=speed)
+    return run_check(step, obj=obj_or_module, echo=print if echo else None, speed=speed,
+                     seed=seed)

@@ -29,6 +29,17 @@ def _at_least_one(text: str) -> int:
 _at_least_one.__name__ = "count"  # argparse names the type in its messages
 
 
+def _seed(text: str) -> int:
+    """An argparse type: a seed, an integer >= 0 (NumPy's generators take no negative)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "learn", help="learn by implementing: write each layer yourself, graded",
@@ -48,6 +59,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     c.add_argument("step", choices=names, metavar="STEP", help=", ".join(names))
     c.add_argument("--dir", default=argparse.SUPPRESS, help=f"your folder [{DEFAULT_DIR}]")
     c.add_argument("--no-speed", action="store_true", help="skip the timings")
+    c.add_argument("--seed", type=_seed, default=None,
+                   help="draw the random configurations from this seed [a fresh one, shown]")
     c.set_defaults(func=cmd_check)
     t = lsub.add_parser(
         "train", help="the report's VAE built from your finished layers",
@@ -118,7 +131,8 @@ def cmd_start(args: argparse.Namespace) -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     from .isolate import check_in_child
 
-    return 0 if check_in_child(args.step, args.dir, speed=not args.no_speed) else 1
+    return 0 if check_in_child(args.step, args.dir, speed=not args.no_speed,
+                               seed=args.seed) else 1
 
 
 def cmd_train(args: argparse.Namespace) -> int:

@@ -27,7 +27,7 @@ from ..nn.activations import sigmoid, softplus
 from ..nn.adam import Adam as ReferenceAdam
 from ..nn.gradcheck import TOLERANCE, check_gradients, gradcheck_layer, rule_error
 from ..nn.gradcheck_cases import set_batchnorm_state
-from . import hints
+from . import hints, maps
 from .loading import StepProblem, has_learner_frame, learner_traceback, load_module
 from .steps import STEPS, Step, get_step
 
@@ -55,6 +55,7 @@ class Line:
     passed: bool
     error: float | None = None
     hint: str | None = None
+    where: str | None = None  # under a failing gradient: the map of where it is wrong
 
 
 @dataclass
@@ -87,8 +88,9 @@ class CheckResult:
 class Report:
     """Collects lines and prints each as it comes (a slow learner's conv shows progress)."""
 
-    def __init__(self, step: str, echo: Callable[[str], None] | None) -> None:
+    def __init__(self, step: str, echo: Callable[[str], None] | None, seed: int = 0) -> None:
         self.result = CheckResult(step)
+        self.seed = seed
         self.echo = echo
         self._text: list[str] = []
 
@@ -206,11 +208,61 @@ def _as_array(value: Any, what: str, want: tuple, dtype: Any = None) -> np.ndarr
     return value.astype(np.float64, copy=False)
 
 
+RANDOM_CASES = 2  # drawn afresh each check, from a seed the printout shows
+
+
+def _random_cases(step: str, rng: np.random.Generator) -> list[Case]:
+    """RANDOM_CASES valid configurations of the step's layer, drawn from ``rng``."""
+    out = []
+    for _ in range(RANDOM_CASES):
+        n, c, f, k = (int(v) for v in rng.integers(1, 4, size=4))
+        s, hw = int(rng.integers(1, 4)), tuple(int(v) for v in rng.integers(1, 7, size=2))
+        if step == "dense":
+            d_in, d_out = int(rng.integers(1, 7)), int(rng.integers(1, 7))
+            b = bool(rng.random() < 0.8)
+            out.append(Case(f"Dense({d_in}, {d_out}, bias={b}), x ({n}, {d_in})", "Dense",
+                            (d_in, d_out), (n, d_in), {"bias": b}))
+        elif step == "activations":
+            name = str(rng.choice(["ELU", "Softplus", "Sigmoid"]))
+            kw = {"alpha": round(float(rng.uniform(0.2, 2.0)), 2)} if name == "ELU" else {}
+            out.append(Case(f"{name}({', '.join(f'{a}={v}' for a, v in kw.items())}), "
+                            f"x ({n}, {c}, {hw[0]})", name, (), (n, c, hw[0]), kw, x_scale=2.0,
+                            rng_arg=False, dtype_arg=False, away_from_zero=True))
+        elif step == "conv2d":
+            p = int(rng.integers(0, k))
+            x = (n, c, max(hw[0], k), max(hw[1], k))
+            kw = {"stride": s, "padding": p}
+            out.append(Case(f"Conv2d({c}, {f}, {k}, stride={s}, padding={p}), x {x}", "Conv2d",
+                            (c, f, k), x, kw, dict(kw)))
+        elif step == "conv_transpose2d":
+            p, op = int(rng.integers(0, k)), int(rng.integers(0, s))
+            x = (n, c, min(hw[0], 4) + p, min(hw[1], 4) + p)  # + p: the output stays >= 1
+            kw = {"stride": s, "padding": p, "output_padding": op}
+            out.append(Case(f"ConvTranspose2d({c}, {f}, {k}, stride={s}, padding={p}, "
+                            f"output_padding={op}), x {x}", "ConvTranspose2d", (c, f, k), x, kw,
+                            dict(kw)))
+        elif step == "batchnorm2d":
+            training = bool(rng.random() < 0.6)
+            # at least 4 values a channel: with 2, x̂ = ±1 and dx is exactly 0 (rounding only)
+            x = (n + 1, c, min(hw[0], 3) + 1, min(hw[1], 3))
+            out.append(Case(f"BatchNorm2d({c}), {'training' if training else 'eval'}, x {x}",
+                            "BatchNorm2d", (c,), x, features={"training": training},
+                            setup=partial(set_batchnorm_state, training=training),
+                            x_scale=2.0, rng_arg=False))
+    return out
+
+
 def grade_layers(step: Step, ns: dict, report: Report) -> None:
     history: list = []
     for i, case in enumerate(_cases(step.name)):
         seed = 1000 + i
         _grade_case(step, case, ns[case.cls], _REFERENCE[case.cls], seed, report, history)
+    report.say(f"  random configurations from seed {report.seed} (`--seed {report.seed}` on "
+               "learn check, or seed= in check(), draws them again):")
+    for i, case in enumerate(_random_cases(step.name, np.random.default_rng(report.seed))):
+        case.label = "random: " + case.label
+        _grade_case(step, case, ns[case.cls], _REFERENCE[case.cls],
+                    5000 + 10 * (report.seed % 10**8) + i, report, history)
 
 
 def _grade_case(step: Step, case: Case, learner_cls: Any, ref_cls: Any, seed: int,
@@ -223,6 +275,7 @@ def _grade_case(step: Step, case: Case, learner_cls: Any, ref_cls: Any, seed: in
                         kernel_size=case.args[2] if len(case.args) > 2 else 0)
     if not _copy_parameters(label, ref, learner, report):
         return
+    ctx.weight_shape = ref.params["weight"].shape if "weight" in ref.params else ()
     training = case.features.get("training", True)
     (learner.train if training else learner.eval)()
     x = rng.standard_normal(case.x_shape) * case.x_scale
@@ -246,16 +299,12 @@ def _grade_case(step: Step, case: Case, learner_cls: Any, ref_cls: Any, seed: in
     if not _grads_match(label, ref, learner, g_r, g_l, rebound, report):
         return
     if case.features.get("training") and ref.buffers:
-        var = x.var(axis=(0, 2, 3))
-        inv = 1.0 / np.sqrt(var + ref.eps)
-        ctx.eval_form_dx = (ref.params["weight"] * inv)[None, :, None, None] * G
-    ctx.dout_shape = G.shape
+        ctx.bn_forms = _batchnorm_forms(x, G, ref.params["weight"], ref.eps)
+    ctx.dout_shape, ctx.x = G.shape, x
     results = gradcheck_layer(learner, x, seed=seed)
     _restore(learner, saved_l)
     for res in results:
-        hint = None if res.passed else hints.layer_hint(res.name, g_l[res.name], g_r[res.name],
-                                                        ctx)
-        report.line(f"{label}  {hints.grad_name(res.name)}", res.passed, res.max_error, hint)
+        _report_gradient(label, res, g_l[res.name], g_r[res.name], ctx, report)
         history.append((ctx.features, res.name, res.passed))
     if all(res.passed for res in results):
         _grade_float32(case, learner_cls, ref_cls, seed, x, report)
@@ -293,6 +342,40 @@ def _grade_float32(case: Case, learner_cls: Any, ref_cls: Any, seed: int, x64: n
     what, worst = max(errors.items(), key=lambda kv: kv[1])
     report.line(label, worst <= FLOAT32_TOLERANCE, worst,
                 hints.FLOAT32.format(what=what, err=worst, tol=FLOAT32_TOLERANCE))
+
+
+MAP_KIND = {"dense": "dense", "activations": "elementwise", "conv2d": "conv",
+            "conv_transpose2d": "conv", "batchnorm2d": "batchnorm"}
+
+
+def _report_gradient(label: str, res: Any, g: np.ndarray, r: np.ndarray, ctx: hints.Context,
+                     report: Report) -> None:
+    """One gradient's line; under a failing one, its hint and the map of where it is wrong
+    (from the learner's analytic gradient against the reference's)."""
+    name = hints.grad_name(res.name)
+    if res.passed:
+        report.line(f"{label}  {name}", True, res.max_error)
+        return
+    where = maps.gradient_map(MAP_KIND[ctx.step], name, g, r, ctx.x,
+                              ctx.features.get("training"))
+    ctx.where = where
+    report.line(f"{label}  {name}", False, res.max_error, hints.layer_hint(res.name, g, r, ctx))
+    report.result.lines[-1].where = "\n".join(where.lines)
+    for line in where.lines:
+        report.say(f"      {line}")
+
+
+def _batchnorm_forms(x: np.ndarray, G: np.ndarray, gamma: np.ndarray, eps: float
+                     ) -> dict[str, np.ndarray]:
+    """Training-mode dx with one path of x left out, for the hints: μ and σ² both held
+    constant ("constants"), σ² only ("no_var"), μ only ("no_mean")."""
+    axes = (0, 2, 3)
+    mu, inv = x.mean(axis=axes, keepdims=True), 1.0 / np.sqrt(x.var(axis=axes, keepdims=True)
+                                                                + eps)
+    x_hat, d_hat = (x - mu) * inv, G * gamma[None, :, None, None]
+    return {"constants": inv * d_hat,
+            "no_var": inv * (d_hat - d_hat.mean(axis=axes, keepdims=True)),
+            "no_mean": inv * (d_hat - x_hat * (d_hat * x_hat).mean(axis=axes, keepdims=True))}
 
 
 def _make_layers(case: Case, learner_cls: Any, ref_cls: Any, seed: int,
@@ -349,14 +432,28 @@ def _grade_forward(label: str, x: np.ndarray, ref: Any, learner: Any, training: 
         ok = report.line(f"{label}  forward", False, None, hints.forward_hint(y_l, y_r, ctx))
     else:
         err = rel_error(y_l, y_r)
+        if err > FORWARD_TOLERANCE and ctx.step in ("conv2d", "conv_transpose2d"):
+            ctx.flipped_y = _flipped_forward(ref, x)
         ok = report.line(f"{label}  forward", err <= FORWARD_TOLERANCE, err,
                          hints.forward_hint(y_l, y_r, ctx) if err > FORWARD_TOLERANCE else None)
     if ok and ref.buffers and training:
         err = max(rel_error(learner.buffers[k], v) for k, v in ref.buffers.items())
         report.line(f"{label}  running statistics after forward", err <= FORWARD_TOLERANCE, err,
                     "the running statistics move towards the batch's mean and its unbiased "
-                    "variance by momentum: see the BatchNorm2d docstring")
+                    "variance by momentum: see the stub's BatchNorm2d docstring")
     return ok
+
+
+def _flipped_forward(ref: Any, x: np.ndarray) -> np.ndarray:
+    """The reference's forward with its kernel flipped in both spatial axes: what a true
+    convolution gives, for the hint."""
+    w = ref.params["weight"]
+    saved = w.copy()
+    w[...] = saved[:, :, ::-1, ::-1]
+    try:
+        return ref.forward(x.copy())
+    finally:
+        w[...] = saved
 
 
 def _backward_both(ref: Any, learner: Any, x: np.ndarray, seed: int
@@ -393,7 +490,8 @@ def _grads_match(label: str, ref: Any, learner: Any, g_r: dict, g_l: dict, rebou
             bad_shape = True
         elif g.shape != r.shape:
             report.line(f"{label}  {hints.grad_name(k)}", False, None,
-                        hints.shape_hint(k, g.shape, r.shape))
+                        hints.shape_hint(k, g.shape, r.shape, tuple(np.shape(
+                            ref.params.get("weight", ())))))
             bad_shape = True
     for k in rebound:
         report.line(f"{label}  grads[{k!r}] written in place", False, None,
@@ -474,16 +572,8 @@ def grade_gradcheck(step: Step, ns: dict, report: Report) -> None:
             continue
         true = grad(x)
         err = rule_error(true, n)
-        hint = None
-        if err > TOLERANCE:
-            one_sided = np.array([(f(_bump(x, i, h)) - f(x)) / h for i in range(x.size)])
-            if hints.close(n, true * 2):
-                hint = "numerical_gradient " + hints.HALF_STEP
-            elif rule_error(one_sided.reshape(shape), n) < 1e-6:
-                hint = "numerical_gradient " + hints.ONE_SIDED
-            else:
-                hint = f"numerical_gradient differs from the known gradient: see {step.reading}"
-        report.line(label, err <= TOLERANCE, err, hint)
+        report.line(label, err <= TOLERANCE, err,
+                    _gradcheck_hint(step, f, x, n, true, h) if err > TOLERANCE else None)
 
     # A Dense layer whose backward is 1% off must be flagged, and the correct one passed.
     layer = nn.Dense(5, 3, dtype=np.float64, rng=np.random.default_rng(1))
@@ -510,12 +600,24 @@ def grade_gradcheck(step: Step, ns: dict, report: Report) -> None:
     err_true = rule_error(true_dw, n)
     report.line("Dense(5, 3): the correct dW agrees with yours", err_true <= TOLERANCE,
                 err_true, None if err_true <= TOLERANCE else
-                f"your numerical gradient disagrees with a correct backward: see {step.reading}")
+                "your numerical gradient disagrees with a correct backward: see the "
+                f"derivation in {step.reading}")
     err_planted = rule_error(1.01 * true_dw, n)
     report.line("Dense(5, 3): a planted dW 1% off is flagged (error must exceed "
                 f"{TOLERANCE:.0e})", err_planted > TOLERANCE, err_planted,
                 "a 1% mistake should show as an error near 5e-3 under the project's rule; "
                 "check your step h and the float64 arithmetic")
+
+
+def _gradcheck_hint(step: Step, f: Callable, x: np.ndarray, n: np.ndarray, true: np.ndarray,
+                    h: float) -> str:
+    one_sided = np.array([(f(_bump(x, i, h)) - f(x)) / h for i in range(x.size)])
+    if hints.close(n, true * 2):
+        return "numerical_gradient " + hints.HALF_STEP
+    if rule_error(one_sided.reshape(x.shape), n) < 1e-6:
+        return "numerical_gradient " + hints.ONE_SIDED
+    return f"numerical_gradient differs from the known gradient: see the derivation in " \
+        f"{step.reading}"
 
 
 def _bump(x: np.ndarray, i: int, h: float) -> np.ndarray:
@@ -550,7 +652,7 @@ def grade_vae(step: Step, ns: dict, report: Report) -> None:
             if err > FORWARD_TOLERANCE:
                 hint = (hints.KL_HALF.format(what="of forward") if what == "kl"
                         and hints.close(got[:, cols], 2 * want[:, cols]) else
-                        f"{what} differs from the reference: see {step.reading}")
+                        f"{what} differs from the reference: see the derivation in {step.reading}")
             ok = report.line(f"{label}  forward {what}", err <= FORWARD_TOLERANCE, err,
                              hint) and ok
         if not ok:
@@ -587,7 +689,7 @@ def _grade_vae_backward(step: Step, learner: Any, arrays: tuple, label: str, see
         hint = None
         if not res.passed:
             hint = (found[0] if found else
-                    f"d{res.name} differs from the reference: see {step.reading}")
+                    f"d{res.name} differs from the reference: see the derivation in {step.reading}")
         report.line(f"{label}  d{res.name}", res.passed, res.max_error, hint)
 
 
@@ -630,7 +732,10 @@ def grade_vae_float32_and_extremes(step: Step, ns: dict, report: Report) -> None
 
 def grade_adam_float32(step: Step, ns: dict, report: Report) -> None:
     """12 steps on float32 parameters near 0 (so an update is not lost in the parameter's
-    own rounding) beside the package's Adam: each update to ``FLOAT32_TOLERANCE``."""
+    own rounding) beside the package's Adam: each update to ``FLOAT32_TOLERANCE``. Only
+    once float64 agrees."""
+    if report.result.failures:
+        return
     rng = np.random.default_rng(3100)
     shapes = [(3, 4), (5,)]
     start = [(rng.standard_normal(s) * 1e-3).astype(np.float32) for s in shapes]
@@ -654,9 +759,11 @@ def grade_adam_float32(step: Step, ns: dict, report: Report) -> None:
 
 
 # -- adam ----------------------------------------------------------------------------
-def _adam_variant(params, grads_seq, lr_seq, betas, eps, correct: bool, eps_inside: bool):
+def _adam_variant(params, grads_seq, lr_seq, betas, eps, correct: bool, eps_inside: bool,
+                  efficient: bool = False):
     """Adam as a learner might have written it, for the hints; yields each step's updates
-    (they depend on the gradients only, not on where the params are)."""
+    (they depend on the gradients only, not on where the params are). ``efficient``: the
+    paper's step size α√(1 − β₂ᵗ)/(1 − β₁ᵗ) on m/(√v + ε), ε not rescaled."""
     b1, b2 = betas
     p = [q.copy() for q in params]
     m = [np.zeros_like(q) for q in p]
@@ -666,6 +773,9 @@ def _adam_variant(params, grads_seq, lr_seq, betas, eps, correct: bool, eps_insi
         for q, g, mm, vv in zip(p, grads, m, v, strict=True):
             mm[...] = b1 * mm + (1 - b1) * g
             vv[...] = b2 * vv + (1 - b2) * g * g
+            if efficient:
+                q -= lr * np.sqrt(1 - b2**t) / (1 - b1**t) * mm / (np.sqrt(vv) + eps)
+                continue
             mh = mm / (1 - b1**t) if correct else mm
             vh = vv / (1 - b2**t) if correct else vv
             q -= lr * mh / (np.sqrt(vh + eps) if eps_inside else np.sqrt(vh) + eps)
@@ -692,7 +802,9 @@ def grade_adam(step: Step, ns: dict, report: Report) -> None:
             hints.ADAM_NO_CORRECTION: _adam_variant(start, grads_seq, lr_seq, betas, eps,
                                                     False, False),
             hints.ADAM_EPS_INSIDE: _adam_variant(start, grads_seq, lr_seq, betas, eps,
-                                                 True, True)}
+                                                 True, True),
+            hints.ADAM_EFFICIENT_EPS: _adam_variant(start, grads_seq, lr_seq, betas, eps,
+                                                    True, False, efficient=True)}
         matches = dict.fromkeys(variants, True)
         worst, first_bad = 0.0, None
         for t in range(12):
@@ -719,7 +831,8 @@ def grade_adam(step: Step, ns: dict, report: Report) -> None:
         if first_bad is not None:
             found = [h for h, ok in matches.items() if ok]
             hint = (found[0] if found else
-                    f"the update differs from step {first_bad} on: see {step.reading}")
+                    f"the update differs from step {first_bad} on: see the derivation in "
+                    f"{step.reading}")
         report.line(label, first_bad is None, worst, hint)
 
 
@@ -763,11 +876,30 @@ def namespace(step: Step, obj: Any) -> dict:
     return {name: obj}
 
 
+def _check_kinds(step: Step, ns: dict) -> None:
+    """A class where the step builds its own (every step but gradcheck), a function for
+    gradcheck: an instance handed over gets its own message, not a TypeError from inside."""
+    for name in step.defines:
+        obj = ns.get(name)
+        if step.name == "gradcheck":
+            if not callable(obj):
+                raise StepProblem(f"{name} should be a function, got {type(obj).__name__}")
+        elif not isinstance(obj, type):
+            made = (f"an instance of {type(obj).__name__}" if obj is not None else "None")
+            raise StepProblem(f"{name} should be the class, got {made}: the check builds "
+                              f"its own layers with the arguments each case needs, so pass "
+                              f"the class itself, e.g. check({step.name!r}, {name})")
+
+
 def run_check(step_name: str, directory: str | Path | None = None, obj: Any = None,
-              echo: Callable[[str], None] | None = print, speed: bool = True) -> CheckResult:
-    """Grade a step: from DIR/STEP.py (``directory``), or from ``obj`` (a notebook's class)."""
+              echo: Callable[[str], None] | None = print, speed: bool = True,
+              seed: int | None = None) -> CheckResult:
+    """Grade a step: from DIR/STEP.py (``directory``), or from ``obj`` (a notebook's class).
+    ``seed`` draws the random configurations (a fresh one, printed, when None)."""
     step = get_step(step_name)
-    report = Report(step.name, echo)
+    if seed is None:
+        seed = int(np.random.SeedSequence().entropy % 10**6)
+    report = Report(step.name, echo, seed)
     where = f"{Path(directory) / (step.name + '.py')}" if obj is None else "your code"
     report.say(f"learn check {step.name} ({where}): {step.teaches}")
     problem, unfilled = None, False
@@ -777,6 +909,7 @@ def run_check(step_name: str, directory: str | Path | None = None, obj: Any = No
         if missing:
             raise StepProblem(f"{where} defines no {', '.join(missing)}: the step expects "
                               f"{', '.join(step.defines)} (see its stub)")
+        _check_kinds(step, ns)
         # overflow, invalid and divide are errors in the learner's code; a correct ELU's
         # exp(−1000) underflows to 0, which is right
         with np.errstate(over="raise", invalid="raise", divide="raise", under="ignore"):
@@ -812,7 +945,8 @@ def _summary(step: Step, result: CheckResult) -> str:
     """The last line: PASS, or FAIL with what stopped the check and how many failed."""
     n, n_fail = len(result.lines), len(result.failures)
     if result.passed:
-        return f"PASS: all {n} checks of {step.name} passed"
+        after = f"; now compare yours with the package's, {step.compare}" if step.compare else ""
+        return f"PASS: all {n} checks of {step.name} passed{after}"
     if result.problem is None:
         return f"FAIL: {step.name}, {n_fail} of {n} checks failed"
     ran = f" after {n} checks ({n_fail} failed)" if n else ""

@@ -10,6 +10,7 @@ output_padding, training mode) is switched on.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -27,10 +28,19 @@ MULTIPLIED = ("is the reference's times {k}: look for a factor counted twice or 
 SIGN = "has the opposite sign of the reference: check the sign of each term you wrote."
 FLIPPED = ("looks flipped in the kernel's spatial axes: forward is a cross-correlation "
            "(no flip), so the gradient reads the windows in the same orientation.")
-BN_TRAIN = ("is right in eval mode but wrong in training: it treats the batch mean and "
-            "variance as constants. In training they are computed from x, so x reaches the "
-            "output three ways (directly, through μ and through σ); see the docstring of "
-            "BatchNorm2d._backward_numpy.")
+BN_TRAIN = ("is right in eval mode but wrong in training: in training μ and σ are computed "
+            "from x, so x reaches the output three ways (directly, through μ and through σ); "
+            "go over each path in the derivation in {reading}.")
+BN_CONSTANTS = ("is right in eval mode but wrong in training: it treats the batch mean and "
+                "variance as constants. In training they are computed from x, so x reaches the "
+                "output three ways (directly, through μ and through σ): see the derivation in "
+                "{reading}.")
+BN_NO_VAR = ("in training, follows x directly and through μ, but not through the variance: "
+             "σ² = mean((x − μ)²) is computed from x too, so x reaches x̂ a third way. See the "
+             "derivation in {reading}.")
+BN_NO_MEAN = ("in training, follows x directly and through the variance, but not through μ: "
+              "μ = mean(x) is computed from x too, so x reaches x̂ through it as well. See the "
+              "derivation in {reading}.")
 BORDER = ("is right in the interior but wrong within {w} pixel(s) of the border: look at "
           "how the padding is handled in backward (what is padded, and what is cut away).")
 STRIDE = ("is right with stride 1 but wrong with stride {s}: stride is handled in forward "
@@ -39,8 +49,8 @@ OUTPUT_PADDING = ("is right with output_padding=0 but wrong with output_padding=
                   "at the extra bottom rows and right columns output_padding adds, in forward "
                   "and in backward.")
 NO_INPLACE = ("backward replaced self.grads[{name!r}] with a new array; the contract "
-              "(numpyvae/nn/layer.py) writes into it in place, so an optimizer holding the "
-              "old array still sees it.")
+              "(numpyvae/nn/layer.py's docstring) writes into it in place, so an optimizer "
+              "holding the old array still sees it.")
 DTYPE = ("{what} returned {got} for a {want} input: every array your code returns keeps the "
          "input's dtype (training runs in float32, the checks in float64). Look for an array "
          "made without dtype= (zeros, empty, a constant array) or an astype.")
@@ -56,6 +66,13 @@ OVERFLOW = ("{e}: the check raises on overflow, invalid (inf − inf, 0·inf) an
             "write each f with exp of values ≤ 0 only (the derivation in the stub says how).")
 SHAPE = "has shape {got}, expected {want} (the parameter's own shape)."
 GENERIC = "differs from the reference all over: go back to the derivation in {reading}."
+LOCAL = ("differs from the reference in {where} (the map below), and is right elsewhere: "
+         "find the term of the derivation in {reading} that only those entries need.")
+SIGN_SIDE = ("is right where x {right} 0 but wrong where x {wrong} 0: go over f′ on that side "
+             "of the derivation in {reading} (which branch of f, and every factor of it).")
+FLIPPED_FORWARD = ("forward matches a true convolution, the kernel flipped in both spatial "
+                   "axes: this layer is a cross-correlation, as PyTorch's, so each window is "
+                   "multiplied by the kernel in the same orientation (the formula in {reading}).")
 
 
 def close(a: np.ndarray, b: np.ndarray) -> bool:
@@ -79,7 +96,11 @@ class Context:
     features: dict = field(default_factory=dict)  # stride, padding, output_padding, training
     dout_shape: tuple = ()
     kernel_size: int = 0
-    eval_form_dx: np.ndarray | None = None  # BN: γ/σ·dy with the batch σ, the eval formula
+    bn_forms: dict = field(default_factory=dict)  # BN in training: dx with a path left out
+    weight_shape: tuple = ()
+    x: np.ndarray | None = None
+    flipped_y: np.ndarray | None = None  # conv: forward with the kernel flipped
+    where: Any = None  # maps.Where of the failing gradient
     history: list = field(default_factory=list)  # (features, tensor, passed) of earlier cases
 
 
@@ -89,26 +110,51 @@ def _passed_everywhere(history: list, tensor: str, where) -> bool:
     return bool(seen) and all(seen)
 
 
-def shape_hint(tensor: str, got: tuple, want: tuple) -> str:
+def shape_hint(tensor: str, got: tuple, want: tuple, weight_shape: tuple = ()) -> str:
     g = grad_name(tensor)
     if len(got) == len(want) and tuple(reversed(got)) == tuple(want):
-        return f"{g} " + TRANSPOSED.format(shape=want)
+        return f"{g} " + TRANSPOSED.format(shape=weight_shape or want)
     return f"{g} " + SHAPE.format(got=got, want=want)
+
+
+def _batchnorm_hint(name: str, g: np.ndarray, ctx: Context) -> str | None:
+    forms = ctx.bn_forms
+    for key, text in (("constants", BN_CONSTANTS), ("no_var", BN_NO_VAR),
+                      ("no_mean", BN_NO_MEAN)):
+        if key in forms and close(g, forms[key]):
+            return f"{name} " + text.format(reading=ctx.reading)
+    everywhere = ctx.where is None or ctx.where.everywhere
+    if everywhere and _passed_everywhere(ctx.history, "input",
+                                         lambda x: x.get("training") is False):
+        return f"{name} " + BN_TRAIN.format(reading=ctx.reading)
+    return None
+
+
+def _where_hint(name: str, ctx: Context) -> str:
+    """The last resort, localised by the map: "all over" only when every entry is off."""
+    w = ctx.where
+    if w is None or w.everywhere:
+        return f"{name} " + GENERIC.format(reading=ctx.reading)
+    if w.summary in ("only where x < 0", "only where x > 0"):
+        wrong = w.summary[-3]
+        right = ">" if wrong == "<" else "<"
+        return f"{name} " + SIGN_SIDE.format(right=right, wrong=wrong, reading=ctx.reading)
+    return f"{name} " + LOCAL.format(where=w.summary, reading=ctx.reading)
 
 
 def layer_hint(tensor: str, g: np.ndarray, r: np.ndarray, ctx: Context) -> str:
     """The likely mistake behind a failing gradient g of ``tensor`` (reference r)."""
     name = grad_name(tensor)
     f = ctx.features
-    if tensor == "input" and f.get("training") and (
-            (ctx.eval_form_dx is not None and close(g, ctx.eval_form_dx))
-            or _passed_everywhere(ctx.history, tensor, lambda x: x.get("training") is False)):
-        return f"{name} " + BN_TRAIN
+    if tensor == "input" and f.get("training") and ctx.step == "batchnorm2d":
+        hint = _batchnorm_hint(name, g, ctx)
+        if hint:
+            return hint
     if g.ndim == 2 and g.shape == r.shape and close(g, r.T):
-        return f"{name} " + TRANSPOSED.format(shape=r.shape)
+        return f"{name} " + TRANSPOSED.format(shape=ctx.weight_shape or r.shape)
     if g.ndim == 4 and tensor != "input":
         if close(g, r.swapaxes(0, 1)):
-            return f"{name} " + TRANSPOSED.format(shape=r.shape)
+            return f"{name} " + TRANSPOSED.format(shape=ctx.weight_shape or r.shape)
         if close(g, r[:, :, ::-1, ::-1]):
             return f"{name} " + FLIPPED
     if close(g, -r):
@@ -129,7 +175,7 @@ def layer_hint(tensor: str, g: np.ndarray, r: np.ndarray, ctx: Context) -> str:
         return f"{name} " + OUTPUT_PADDING.format(op=op)
     if s > 1 and _passed_everywhere(ctx.history, tensor, lambda x: x.get("stride", 1) == 1):
         return f"{name} " + STRIDE.format(s=s)
-    return f"{name} " + GENERIC.format(reading=ctx.reading)
+    return _where_hint(name, ctx)
 
 
 def forward_hint(y: np.ndarray, r: np.ndarray, ctx: Context) -> str:
@@ -149,6 +195,8 @@ def forward_hint(y: np.ndarray, r: np.ndarray, ctx: Context) -> str:
             if not inner.any():
                 return "forward is wrong only in the last output_padding rows/columns: " \
                     + OUTPUT_PADDING.format(op=op)
+    if ctx.flipped_y is not None and close(y, ctx.flipped_y):
+        return FLIPPED_FORWARD.format(reading=ctx.reading)
     if p and r.ndim == 4 and _only_border(y, r, p):
         return "forward " + BORDER.format(w=p)
     if f.get("training") is False:
@@ -188,7 +236,7 @@ def _only_border(g: np.ndarray, r: np.ndarray, w: int) -> bool:
 
 # -- the vae step --------------------------------------------------------------
 KL_HALF = ("the KL part {what} is twice the reference: the ½ in front of KL = ½ Σ (v + m² − 1 "
-           "− log v) (numpyvae/models/vae.py, the report section 3).")
+           "− log v) (the stub's docstring, the report section 3).")
 SQRT_HALF = ("the z part of dh is {k} times the reference: look at the derivative of √v "
              "(d√v/dv has a 1/(2√v)).")
 SOFTPLUS = ("dh misses the last link of the chain: v = softplus(h) + 1e-8, so dv must still "
@@ -216,7 +264,11 @@ def vae_hints(dm: np.ndarray, dh: np.ndarray, terms: dict[str, np.ndarray]) -> l
 
 # -- the adam step --------------------------------------------------------------
 ADAM_NO_CORRECTION = ("your updates match Adam without bias correction: m and v start at 0, "
-                      "so early on they are too small; see m̂ and v̂ in numpyvae/nn/adam.py.")
+                      "so early on they are too small; see m̂ and v̂ in the stub's derivation.")
+ADAM_EFFICIENT_EPS = ("your updates match the paper's \"efficient\" form (the step size "
+                      "α√(1 − β₂ᵗ)/(1 − β₁ᵗ) applied to m/(√v + ε)) with ε as given: there ε "
+                      "sits beside √v, not √v̂, which is another ε convention. The one graded "
+                      "here (and PyTorch's) adds ε to √v̂, as the stub's derivation writes it.")
 ADAM_EPS_INSIDE = "your updates match eps added inside the square root: see where eps goes."
 
 # -- the gradcheck step ----------------------------------------------------------

@@ -6,7 +6,7 @@ code that reads as a verdict. The parent never takes the child's exit code for
 one: only the verdict the child writes to a file once ``run_check`` has finished
 counts. Anything else is a FAIL that says how the child ended.
 
-    python -m numpyvae.learn.isolate STEP DIR VERDICT_FILE [--no-speed]   (the child)
+    python -m numpyvae.learn.isolate STEP DIR VERDICT_FILE [--no-speed] [--seed=S]  (the child)
 """
 
 from __future__ import annotations
@@ -33,7 +33,8 @@ def _how_it_ended(returncode: int) -> str:
             "sys.exit where nothing could catch it)")
 
 
-def check_in_child(step: str, directory: str, speed: bool = True) -> bool:
+def check_in_child(step: str, directory: str, speed: bool = True, seed: int | None = None
+                   ) -> bool:
     """Run ``run_check`` in a child process, echo its report line by line, and return the
     verdict it wrote; False, with a FAIL saying what happened, if it wrote none."""
     fd, verdict = tempfile.mkstemp(prefix="numpyvae-learn-", suffix=".json")
@@ -45,6 +46,8 @@ def check_in_child(step: str, directory: str, speed: bool = True) -> bool:
     cmd = [sys.executable, "-u", "-m", "numpyvae.learn.isolate", step, str(directory), verdict]
     if not speed:
         cmd.append("--no-speed")
+    if seed is not None:
+        cmd.append(f"--seed={seed}")
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env=env)
     try:
@@ -80,7 +83,9 @@ def _child(argv: list[str]) -> int:
     from .grader import run_check
 
     step, directory, verdict = argv[:3]
-    result = run_check(step, directory, speed="--no-speed" not in argv)
+    seeds = [int(a.split("=", 1)[1]) for a in argv[3:] if a.startswith("--seed=")]
+    result = run_check(step, directory, speed="--no-speed" not in argv,
+                       seed=seeds[0] if seeds else None)
     tmp = f"{verdict}.tmp"
     Path(tmp).write_text(json.dumps({"passed": result.passed}))
     os.replace(tmp, verdict)

@@ -94,7 +94,7 @@ def _conv_dx(layer, dout, stride_in_backward):
     s = stride_in_backward
     N, C, H, W = x.shape
     w = layer.params["weight"]
-    dxp = np.zeros((N, C, H + 2 * p, W + 2 * p))
+    dxp = np.zeros((N, C, H + 2 * p, W + 2 * p), dtype=x.dtype)
     for i in range(dout.shape[2]):
         for j in range(dout.shape[3]):
             dxp[:, :, i * s:i * s + K, j * s:j * s + K] += np.einsum(
@@ -225,3 +225,94 @@ class ExitingDense(nn.Dense):
         import sys
 
         sys.exit(0)  # planted: the learner's code ends the process
+
+
+class EfficientFormAdam(Adam):
+    """The paper's "efficient" form, ε not rescaled (planted: the ε convention)."""
+
+    def step(self):
+        self.t += 1
+        for (p, g), m, v in zip(self.params, self.m, self.v, strict=True):
+            m[...] = self.beta1 * m + (1 - self.beta1) * g
+            v[...] = self.beta2 * v + (1 - self.beta2) * g * g
+            a = self.lr * np.sqrt(1 - self.beta2**self.t) / (1 - self.beta1**self.t)
+            p -= a * m / (np.sqrt(v) + self.eps)
+
+
+# -- hints that pointed the wrong way (issue 22, part 3) ---------------------------------------
+class ELUWithoutAlpha(nn.ELU):
+    use_kernels = False
+
+    def backward(self, dout):
+        x = self._saved()
+        return dout * np.where(x > 0, 1.0, np.exp(np.minimum(x, 0)))  # planted: α forgotten
+
+
+class ELUInPlace(nn.ELU):
+    use_kernels = False
+
+    def forward(self, x):
+        y = super().forward(x.copy())
+        x[...] = y  # planted: the caller's x overwritten
+        return y
+
+
+class FlippedKernelConv2d(nn.Conv2d):
+    """A true convolution: the kernel flipped in both spatial axes (planted)."""
+
+    use_kernels = False
+
+    def forward(self, x):
+        w = self.params["weight"]
+        saved = w.copy()
+        w[...] = saved[:, :, ::-1, ::-1]
+        try:
+            return super().forward(x)
+        finally:
+            w[...] = saved
+
+
+class NoVariancePathBatchNorm(nn.BatchNorm2d):
+    """Training-mode dx through x and μ, the variance's path left out (planted)."""
+
+    use_kernels = False
+
+    def backward(self, dout):
+        dx = super().backward(dout)
+        (x, _), inv_std, training = self._saved()
+        if not training:
+            return dx
+        d = dout * self.params["weight"][None, :, None, None]
+        return inv_std[None, :, None, None] * (d - d.mean(axis=(0, 2, 3), keepdims=True))
+
+
+class TransposedDxDense(nn.Dense):
+    def backward(self, dout):
+        dx = super().backward(dout)
+        return dx.T.copy()  # planted: dx with its axes swapped
+
+
+class WrongBiasChannelConv2d(nn.Conv2d):
+    use_kernels = False
+
+    def backward(self, dout):
+        dx = super().backward(dout)
+        self.grads["bias"][0] *= 2  # planted: channel 0 of db only
+        return dx
+
+
+class WrongRowDense(nn.Dense):
+    def backward(self, dout):
+        dx = super().backward(dout)
+        self.grads["weight"][1] *= 1.5  # planted: row 1 of dW only
+        return dx
+
+
+class WrongChannelBatchNorm(nn.BatchNorm2d):
+    use_kernels = False
+
+    def backward(self, dout):
+        dx = super().backward(dout)
+        if self._saved()[2]:  # training only
+            dx[:, 1] *= 1.1  # planted: channel 1 of dx, in training mode
+        return dx

@@ -10,6 +10,7 @@ import sys
 import types
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from numpyvae import nn
@@ -48,7 +49,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _check(step, obj):
-    return check(step, obj, echo=False, speed=False)
+    return check(step, obj, echo=False, speed=False, seed=0)
 
 
 def _learn(*args, cwd=None):
@@ -304,3 +305,130 @@ def test_correct_layers_written_differently_pass_in_float64_and_float32(step, cl
     result = _check(step, cls)
     assert result.passed, result.text
     assert any("float32" in x.label for x in result.lines)
+
+
+# -- hints that pointed the wrong way, and the map of where -----------------------------------
+def _failed(result, tensor):
+    return [x for x in result.failures if x.label.endswith(f"  {tensor}")]
+
+
+def test_elu_without_alpha_is_wrong_only_where_x_is_negative():
+    result = _check("activations", {"ELU": planted.ELUWithoutAlpha, "Softplus": nn.Softplus,
+                                    "Sigmoid": nn.Sigmoid})
+    hint = _hint_of(result)
+    assert "dx is right where x > 0 but wrong where x < 0" in hint and "all over" not in hint
+    line = _failed(result, "dx")[0]
+    assert "x > 0: 0 of" in line.where, line.where
+
+
+def test_an_elu_writing_into_x_is_named():
+    result = _check("activations", {"ELU": planted.ELUInPlace, "Softplus": nn.Softplus,
+                                    "Sigmoid": nn.Sigmoid})
+    assert hints.MUTATED_X in _hint_of(result) and "all over" not in _hint_of(result)
+
+
+def test_batchnorm_without_the_variance_path_says_so():
+    result = _check("batchnorm2d", planted.NoVariancePathBatchNorm)
+    hint = _hint_of(result)
+    assert "not through the variance" in hint and "treats the batch mean" not in hint
+    assert "_backward_numpy" not in hint
+    assert all(x.passed for x in result.lines if ", eval," in x.label)
+
+
+def test_dense_dx_transposed_names_the_weights_shape():
+    hint = _hint_of(_check("dense", planted.TransposedDxDense))
+    assert "which axis of the weight (shape (5, 3))" in hint, hint
+    assert "(shape (4, 5))" not in hint
+
+
+def test_a_flipped_kernel_is_named():
+    assert "forward matches a true convolution" in _hint_of(
+        _check("conv2d", planted.FlippedKernelConv2d))
+
+
+def test_adam_in_the_papers_efficient_form_names_the_eps_convention():
+    assert hints.ADAM_EFFICIENT_EPS in _hint_of(_check("adam", planted.EfficientFormAdam))
+
+
+def test_the_summary_after_a_traceback_says_the_check_stopped():
+    result = _check("dense", planted.RaisingDense)
+    last = result.text.splitlines()[-1]
+    assert last.startswith("FAIL: dense: the check stopped") and "0 of" not in last, last
+
+
+def test_an_instance_for_a_class_gets_a_message():
+    result = _check("dense", nn.Dense(3, 4))
+    assert not result.passed
+    assert "Dense should be the class, got an instance of Dense" in result.problem
+
+
+def test_hints_name_no_package_file_but_the_contract():
+    """A hint points to the derivation (the stub, the README), never to the package's answer;
+    the package's file is named after a PASS."""
+    import re
+
+    texts = [getattr(hints, k) for k in dir(hints) if k.isupper() and isinstance(
+        getattr(hints, k), str)] + [s.reading for s in STEPS]
+    for t in texts:
+        assert not re.search(r"numpyvae/nn/(?!layer\.py)", t), t
+    assert "now compare yours with the package's, numpyvae/nn/dense.py" in _check(
+        "dense", nn.Dense).text
+
+
+def test_map_conv_border_is_a_picture():
+    result = _check("conv2d", planted.BorderConv2d)
+    where = _failed(result, "dx")[0].where
+    assert where.splitlines()[1:] == ["    ######", "    ######", "    ##..##", "    ######",
+                                      "    ######"], where
+    assert "within 2 pixel(s) of the border" in _hint_of(result)
+
+
+def test_map_conv_stride_shows_every_pixel_and_bias_by_channel():
+    where = _failed(_check("conv2d", planted.StrideForgottenConv2d), "dx")[0].where
+    assert "7 × 7 pixels" in where and "#######" in where
+    result = _check("conv2d", planted.WrongBiasChannelConv2d)
+    line = _failed(result, "dbias")[0]
+    assert line.where.endswith("# . .") and "1 of 3 channels" in line.hint, line
+
+
+def test_map_output_padding_rows():
+    from numpyvae.learn.maps import gradient_map
+
+    g = np.zeros((2, 3, 5, 5))
+    r = np.zeros((2, 3, 5, 5))
+    r[0, 1, -1, :] = 1.0  # the last row and column, where output_padding adds pixels
+    r[1, 2, :, -1] = 1.0
+    where = gradient_map("conv", "dx", g, r)
+    assert where.lines[1:] == ["    ....#"] * 4 + ["    #####"], where.lines
+
+
+def test_map_batchnorm_by_channel_and_mode():
+    result = _check("batchnorm2d", planted.WrongChannelBatchNorm)
+    lines = _failed(result, "dx")
+    assert lines and all(". # ." in x.where and "in training mode" in x.where for x in lines[:1])
+    assert "1 of 3 channels in training mode" in lines[0].hint
+
+
+def test_map_dense_by_row_and_column():
+    result = _check("dense", planted.WrongRowDense)
+    line = _failed(result, "dweight")[0]
+    assert line.where.splitlines()[1:] == ["    ....", "    ####", "    ....", "    ...."]
+    assert "rows 1 only" in line.hint
+
+
+def test_map_elementwise_by_sign():
+    from numpyvae.learn.maps import gradient_map
+
+    x = np.array([[-1.0, 2.0, -3.0, 4.0]])
+    where = gradient_map("elementwise", "dx", np.array([[0.0, 2.0, 0.0, 4.0]]),
+                         np.array([[1.0, 2.0, 1.0, 4.0]]), x)
+    assert where.summary == "only where x < 0"
+    assert "x < 0: 2 of 2 entries;  x > 0: 0 of 2 entries" in where.lines[0]
+
+
+def test_random_configurations_come_from_the_printed_seed():
+    a = check("conv2d", nn.Conv2d, echo=False, speed=False, seed=123)
+    b = check("conv2d", nn.Conv2d, echo=False, speed=False, seed=123)
+    assert "random configurations from seed 123" in a.text
+    labels = [x.label for x in a.lines if x.label.startswith("random:")]
+    assert labels and labels == [x.label for x in b.lines if x.label.startswith("random:")]

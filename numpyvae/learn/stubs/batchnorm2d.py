@@ -1,8 +1,8 @@
 """Step 5 — BatchNorm2d: per-channel normalisation, training and eval mode.
 
-Read first: README "Reading order" item 6 and numpyvae/nn/batchnorm2d.py (the class docstring
-states forward and the running statistics; backward is derived stage by stage in
-``batchnorm_backward_staged``). Grade it with:  python -m numpyvae learn check batchnorm2d
+Read first: README "Reading order" item 6; the derivation is below. Grade it with:
+    python -m numpyvae learn check batchnorm2d
+Once it passes, compare yours with the package's numpyvae/nn/batchnorm2d.py.
 """
 
 from __future__ import annotations
@@ -29,6 +29,14 @@ class BatchNorm2d(Layer):
     backward(dout) returns dx (N, C, H, W) by the path forward took (training or eval) and
     writes grads["weight"], grads["bias"] (C,) in place. The contract is in
     numpyvae/nn/layer.py (check_input, _saved, check_dout).
+
+    Derivation, per channel, with M = N·H·W values x_k, σ = √(var + eps):
+        μ = Σ_k x_k / M,   var = Σ_k (x_k − μ)² / M,   x̂_k = (x_k − μ)/σ,   y_k = γ x̂_k + β.
+    - paths in training: x_k reaches y_k directly (through x_k − μ), and reaches every y_l
+      of its channel through μ and through var (both computed from every x of the channel).
+    - in eval: μ and var are constants (the buffers); only the direct path is left.
+    Questions: what are ∂x̂_l/∂x_k directly, ∂μ/∂x_k, ∂var/∂x_k and ∂var/∂μ? Summed over the
+    three paths and over l, what is dL/dx_k? What do dγ and dβ sum over?
     """
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1,

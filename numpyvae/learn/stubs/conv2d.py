@@ -1,8 +1,8 @@
 """Step 3 — Conv2d: 2-D convolution (cross-correlation, as PyTorch), stride and zero padding.
 
-Read first: README "Reading order" item 7 and numpyvae/nn/conv2d.py (its docstring has the
-readable form of forward; derive backward from it). Grade it with:
+Read first: README "Reading order" item 7; the derivation is below. Grade it with:
     python -m numpyvae learn check conv2d
+Once it passes, compare yours with the package's numpyvae/nn/conv2d.py (four forms).
 """
 
 from __future__ import annotations
@@ -26,7 +26,16 @@ class Conv2d(Layer):
     writes grads["weight"] (F, C, K, K) and grads["bias"] (F,) in place, and returns
     dx (N, C, H, W) (None when ``self.needs_input_grad`` is False).
 
-    The check covers odd sizes, stride 2, padding and a batch of 1. Start with loops
+    Derivation, from the formula above and dout = dL/dy:
+    - paths: W[f, c, a, e] multiplies xpad[n, c, i·s + a, j·s + e] in every output pixel
+      (n, f, i, j); b[f] is in every y[n, f, ·, ·]; xpad[n, c, r, q] reaches every output
+      pixel whose window covers (r, q), each through the one kernel offset (a, e) that lands
+      there; x is xpad without its border.
+    Questions: dL/dW[f, c, a, e] sums dout times what, over which indices? Which (i, j, a, e)
+    have i·s + a = r, and how does the stride thin them out? What happens to the gradient
+    that lands on the padding? Is there a flip anywhere (there is none in forward)?
+    The check covers odd sizes, stride 2, padding and a batch of 1, and a few random
+    configurations (the printout shows their seed). Start with loops
     that mirror the formula; make it fast afterwards (the speed line shows the package's).
     """
 

@@ -1,8 +1,8 @@
 """Step 4 — ConvTranspose2d: the transposed convolution (PyTorch semantics), used to upsample.
 
-Read first: README "Reading order" item 7 and numpyvae/nn/conv_transpose2d.py (the readable
-form of forward and why it is a convolution's input gradient). You may import your own
+Read first: README "Reading order" item 7; the derivation is below. You may import your own
 step 3 here (``from conv2d import Conv2d``): the check puts your folder on sys.path.
+Once it passes, compare yours with the package's numpyvae/nn/conv_transpose2d.py.
 Grade it with:  python -m numpyvae learn check conv_transpose2d
 """
 
@@ -25,7 +25,15 @@ class ConvTranspose2d(Layer):
 
     The contract is Conv2d's (see your conv2d.py): check_input / _saved / check_dout,
     grads["weight"] (C_in, C_out, K, K) and grads["bias"] written in place, dx returned.
-    The check covers odd sizes, stride 2 and 3, padding, output_padding and a batch of 1.
+    Derivation: forward stamps x[n, c, i, j]·W[c, o, a, e] into ypad[n, o, i·s + a, j·s + e].
+    - paths: x[n, c, i, j] reaches the K×K block of ypad at (i·s, j·s), all o; W[c, o, a, e]
+      reaches one pixel of that block for every (n, i, j); b[o] every y[n, o, ·, ·],
+      including the output_padding rows and columns.
+    Questions: dL/dx[n, c, i, j] reads dout over which block, and is that a convolution of
+    dout (which one, with which weight layout)? Which rows of ypad are cut by p, and which
+    rows does output_padding add that no x reaches? What does db sum over?
+    The check covers odd sizes, stride 2 and 3, padding, output_padding and a batch of 1,
+    and a few random configurations (the printout shows their seed).
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,

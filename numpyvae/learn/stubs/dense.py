@@ -1,8 +1,9 @@
 """Step 1 — Dense: y = x W + b.
 
-Read first: README "Reading order" items 1-2, numpyvae/nn/layer.py (the contract) and
-numpyvae/nn/dense.py (where the math is derived). Grade it with:
+Read first: README "Reading order" items 1-2 and numpyvae/nn/layer.py (the contract); the
+derivation is below. Grade it with:
     python -m numpyvae learn check dense
+Once it passes, compare yours with the package's numpyvae/nn/dense.py.
 """
 
 from __future__ import annotations
@@ -29,7 +30,14 @@ class Dense(Layer):
       — or None when ``self.needs_input_grad`` is False.
     - infer(x) (forward without keeping a cache) comes from the base class.
 
-    Derive dL/dx, dL/dW, dL/db from y_nj = Σ_i x_ni W_ij + b_j, with dout = dL/dy.
+    Derivation, from y_nj = Σ_i x_ni W_ij + b_j and dout = dL/dy:
+    - paths: x_ni reaches every y_nj of its row n (j = 1..D_out) through W_ij; W_ij reaches
+      y_nj of every row n; b_j reaches y_nj of every row n.
+    - the chain rule sums over every path: dL/dx_ni = Σ_j (dL/dy_nj)(∂y_nj/∂x_ni), and
+      likewise for W_ij (summed over n) and b_j.
+    Questions: what is ∂y_nj/∂x_ni, ∂y_nj/∂W_ij, ∂y_nj/∂b_j? Which index does each sum run
+    over, and which matrix product is that sum? Does each result have its parameter's shape
+    and x's dtype?
     Keep the constructor as it is: the check copies the reference's parameters into these.
     """
 

@@ -1,7 +1,8 @@
 """Step 0 — gradcheck: your own numerical gradient.
 
-Read first: README "Reading order" item 5 and numpyvae/nn/gradcheck.py (its docstring states
-the project's rule). Grade it with:  python -m numpyvae learn check gradcheck
+Read first: README "Reading order" item 5; the derivation is below. Grade it with:
+    python -m numpyvae learn check gradcheck
+Once it passes, compare yours with the package's numpyvae/nn/gradcheck.py.
 """
 
 from __future__ import annotations
@@ -21,6 +22,11 @@ def numerical_gradient(f: Callable[[np.ndarray], float], x: np.ndarray,
 
     You may perturb x in place, but every entry must be back to its value when
     you return: the caller (and the next entry) must see x unchanged.
+
+    Derivation: Taylor's f(x ± h·e_i) = f(x) ± h ∂f/∂x_i + h²/2 ∂²f/∂x_i² ± O(h³).
+    Questions: which combination of the two cancels the h² term? What is left, divided by
+    what? How large is the error then, and how does it compare with a one-sided difference's?
+    Which dtype does the result have (x's)?
 
     The check grades this on functions with known gradients (error <= 1e-6 under
     the project's rule), and asks it to catch a Dense layer whose backward is 1% off.

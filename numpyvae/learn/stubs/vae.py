@@ -1,7 +1,7 @@
 """Step 6 — vae: the reparameterization trick and the KL term, as a small layer of their own.
 
-Read first: README "Reading order" item 9, numpyvae/nn/reparameterize.py (the package's own
-layer of this contract: read it after you have tried) and numpyvae/models/vae.py.
+Read first: README "Reading order" item 9 and numpyvae/models/vae.py; the derivation is below.
+Once it passes, compare yours with the package's numpyvae/nn/reparameterize.py.
 The VAE is then: encoder → Reparameterize → decoder → likelihood. Grade it with:
     python -m numpyvae learn check vae
 """
@@ -25,6 +25,14 @@ class Reparameterize(Layer):
     backward(dout) with dout = [dL/dz, dL/dkl] (N, 2Z) returns dx = [dL/dm, dL/dh] (N, 2Z).
     Both z and kl depend on m and h: each gradient has a part through z and a part
     through the KL. No parameters; keep what backward needs in ``self.cache``.
+
+    Derivation: paths: m reaches z (through m + ·) and kl (through m²); h reaches v, and v
+    reaches z (through √v) and kl (through v and log v).
+    Questions: what are ∂z/∂m, ∂kl/∂m, ∂z/∂v, ∂kl/∂v, and ∂v/∂h = softplus′(h)? Summing the
+    two paths of each, what are dL/dm and dL/dh?
+    The check raises on overflow, invalid and division by zero, at h = ±1000 in forward and
+    backward: never exponentiate a large positive number (write softplus and its derivative
+    with exponents ≤ 0). It also runs in float32: keep the input's dtype.
     """
 
     def set_noise(self, eps: np.ndarray) -> None:
