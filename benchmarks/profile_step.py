@@ -35,19 +35,21 @@ def load_bench() -> Any:
     return bench
 
 
-def clocked(fn: Callable[..., Any], name: str, spent: dict[str, float]) -> Callable[..., Any]:
-    """``fn`` with its wall time added to ``spent[name]`` on every call."""
+def clocked(fn: Callable[..., Any], name: str, spent: dict[str, float],
+            clock: Callable[[], float] = time.perf_counter) -> Callable[..., Any]:
+    """``fn`` with its time by ``clock`` added to ``spent[name]`` on every call."""
     def run(*args: Any, **kw: Any) -> Any:
-        start = time.perf_counter()
+        start = clock()
         out = fn(*args, **kw)
-        spent[name] += time.perf_counter() - start
+        spent[name] += clock() - start
         return out
 
     return run
 
 
-def profile(arch: str, batch: int, steps: int, bench: Any) -> tuple[list[dict[str, float]], Any]:
-    """Per-step times (s) of every wrapped part, after the warm-up; and the model."""
+def profile(arch: str, batch: int, steps: int, bench: Any,
+            clock: Callable[[], float] = time.perf_counter) -> tuple[list[dict[str, float]], Any]:
+    """Per-step times (s, by ``clock``) of every wrapped part, after the warm-up; the model."""
     from numpyvae.models.architectures import build_vae
     from numpyvae.nn.adam import Adam
 
@@ -60,9 +62,9 @@ def profile(arch: str, batch: int, steps: int, bench: Any) -> tuple[list[dict[st
     for part, seq in (("enc", vae.encoder), ("dec", vae.decoder)):
         for i, layer in enumerate(seq.layers):
             name = f"{part}.{i} {type(layer).__name__}"
-            layer.forward = clocked(layer.forward, f"{name} forward", spent)
-            layer.backward = clocked(layer.backward, f"{name} backward", spent)
-    adam.step = clocked(adam.step, "Adam step", spent)
+            layer.forward = clocked(layer.forward, f"{name} forward", spent, clock)
+            layer.backward = clocked(layer.backward, f"{name} backward", spent, clock)
+    adam.step = clocked(adam.step, "Adam step", spent, clock)
 
     def step() -> None:
         vae.forward(x, rng=noise)
@@ -73,9 +75,9 @@ def profile(arch: str, batch: int, steps: int, bench: Any) -> tuple[list[dict[st
     per_step = []
     for _ in range(steps):
         spent.clear()
-        start = time.perf_counter()
+        start = clock()
         step()
-        total = time.perf_counter() - start
+        total = clock() - start
         per_step.append({**spent, "rest": total - sum(spent.values()), "step": total})
     return per_step, vae
 
@@ -117,6 +119,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--steps", type=int, default=50)
+    parser.add_argument("--cpu-time", action="store_true",
+                        help="clock the process's CPU time instead of wall time: on a busy "
+                             "machine, at 1 thread, it leaves out the time spent waiting for a "
+                             "core (at N threads it adds up every thread's, spinning included)")
     args = parser.parse_args(argv)
     bench = load_bench()
     from numpyvae.kernels.threads import set_threads
@@ -125,9 +131,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     info = bench.run_info()
     print(f"CPU: {info['cpu_model']}   commit {info['commit']}   {info['date']}   "
           f"load average {info['load_average']}")
-    per_step, vae = profile(args.arch, args.batch, args.steps, bench)
+    clock = time.process_time if args.cpu_time else time.perf_counter
+    per_step, vae = profile(args.arch, args.batch, args.steps, bench, clock)
     step_ms = 1e3 * statistics.median(s["step"] for s in per_step)
-    print(f"\n{args.arch} step, batch {args.batch}, {args.threads} thread(s): median "
+    print(f"\n{'CPU' if args.cpu_time else 'wall'} time. "
+          f"{args.arch} step, batch {args.batch}, {args.threads} thread(s): median "
           f"{step_ms:.2f} ms over {args.steps} steps after the warm-up; each part's median:")
     names = [k for k in per_step[0] if k != "step"]
     total = sum(1e3 * statistics.median(s[k] for s in per_step) for k in names)

@@ -330,3 +330,14 @@ def test_paired_times_both_trees_with_the_new_bench_and_takes_ratios_per_pair(tm
     assert not (tmp_path / "old" / "benchmarks" / "calls.txt").exists()  # new's bench only
     assert [c.split()[0] for c in calls] == ["old", "new", "new", "old"]  # order alternates
     assert all("--steps-only" in c and "--no-cold-start" in c for c in calls)
+
+
+def test_profile_step_cpu_time_clock(bench):
+    spec = importlib.util.spec_from_file_location("profile_step",
+                                                  BENCH.parent / "profile_step.py")
+    profile_step = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(profile_step)
+    ticks = iter(range(10**6))
+    per_step, _ = profile_step.profile("mlp", 2, 1, bench, clock=lambda: float(next(ticks)))
+    # every clocked call reads the clock twice: a part's time is 1 tick per call
+    assert per_step[0]["Adam step"] == 1.0 and per_step[0]["enc.1 Dense forward"] == 1.0
