@@ -513,6 +513,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if not isinstance(vae, VAE):
         raise ValueError(f"{args.run} holds a plain autoencoder: with no posterior q(z|x) "
                          "there is no likelihood to estimate")
+    _check_iw_memory(vae, args.iw, args.max_rows)
     if args.out:  # fail now, not after minutes of work
         check_out_file(args.out, example="loglik.json")
     x, y = data.load(config.dataset, "test", args.data_dir or config.data_dir)
@@ -573,6 +574,18 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                                          "binarized": bool(config.binarize), "test_loss": loss})
     print(f"wrote {out}")
     return 0
+
+
+def _check_iw_memory(vae: Any, k: int, max_rows: int | None) -> None:
+    """Refuse, before any work, a --iw whose log-weights cannot fit in the memory available."""
+    from ..figures.plots import available_memory
+    from ..models.iwae import memory_needed
+
+    need, have = memory_needed(vae, k, max_rows), available_memory()
+    if have is not None and need > have:
+        raise ValueError(f"--iw {k:,}: the log-weights need about {need / 1e9:,.1f} GB "
+                         "(k float64 numbers per image, with logsumexp's copies), and "
+                         f"{have / 1e9:,.1f} GB are available; use a smaller --iw")
 
 
 def _evaluate_latent(args: argparse.Namespace, config: Any, vae: Any, x: Any, labels: Any,

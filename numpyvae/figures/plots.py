@@ -293,8 +293,11 @@ def _class_colormap() -> Any:
 
 # -- the figures of a run ----------------------------------------------------
 # What a sample grid costs per image: the decoded image (784 float32), its tile in the
-# grid with padding (30 × 30 float32) and the clipped copy imshow gets, plus the draws z.
-SAMPLE_BYTES = 784 * 4 + 2 * 30 * 30 * 4 + 64
+# grid with padding (30 × 30 float32) and the clipped copy imshow gets, plus the draws z;
+# and matplotlib's drawing of that tile, which resamples the whole grid through float64
+# and RGBA copies: about 70 bytes a grid pixel (tracemalloc's peak, matplotlib 3.10),
+# 80 here (tests/figures/test_plots.py holds the estimate to a measured peak).
+SAMPLE_BYTES = 784 * 4 + 2 * 30 * 30 * 4 + 64 + 30 * 30 * 80
 
 
 def available_memory() -> int | None:

@@ -72,6 +72,17 @@ def default_max_rows(model: VAE) -> int:
         else 10_000
 
 
+def memory_needed(model: VAE, k: int, max_rows: int | None = None) -> int:
+    """A rough upper estimate of ``log_likelihood``'s memory in bytes: a block's log-weights
+    (images per decoder call × k, float64) with the temporaries of logsumexp and the mean
+    over them (about three more copies), and one decoder call's activations (per row about
+    40 kB for an MLP, 0.4 MB for the CNN: ``default_max_rows``)."""
+    max_rows = default_max_rows(model) if max_rows is None else max_rows
+    images = max(1, max_rows // k)
+    per_row = 400_000 if default_max_rows(model) == 1_000 else 40_000
+    return 4 * 8 * images * k + images * min(k, max_rows) * per_row
+
+
 def log_likelihood(
     model: VAE,
     x: np.ndarray,

@@ -231,6 +231,26 @@ def test_sample_sizes_that_cannot_fit_are_refused(tmp_path, capsys):
     assert files(tmp_path / "r") == [CHECKPOINT]
 
 
+@pytest.mark.parametrize("argv, message", [
+    (["sample", "--n", "1000000"], "--n: 1,000,000 samples need about"),
+    (["evaluate", "--iw", "1000000000"], "--iw 1,000,000,000: the log-weights need about")])
+def test_sizes_estimated_and_refused_before_any_work(argv, message, tmp_path, capsys,
+                                                     monkeypatch):
+    """On a machine of 20 GB: both once passed their checks (evaluate had none) and ran
+    out of memory, sample in matplotlib's canvas, which the estimate left out."""
+    import numpyvae.models.iwae as iwae
+
+    def no_work(*a, **k):
+        raise AssertionError("the work started before the size was checked")
+
+    monkeypatch.setattr(iwae, "log_likelihood", no_work)
+    monkeypatch.setattr(plots, "available_memory", lambda: 20 * 10**9)
+    run = write_run(tmp_path / "r", latent_dim=2)
+    code, err = run_cli(capsys, argv[0], "--run", run, *argv[1:])
+    assert code == 2 and message in err
+    assert files(tmp_path / "r") == [CHECKPOINT]
+
+
 @pytest.mark.parametrize("command", ["sample", "plot", "evaluate"])
 def test_a_negative_seed_names_seed(command, tmp_path, capsys):
     run = write_run(tmp_path / "r", latent_dim=2)

@@ -238,3 +238,26 @@ def test_importing_plots_leaves_pyplot_and_the_backend_alone():
     # a backend is chosen only through pyplot, so not importing it is the whole check
     code = "import sys, numpyvae.figures.plots; assert 'matplotlib.pyplot' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_the_sample_memory_estimate_covers_what_drawing_the_grid_takes(tmp_path):
+    """check_sample_memory once left out matplotlib's resampling of the grid (about 70
+    bytes a grid pixel), so `sample --n 1000000` passed it and then ran out of memory."""
+    import tracemalloc
+
+    vae = make_vae(2)
+    n = 3000
+    tracemalloc.start()
+    try:
+        plots.save_samples(vae, tmp_path / "s.png", n=n)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak <= n * plots.SAMPLE_BYTES, (peak / n, plots.SAMPLE_BYTES)
+
+
+def test_a_million_samples_are_refused_on_a_machine_of_20_gb(monkeypatch):
+    monkeypatch.setattr(plots, "available_memory", lambda: 20 * 10**9)
+    with pytest.raises(ValueError, match="--n: 1,000,000 samples need about 8"):
+        plots.check_sample_memory(10**6, "--n")
+    plots.check_sample_memory(10**5, "--n")  # 10 times fewer fit

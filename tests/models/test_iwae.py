@@ -13,7 +13,7 @@ from scipy.stats import multivariate_normal, norm
 from numpyvae.cli import main as cli
 from numpyvae.models.architectures import build_mlp_vae
 from numpyvae.models.autoencoder import build_mlp_autoencoder
-from numpyvae.models.iwae import IWEstimate, log_likelihood, log_weights
+from numpyvae.models.iwae import IWEstimate, log_likelihood, log_weights, memory_needed
 from numpyvae.models.vae import VAE, VARIANCE_FLOOR
 from numpyvae.nn import Dense, Flatten, Reshape, Sequential
 
@@ -367,3 +367,21 @@ def test_evaluate_command_bad_options(tiny_runs, shared_datasets, capsys, args, 
     assert cli.main(["evaluate", "--run", str(run), "--data-dir", str(shared_datasets)]
                     + args) == 2
     assert message in capsys.readouterr().err
+
+
+def test_the_memory_estimate_covers_a_measured_peak():
+    """memory_needed bounds what log_likelihood allocates (tracemalloc's peak), for a k
+    above and below max_rows; `evaluate --iw 1000000000` is refused by it before any work."""
+    import tracemalloc
+
+    vae = build_mlp_vae(2, hidden=(16, 8), dtype=np.float32, rng=np.random.default_rng(0))
+    x = np.random.default_rng(1).random((3, 1, 28, 28), dtype=np.float32)
+    for k, max_rows in ((50_000, 10_000), (100, 10_000)):
+        tracemalloc.start()
+        try:
+            log_likelihood(vae, x, k=k, max_rows=max_rows)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert peak <= memory_needed(vae, k, max_rows), (k, peak)
+    assert memory_needed(vae, 10**9) >= 4 * 8 * 10**9
