@@ -27,12 +27,14 @@ class LazyModule:
     """``numpyvae.kernels.<module>`` (the package for ""), imported when a name is read."""
 
     def __init__(self, module: str = "") -> None:
-        self._name, self._module = __name__.rsplit(".", 2)[0] + ".kernels." + module, None
+        self._name = (__name__.rsplit(".", 2)[0] + ".kernels." + module).rstrip(".")
 
-    def __getattr__(self, attr: str) -> Any:
-        if self._module is None:
-            self._module = importlib.import_module(self._name.rstrip("."))
-        return getattr(self._module, attr)
+    def __getattr__(self, attr: str) -> Any:  # only for a name not found: the first use
+        if "_name" not in self.__dict__:
+            raise AttributeError(attr)
+        module = importlib.import_module(self._name)
+        self.__dict__ = module.__dict__  # from now on a name is read from the module itself
+        return getattr(module, attr)
 
 
 lazy = LazyModule
