@@ -202,7 +202,10 @@ def _transfer(source: str, dest: Path, expected_md5: str, label: str, show_progr
         if actual != expected_md5:
             raise _SourceFailed(f"checksum mismatch: MD5 {actual}, expected {expected_md5}; "
                                 f"refused (a corrupt file or not the original)")
-        os.replace(temp, dest)
+        try:
+            os.replace(temp, dest)
+        except OSError as err:  # e.g. a full disk: the verified file stays unnamed, removed
+            raise _FileFailed(f"{label}: cannot write {dest}: {err.strerror}") from None
         return progress.done
     finally:
         progress.close()

@@ -115,14 +115,14 @@ def cmd_start(args: argparse.Namespace) -> int:
         return 1
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(stub_text(step.name), encoding="utf-8")
-    try:
+    try:  # a full disk fails the write: the temporary file goes too
+        tmp.write_text(stub_text(step.name), encoding="utf-8")
         os.link(tmp, path)  # fails if path appeared meanwhile: still never overwrites
     except FileExistsError:
         print(f"error: {path} exists; nothing was overwritten", file=sys.stderr)
         return 1
     finally:
-        tmp.unlink()
+        tmp.unlink(missing_ok=True)
     print(f"wrote {path}: {step.teaches}.\nRead {step.reading}, fill in {step.todo}, then "
           f"run `{start_command(step, args.dir).replace(' start ', ' check ')}`.")
     return 0
@@ -138,4 +138,15 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from .train import run_train
 
-    return run_train(args)
+    try:
+        return run_train(args)
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: learn train has no resume
+        from ..training.run import load_run
+
+        kept = "nothing was written"
+        if args.out is not None and (Path(args.out) / "checkpoint.npz").is_file():
+            kept = (f"your run's last checkpoint (epoch {load_run(args.out).epoch}) is kept in "
+                    f"{args.out}")
+        print(f"\ninterrupted: learn train has no resume; {kept}, and no half-written file is "
+              "left. Run it again to start over.", file=sys.stderr)
+        return 130

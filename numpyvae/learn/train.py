@@ -270,7 +270,7 @@ def run_train(args: argparse.Namespace) -> int:
         return 1
     if args.replay_only:
         return 0
-    out = Path(args.out) if args.out else unique_run_dir(
+    out = args.out = Path(args.out) if args.out else unique_run_dir(  # named if interrupted
         Path("runs") / f"learn-{args.arch}-s{args.seed}")
     print(f"\ntraining your model: {epochs} epoch(s)"
           + (f" on {subset} images" if subset else "") + f" -> {out}")

@@ -4,9 +4,11 @@ Never touches the real network: the mirror list and the checksum table are
 replaced by ones for tiny IDX files that the tests write themselves.
 """
 
+import errno
 import hashlib
 import importlib
 import io
+import os
 import socket
 import subprocess
 import sys
@@ -320,6 +322,22 @@ def test_bad_timeout_in_python(timeout, tmp_path):
     with pytest.raises(ValueError, match="timeout must be a finite number"):
         fetch("mnist", tmp_path, timeout=timeout, out=io.StringIO())
     assert leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("fault", [errno.ENOSPC, errno.EROFS])
+def test_a_rename_that_fails_is_a_named_failure(tmp_path, mirror_dir, capsys, monkeypatch,
+                                                fault):
+    """data_fetch.py once showed a raw traceback when os.replace failed (a full disk)."""
+    def refuse(src, dst):
+        raise OSError(fault, os.strerror(fault), str(src))
+
+    monkeypatch.setattr(fetch_module.os, "replace", refuse)
+    target = tmp_path / "data"
+    assert main(["mnist", "--dir", str(target), "--mirror", str(mirror_dir)]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and os.strerror(fault) in err
+    assert f"cannot write {target / 'mnist' / FILES[0]}" in err
+    assert leftovers(target) == [] and list((target / "mnist").iterdir()) == []
 
 
 @pytest.mark.parametrize("where", ["file", "dataset"])

@@ -4,7 +4,9 @@ hint; errors are clear (unfilled stub, a learner's exception, a missing file).""
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
+import os
 import subprocess
 import sys
 import types
@@ -118,6 +120,23 @@ def test_start_refuses_to_overwrite(tmp_path):
     assert r.returncode == 1
     assert "nothing was overwritten" in r.stderr
     assert (tmp_path / "dense.py").read_text() == "# mine\n"
+
+
+@pytest.mark.parametrize("fault", [errno.ENOSPC, errno.EROFS])
+def test_start_on_a_full_disk_leaves_no_temporary_file(tmp_path, monkeypatch, fault):
+    """Once it left DIR/.dense.py.tmp behind (issue 23)."""
+    from pathlib import Path
+
+    real = Path.write_text
+
+    def half_written(self, text, *a, **kw):
+        real(self, text[:10], *a, **kw)
+        raise OSError(fault, os.strerror(fault))
+
+    monkeypatch.setattr(Path, "write_text", half_written)
+    r = _learn("start", "dense", "--dir", str(tmp_path), cwd=tmp_path)
+    assert r.returncode == 1 and os.strerror(fault) in r.stderr
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_missing_file_names_the_start_command(tmp_path):

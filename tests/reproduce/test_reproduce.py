@@ -121,6 +121,10 @@ def test_claim_d():
     assert C.claim_d({"mean": [0.0, 0.0], "std": [0.9, 0.9]},
                      {"mean": [0.0, 0.0], "std": [2.0, 0.9]}).verdict == C.HOLDS  # std alone
     assert C.claim_d(vae, None).verdict == C.UNJUDGED
+    # |mean|, not mean: a VAE whose codes sit at -0.3 is off the origin too (issue 23)
+    assert C.claim_d({"mean": [-0.3, 0.0], "std": [0.9, 0.9]}, ae).verdict == C.FAILS
+    assert C.claim_d({"mean": [-0.2, 0.2], "std": [0.9, 0.9]}, ae).verdict == C.HOLDS
+    assert C.claim_d(vae, {"mean": [-4.6, 0.0], "std": [0.9, 0.9]}).verdict == C.HOLDS
 
 
 def test_claim_e():
@@ -442,3 +446,19 @@ def test_results_md_claims_g_and_h_are_regenerated_from_results_json(tmp_path):
     (tmp_path / "results.json").write_text(json.dumps(rows))
     refresh([str(tmp_path)])
     assert (tmp_path / "results.md").read_text() != text
+
+
+def test_docs_naming_a_file_is_refused_before_the_sweep(tmp_path, monkeypatch, capsys):
+    """Once it failed only after the whole sweep had run (issue 23)."""
+    import numpyvae.reproduce.sweep as sweep
+
+    def no_sweep(*a, **k):
+        raise AssertionError("the sweep ran before --docs was checked")
+
+    monkeypatch.setattr(sweep, "reproduce", no_sweep)
+    (tmp_path / "notes.md").write_text("x")
+    code = cli_main(["reproduce", "--quick", "--out", str(tmp_path / "out"),
+                     "--docs", str(tmp_path / "notes.md")])
+    assert code == 2
+    assert f"--docs {tmp_path / 'notes.md'} is a file" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
