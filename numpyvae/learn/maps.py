@@ -81,6 +81,7 @@ def _by_pixel(name: str, bad: np.ndarray) -> Where:
     img = bad.any(axis=(0, 1))
     n_bad, n = _count(img)
     axes = "kernel offsets" if name == "dweight" else "pixels"
+    name = "forward's y" if name == "y" else name
     head = (f"  where {name} is wrong, {img.shape[0]} × {img.shape[1]} {axes} "
             f"(# some (n, c) off, . all right):")
     H, W = img.shape

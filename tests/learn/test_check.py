@@ -264,8 +264,9 @@ def test_a_forward_a_ten_thousandth_off_fails():
 
 
 # -- no exit of the learner's is a verdict ----------------------------------------------------
-@pytest.mark.parametrize("where", ["at import", "in forward"])
-@pytest.mark.parametrize("how", ["sys.exit(0)", "os._exit(0)"])
+@pytest.mark.parametrize("how, where", [("sys.exit(0)", "at import"), ("sys.exit(0)", "in forward"),
+                                        ("os._exit(0)", "at import"), ("os._exit(0)", "in forward"),
+                                        ("os.kill(os.getpid(), 9)", "in forward")])
 def test_an_exit_in_the_learners_code_is_a_fail(tmp_path, how, where):
     body = "import os\nimport sys\n\nfrom numpyvae.nn import Dense as _D\n\n"
     body += (f"{how}\n" if where == "at import" else
@@ -274,8 +275,8 @@ def test_an_exit_in_the_learners_code_is_a_fail(tmp_path, how, where):
     r = _learn("check", "dense", "--dir", str(tmp_path), "--no-speed", cwd=REPO)
     assert r.returncode == 1, r.stdout
     assert "PASS" not in r.stdout and "FAIL: dense" in r.stdout, r.stdout
-    said = ("called sys.exit(0)" if how.startswith("sys") else "exited with code 0 before the "
-            "check finished")
+    said = ("called sys.exit(0)" if how.startswith("sys") else "was killed by SIGKILL"
+            if "kill" in how else "exited with code 0 before the check finished")
     assert said in r.stdout, r.stdout
     assert "[failing]" in _learn("--dir", str(tmp_path)).stdout
 
@@ -451,3 +452,11 @@ def test_random_configurations_come_from_the_printed_seed():
     assert "random configurations from seed 123" in a.text
     labels = [x.label for x in a.lines if x.label.startswith("random:")]
     assert labels and labels == [x.label for x in b.lines if x.label.startswith("random:")]
+
+
+def test_map_output_padding_rows_of_forward():
+    result = _check("conv_transpose2d", planted.OutputPaddingForwardConvTranspose2d)
+    line = [x for x in result.failures if x.label.endswith("  forward")][0]
+    rows = line.where.splitlines()[1:]
+    assert rows[-1].strip() == "#" * len(rows[-1].strip()) and "#" not in "".join(rows[:-1])
+    assert "only in the last output_padding rows" in line.hint
