@@ -4,7 +4,8 @@
   ``gemm.py`` (im2col around single-threaded BLAS calls) and ``direct.py``
   (plain loops for single-channel outputs); ``geometry.py`` holds a conv's sizes.
 - ``products.py``: ``matmul``, the Dense layers' a @ b (small ones on one thread).
-- ``batchnorm.py``: BatchNorm2d's statistics, normalisation and backward pass.
+- ``batchnorm.py``: BatchNorm2d's statistics, normalisation and backward pass, alone
+  and fused with a following ELU.
 - ``elementwise.py``: ELU and Sigmoid; ``adam.py``: the Adam update.
 - ``threads.py``: every thread and BLAS decision; ``workspace.py``: reused work
   buffers.
@@ -12,7 +13,13 @@
 Every kernel gives the same bits at any thread count.
 """
 
-from .batchnorm import batch_moments, batchnorm_backward, normalize
+from .batchnorm import (
+    batch_moments,
+    batchnorm_backward,
+    batchnorm_elu_backward,
+    normalize,
+    normalize_elu,
+)
 from .conv import (
     channel_sum,
     conv2d_forward,
@@ -29,6 +36,7 @@ __all__ = [
     "ConvGeometry",
     "batch_moments",
     "batchnorm_backward",
+    "batchnorm_elu_backward",
     "channel_sum",
     "clear_workspace",
     "conv2d_forward",
@@ -40,5 +48,6 @@ __all__ = [
     "matmul_unchecked",
     "max_threads",
     "normalize",
+    "normalize_elu",
     "set_threads",
 ]

@@ -13,6 +13,11 @@ so results are bitwise the same at any thread count.
   x̂ (the layer keeps x, which the forward pass had anyway): x̂ = (x − μ)/σ is
   folded into per-channel coefficients instead, which saves writing a whole
   array in forward and reading it back here.
+- ``normalize_elu`` and ``batchnorm_elu_backward``: BatchNorm2d followed by ELU, the
+  pair ``Sequential`` fuses. Forward reads x and writes y = ELU((x − μ)·scale + shift),
+  one pass, never storing the normalised z. Backward takes x and ELU's dout, recomputes
+  z, and in pass 1 writes dz = dout·ELU′(z) with its per-plane sums, in pass 2 turns dz
+  into dx: two passes where the layers one by one make four.
 
 float32 stays float32: callers pass per-channel arrays of the input's dtype,
 and every constant inside a kernel is made with ``x.dtype.type(...)``.
@@ -24,7 +29,11 @@ import numba
 import numpy as np
 from numba import prange
 
-__all__ = ["batch_moments", "normalize", "batchnorm_backward"]
+from .elementwise import exp_nonpositive, expm1_nonpositive
+from .workspace import buffer
+
+__all__ = ["batch_moments", "normalize", "batchnorm_backward", "normalize_elu",
+           "batchnorm_elu_backward"]
 
 # "contract" only (fused multiply-add): no reassociation, NaN and inf semantics kept.
 _FMA = {"contract"}
@@ -126,6 +135,20 @@ def _grad_sums(x: np.ndarray, dy: np.ndarray, mean: np.ndarray) -> tuple[np.ndar
     return plane_dy.sum(axis=0), plane_dy_xc.sum(axis=0)
 
 
+def _input_grad_coefficients(sum_dy: np.ndarray, sum_dy_xc: np.ndarray, inv_std: np.ndarray,
+                             gamma: np.ndarray, training: bool, m: int
+                             ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """dx = a·dy + b·(x − μ) + d per channel: (a, b, d) and Σ dy·x̂ (see batchnorm_backward)."""
+    sum_dy_xhat = sum_dy_xc * inv_std
+    a = gamma * inv_std
+    if training:
+        b = a * inv_std * sum_dy_xhat * (-1.0 / m)
+        d = a * sum_dy * (-1.0 / m)
+    else:
+        b = d = np.zeros_like(a)
+    return a, b, d, sum_dy_xhat
+
+
 def batchnorm_backward(x: np.ndarray, dy: np.ndarray, mean: np.ndarray, inv_std: np.ndarray,
                        gamma: np.ndarray, training: bool
                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -142,14 +165,151 @@ def batchnorm_backward(x: np.ndarray, dy: np.ndarray, mean: np.ndarray, inv_std:
     x3 = np.ascontiguousarray(x).reshape(N, C, -1)
     dy3 = np.ascontiguousarray(dy).reshape(N, C, -1)
     sum_dy, sum_dy_xc = _grad_sums(x3, dy3, mean)
-    sum_dy_xhat = sum_dy_xc * inv_std
-    a = gamma * inv_std
-    if training:
-        m = N * x3.shape[2]
-        b = a * inv_std * sum_dy_xhat * (-1.0 / m)
-        d = a * sum_dy * (-1.0 / m)
-    else:
-        b = d = np.zeros_like(a)
+    a, b, d, sum_dy_xhat = _input_grad_coefficients(sum_dy, sum_dy_xc, inv_std, gamma,
+                                                    training, N * x3.shape[2])
     dx = np.empty_like(x3)
     _bn_grad_input(x3, dy3, mean, a, b, d, dx)
     return dx.reshape(x.shape), sum_dy_xhat, sum_dy
+
+
+# ----------------------------------------------------------------------------
+# BatchNorm2d followed by ELU. Large planes (L ≥ _LONG_PLANE): one (n, c) plane per work
+# item, as above. Short planes (7×7, 4×4) would leave the vectorised exponential idle (a
+# loop of 49 runs in its scalar tail), so there one sample is one work item: its C planes
+# are one flat loop of C·L numbers, with the per-channel constants spelled out per entry
+# (C·L numbers, made once per call). Measured at batch 256, 1 thread: the flat form is
+# 1.3x faster for 64 planes of 7×7 and 1.8x slower for 32 planes of 28×28.
+# ----------------------------------------------------------------------------
+_LONG_PLANE = 128
+
+
+@numba.njit(cache=True, error_model="numpy", parallel=True, fastmath=_FMA)
+def _bn_elu_forward_planes(x, mean, scale, shift, alpha, y):
+    """y = ELU(z), z = (x − μ)·scale + shift: ``_bn_normalize`` and ELU's kernel in one loop."""
+    N, C, L = x.shape
+    zero = x.dtype.type(0)
+    for k in prange(N * C):
+        n, c = k // C, k % C
+        xs, ys = x[n, c], y[n, c]
+        mu, a, b = mean[c], scale[c], shift[c]
+        for i in range(L):
+            z = (xs[i] - mu) * a + b
+            e = expm1_nonpositive(min(z, zero))
+            ys[i] = alpha * e if z <= zero else z  # NaN takes the else branch: it propagates
+
+
+@numba.njit(cache=True, error_model="numpy", parallel=True, fastmath=_SUMS)
+def _bn_elu_grad_sums_planes(x, dy, mean, scale, shift, alpha, dz, sum_dz, sum_dz_xc):
+    """Pass 1: dz = dy·ELU′(z), z = (x − μ)·scale + shift recomputed from BN's input, with
+    sum_dz[n, c] = Σ dz[n, c] and sum_dz_xc[n, c] = Σ dz[n, c]·(x[n, c] − μ)."""
+    N, C, L = x.shape
+    T = x.dtype.type
+    zero, one = T(0), T(1)
+    for k in prange(N * C):
+        n, c = k // C, k % C
+        xs, ds, dzs = x[n, c], dy[n, c], dz[n, c]
+        mu, a, b = mean[c], scale[c], shift[c]
+        s = T(0)
+        q = T(0)
+        for i in range(L):
+            xc = xs[i] - mu
+            z = xc * a + b
+            e = exp_nonpositive(min(z, zero))
+            d = ds[i] * (one if z > zero else alpha * e)  # a blend, as in ELU's own kernel
+            dzs[i] = d
+            s += d
+            q += d * xc
+        sum_dz[n, c] = s
+        sum_dz_xc[n, c] = q
+
+
+@numba.njit(cache=True, error_model="numpy", parallel=True, fastmath=_FMA)
+def _bn_elu_forward(x, mean, scale, shift, alpha, y):
+    """y[n] = ELU(z), z = (x[n] − μ)·scale + shift, entry by entry; x, y (N, C·L)."""
+    N, CL = x.shape
+    zero = x.dtype.type(0)
+    for n in prange(N):
+        xs, ys = x[n], y[n]
+        for i in range(CL):
+            z = (xs[i] - mean[i]) * scale[i] + shift[i]
+            e = expm1_nonpositive(min(z, zero))
+            ys[i] = alpha * e if z <= zero else z  # NaN takes the else branch: it propagates
+
+
+@numba.njit(cache=True, error_model="numpy", fastmath=_FMA)
+def _elu_grad_of_normalized(xs, ds, mean, scale, shift, alpha, dzs):
+    """dzs = ds·ELU′(z), z = (xs − μ)·scale + shift recomputed from BN's input (C·L entries)."""
+    zero, one = xs.dtype.type(0), xs.dtype.type(1)
+    for i in range(xs.size):
+        z = (xs[i] - mean[i]) * scale[i] + shift[i]
+        e = exp_nonpositive(min(z, zero))
+        dzs[i] = ds[i] * (one if z > zero else alpha * e)  # a blend, as in ELU's own kernel
+
+
+@numba.njit(cache=True, error_model="numpy", parallel=True, fastmath=_SUMS)
+def _bn_elu_grad_sums(x, dy, mean, scale, shift, alpha, dz, sum_dz, sum_dz_xc):
+    """Pass 1: dz = dy·ELU′(z), then per plane sum_dz[n, c] = Σ dz[n, c] and
+    sum_dz_xc[n, c] = Σ dz[n, c]·(x[n, c] − μ_c), while the sample is in cache. (N, C, L)."""
+    N, C, L = x.shape
+    T = x.dtype.type
+    for n in prange(N):
+        _elu_grad_of_normalized(x[n].reshape(C * L), dy[n].reshape(C * L), mean, scale, shift,
+                                alpha, dz[n].reshape(C * L))
+        for c in range(C):
+            xs, dzs = x[n, c], dz[n, c]
+            mu = mean[c * L]
+            s = T(0)
+            q = T(0)
+            for i in range(L):
+                d = dzs[i]
+                s += d
+                q += d * (xs[i] - mu)
+            sum_dz[n, c] = s
+            sum_dz_xc[n, c] = q
+
+
+def _per_entry(v: np.ndarray, L: int) -> np.ndarray:
+    """(C,) → (C·L,): each channel's value repeated over its plane."""
+    return np.ascontiguousarray(np.repeat(v, L))
+
+
+def normalize_elu(x: np.ndarray, mean: np.ndarray, scale: np.ndarray, shift: np.ndarray,
+                  alpha: float) -> np.ndarray:
+    """y = ELU((x − mean)·scale + shift) per channel, one pass.  x (N, C, L) contiguous,
+    mean, scale, shift (C,) of x's dtype; ELU(z) = z for z > 0, α(e^z − 1) otherwise."""
+    N, C, L = x.shape
+    y = np.empty_like(x)
+    a = x.dtype.type(alpha)
+    if L >= _LONG_PLANE:
+        _bn_elu_forward_planes(x, mean, scale, shift, a, y)
+    else:
+        _bn_elu_forward(x.reshape(N, C * L), _per_entry(mean, L), _per_entry(scale, L),
+                        _per_entry(shift, L), a, y.reshape(N, C * L))
+    return y
+
+
+def batchnorm_elu_backward(x: np.ndarray, dy: np.ndarray, mean: np.ndarray, inv_std: np.ndarray,
+                           gamma: np.ndarray, scale: np.ndarray, shift: np.ndarray, alpha: float,
+                           training: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(dx, dγ, dβ) of BatchNorm2d then ELU, given dy = ∂L/∂(ELU's output): ELU's backward,
+    dz = dy·ELU′(z) with z = (x − μ)·scale + shift as the forward made it, then
+    ``batchnorm_backward`` of dz. x, dy (N, C, H, W) of one dtype; the rest (C,)."""
+    N, C = x.shape[:2]
+    x3 = np.ascontiguousarray(x).reshape(N, C, -1)
+    dy3 = np.ascontiguousarray(dy).reshape(N, C, -1)
+    L = x3.shape[2]
+    dz = buffer("bn_elu_dz", x3.shape, x.dtype)
+    plane_dz = np.empty((N, C), dtype=x.dtype)
+    plane_dz_xc = np.empty((N, C), dtype=x.dtype)
+    a = x.dtype.type(alpha)
+    if L >= _LONG_PLANE:
+        _bn_elu_grad_sums_planes(x3, dy3, mean, scale, shift, a, dz, plane_dz, plane_dz_xc)
+    else:
+        _bn_elu_grad_sums(x3, dy3, _per_entry(mean, L), _per_entry(scale, L),
+                          _per_entry(shift, L), a, dz, plane_dz, plane_dz_xc)
+    sum_dz = plane_dz.sum(axis=0)
+    a, b, d, sum_dz_xhat = _input_grad_coefficients(sum_dz, plane_dz_xc.sum(axis=0), inv_std,
+                                                    gamma, training, N * L)
+    dx = np.empty_like(x3)
+    _bn_grad_input(x3, dz, mean, a, b, d, dx)  # pass 2
+    return dx.reshape(x.shape), sum_dz_xhat, sum_dz

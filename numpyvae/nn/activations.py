@@ -68,7 +68,7 @@ class ELU(Layer):
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         """dout (N, *) → dx (N, *)."""
-        x = self._saved()
+        x = np.asarray(self._saved())  # an array, or z = BN(x) kept by Sequential's fused path
         self.check_dout(dout, x.shape, x.dtype)
         if self.use_kernels:
             return elementwise.elu_backward(x, dout, self.alpha)

@@ -125,15 +125,18 @@ class BatchNorm2d(Layer):
         Runs the fused numba kernels unless ``use_kernels`` is False; ``_forward_numpy``
         below is the same computation in plain NumPy (the reference the tests hold it to).
         """
+        self._check_batch(x)
+        if self.use_kernels:
+            return self._forward_kernels(x)
+        return self._forward_numpy(x)
+
+    def _check_batch(self, x: np.ndarray) -> None:
         self.check_input(x, (None, self.num_features, None, None))
         if self.training and x.shape[0] * x.shape[2] * x.shape[3] < 2:
             raise ValueError(
                 f"BatchNorm2d: training needs more than 1 value per channel, "
                 f"got input of shape {x.shape}"
             )
-        if self.use_kernels:
-            return self._forward_kernels(x)
-        return self._forward_numpy(x)
 
     def _forward_numpy(self, x: np.ndarray) -> np.ndarray:
         if self.training:
@@ -151,6 +154,13 @@ class BatchNorm2d(Layer):
 
     def _forward_kernels(self, x: np.ndarray) -> np.ndarray:
         x3 = np.ascontiguousarray(x).reshape(x.shape[0], x.shape[1], -1)  # (N, C, H·W)
+        mean, inv_std = self._kernel_statistics(x3)
+        y = kernels.normalize(x3, mean, self.params["weight"] * inv_std, self.params["bias"])
+        self.cache = ((x3.reshape(x.shape), mean), inv_std, self.training)
+        return y.reshape(x.shape)
+
+    def _kernel_statistics(self, x3: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(μ, 1/σ) for x3 (N, C, H·W) by the kernels; in training, moves the running stats."""
         if self.training:
             m = x3.shape[0] * x3.shape[2]
             mean, var = kernels.batch_moments(x3)
@@ -158,10 +168,7 @@ class BatchNorm2d(Layer):
         else:
             mean = self.buffers["running_mean"].copy()  # a later training step may change it
             var = self.buffers["running_var"]
-        inv_std = 1.0 / np.sqrt(var + self.eps)
-        y = kernels.normalize(x3, mean, self.params["weight"] * inv_std, self.params["bias"])
-        self.cache = ((x3.reshape(x.shape), mean), inv_std, self.training)
-        return y.reshape(x.shape)
+        return mean, 1.0 / np.sqrt(var + self.eps)
 
     def _update_running_stats(self, mean: np.ndarray, unbiased_var: np.ndarray) -> None:
         # In place, so checkpoints and anyone holding the arrays see the update.

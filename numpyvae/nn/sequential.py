@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from . import batchnorm_elu
 from .layer import Layer
 
 
@@ -20,8 +21,14 @@ class Sequential(Layer):
                 raise ValueError(f"Sequential: item {i} is a {type(layer).__name__}, not a Layer")
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        for layer in self.layers:
-            x = layer.forward(x)
+        """A BatchNorm2d followed by an ELU, both with ``use_kernels`` on, run as one kernel."""
+        i = 0
+        while i < len(self.layers):
+            pair = self.layers[i:i + 2]
+            if len(pair) == 2 and batchnorm_elu.fusable(*pair):
+                x, i = batchnorm_elu.forward(*pair, x), i + 2
+            else:
+                x, i = self.layers[i].forward(x), i + 1
         return x
 
     def infer(self, x: np.ndarray) -> np.ndarray:
@@ -31,8 +38,12 @@ class Sequential(Layer):
         return x
 
     def backward(self, dout: np.ndarray) -> np.ndarray | None:
-        for layer in reversed(self.layers):
-            dout = layer.backward(dout)
+        i = len(self.layers) - 1
+        while i >= 0:
+            if i > 0 and batchnorm_elu.pending(self.layers[i - 1], self.layers[i]):
+                dout, i = batchnorm_elu.backward(self.layers[i - 1], self.layers[i], dout), i - 2
+            else:
+                dout, i = self.layers[i].backward(dout), i - 1
             if dout is None:  # a layer whose input needs no gradient: none below it learns
                 return None
         return dout

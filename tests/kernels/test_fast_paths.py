@@ -548,6 +548,12 @@ def test_float32_kernels_hold_no_float64_values():
         (B._bn_normalize, (x3, c, c, c, x3.copy())),
         (B._bn_plane_grad_sums, (x3, x3, c, planes, planes.copy())),
         (B._bn_grad_input, (x3, x3, c, c, c, c, x3.copy())),
+        (B._bn_elu_forward, (planes, c, c, c, a, planes.copy())),
+        (B._bn_elu_forward_planes, (x3, c, c, c, a, x3.copy())),
+        (B._bn_elu_grad_sums_planes, (x3, x3, c, c, c, a, x3.copy(), planes, planes.copy())),
+        (B._elu_grad_of_normalized, (v, v, v, v, v, a, v.copy())),
+        (B._bn_elu_grad_sums, (x3, x3, v[:12], v[:12], v[:12], a, x3.copy(), planes,
+                               planes.copy())),
         (kernel_adam._adam_chunk, (v, v.copy(), v.copy(), v.copy(), *[a] * 8)),
     ]
     for kernel, args in cases:
