@@ -827,6 +827,26 @@ def summary_checks(rows: list[dict[str, Any]]) -> list[tuple[str, str, str, bool
     return checks
 
 
+def busy_machine(rows: list[dict[str, Any]], cores: int | None = None) -> str | None:
+    """A warning when the 1-minute load average, at the run's start or end, was above the
+    core count: other processes then shared the cores, and a multi-threaded BLAS call
+    waits for a descheduled thread (a 1 ms product measured 30-60 ms at load 12 on 2
+    cores), so neither the floor nor any verdict above means anything."""
+    cores = cores or os.cpu_count() or 1
+    loads = []
+    for key in ("load_average", "load_average_end"):
+        text = next((r[key] for r in rows if key in r), None)
+        try:
+            loads.append(float(text.split()[0]))
+        except (AttributeError, ValueError, IndexError):
+            continue
+    if not loads or max(loads) <= cores:
+        return None
+    return (f"BUSY MACHINE: load average {' / '.join(f'{x:.1f}' for x in loads)} (start / end) on "
+            f"{cores} cores; other work shared the cores during this run, so its times, the "
+            "floor and the verdicts above are not steady-state figures")
+
+
 def print_summary(rows: list[dict[str, Any]]) -> None:
     """The targets of issue 20, for whatever this run measured."""
     checks = summary_checks(rows)
@@ -838,6 +858,9 @@ def print_summary(rows: list[dict[str, Any]]) -> None:
                     "this run)", columns,
                     [dict(zip(("target", "measured", "goal", "met"), (*c[:3], met[c[3]]),
                               strict=True)) for c in checks])
+    busy = busy_machine(rows)
+    if busy:
+        print(f"\n{busy}")
     capped = [r for r in rows if r.get("warmed_up") is False]
     if capped:
         print(f"\n{len(capped)} figure(s) reached the warm-up cap ({max_warmup_calls} calls) "

@@ -2,7 +2,7 @@
 """Paired step-time comparison of two checkouts: does a change keep the speed?
 
     python benchmarks/paired.py OLD_TREE NEW_TREE [--pairs 5] [--json FILE]
-                                [--own-bench] [--no-cold-start]
+                                [--own-bench] [--no-cold-start] [--threads 2]
 
 Runs ``bench.py step --batch 256 --threads 2 --steps-only`` on each tree in turn,
 ``--pairs`` times, alternating which goes first, with that tree on PYTHONPATH. Both trees are
@@ -29,20 +29,20 @@ KEYS = ("mlp", "cnn", "cold", "warm")
 
 
 def run_bench(tree: Path, bench: Path, cold_start: bool = True,
-              steps_only: bool = True) -> dict[str, float]:
-    """One ``bench`` step run on ``tree``'s package: step ms at batch 256 / 2 threads,
+              steps_only: bool = True, threads: int = 2) -> dict[str, float]:
+    """One ``bench`` step run on ``tree``'s package: step ms at batch 256 and ``threads``,
     start-up seconds."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "rows.json"
         env = dict(os.environ, PYTHONPATH=str(tree))
-        cmd = [sys.executable, str(bench), "step", "--batch", "256", "--threads", "2",
+        cmd = [sys.executable, str(bench), "step", "--batch", "256", "--threads", str(threads),
                "--json", str(out)] + ([] if cold_start else ["--no-cold-start"])
         cmd += ["--steps-only"] if steps_only else []  # an older bench.py knows neither
         subprocess.run(cmd, env=env, cwd=tree, check=True, stdout=subprocess.DEVNULL)
         rows = json.loads(out.read_text())
     found: dict[str, float] = {}
     for r in rows:
-        if r.get("framework") == "numpyvae" and r.get("batch") == 256 and r.get("threads") == 2:
+        if (r.get("framework"), r.get("batch"), r.get("threads")) == ("numpyvae", 256, threads):
             found[r["arch"]] = r["median_ms"]
             if "cold_start_cold_s" in r:
                 found["cold"], found["warm"] = r["cold_start_cold_s"], r["cold_start_warm_s"]
@@ -60,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also save every run here")
     parser.add_argument("--own-bench", action="store_true",
                         help="run each tree's own bench.py (default: NEW's for both)")
+    parser.add_argument("--threads", type=int, default=2,
+                        help="threads for both trees' steps (default 2)")
     parser.add_argument("--no-cold-start", action="store_true",
                         help="skip the cold and warm start (about a minute per run)")
     args = parser.parse_args(argv)
@@ -73,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
             tree = getattr(args, which).resolve()
             bench = (tree if args.own_bench else args.new.resolve()) / "benchmarks" / "bench.py"
             pair[which] = run_bench(tree, bench, cold_start=not args.no_cold_start,
-                                    steps_only=not args.own_bench)
+                                    steps_only=not args.own_bench, threads=args.threads)
         pair["load_average"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
         runs.append(pair)
         print(f"pair {i + 1} (load {pair['load_average']}): " + "  ".join(

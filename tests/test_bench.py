@@ -307,8 +307,9 @@ ms = json.loads((tree / "ms.json").read_text())  # this tree's step times
 calls = Path(sys.argv[0]).parent / "calls.txt"
 with calls.open("a") as f:
     f.write(f"{tree.name} {' '.join(sys.argv[1:])}\\n")
-rows = [{"framework": "numpyvae", "batch": 256, "threads": 2, "arch": a, "median_ms": ms[a]}
-        for a in ("mlp", "cnn")]
+threads = int(sys.argv[sys.argv.index("--threads") + 1])
+rows = [{"framework": "numpyvae", "batch": 256, "threads": threads, "arch": a,
+         "median_ms": ms[a]} for a in ("mlp", "cnn")]
 Path(sys.argv[sys.argv.index("--json") + 1]).write_text(json.dumps(rows))
 '''
 
@@ -329,7 +330,12 @@ def test_paired_times_both_trees_with_the_new_bench_and_takes_ratios_per_pair(tm
     calls = (tmp_path / "new" / "benchmarks" / "calls.txt").read_text().splitlines()
     assert not (tmp_path / "old" / "benchmarks" / "calls.txt").exists()  # new's bench only
     assert [c.split()[0] for c in calls] == ["old", "new", "new", "old"]  # order alternates
-    assert all("--steps-only" in c and "--no-cold-start" in c for c in calls)
+    assert all("--steps-only" in c and "--no-cold-start" in c and "--threads 2" in c
+               for c in calls)
+    assert paired.main([str(tmp_path / "old"), str(tmp_path / "new"), "--pairs", "1",
+                        "--no-cold-start", "--threads", "1"]) == 0
+    calls = (tmp_path / "new" / "benchmarks" / "calls.txt").read_text().splitlines()
+    assert len(calls) == 6 and all("--threads 1" in c for c in calls[4:])
 
 
 def test_profile_step_cpu_time_clock(bench):
@@ -341,3 +347,12 @@ def test_profile_step_cpu_time_clock(bench):
     per_step, _ = profile_step.profile("mlp", 2, 1, bench, clock=lambda: float(next(ticks)))
     # every clocked call reads the clock twice: a part's time is 1 tick per call
     assert per_step[0]["Adam step"] == 1.0 and per_step[0]["enc.1 Dense forward"] == 1.0
+
+
+def test_a_busy_machine_is_named_in_the_summary(bench):
+    rows = [{"bench": "step", "load_average": "1.50 1.00 0.90", "load_average_end": "1.90 1 1"}]
+    assert bench.busy_machine(rows, cores=2) is None
+    rows[0]["load_average_end"] = "12.63 13.19 12.13"
+    assert "BUSY MACHINE: load average 1.5 / 12.6 (start / end) on 2 cores" in bench.busy_machine(
+        rows, cores=2)
+    assert bench.busy_machine([{"bench": "step"}], cores=2) is None  # an old run: no load
