@@ -103,6 +103,22 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+def cpu_detail() -> str:
+    """What ``model name`` leaves out ("AMD EPYC" names several generations): the family
+    and model numbers, the widest SIMD, the core count."""
+    fields: dict[str, str] = {}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            fields.setdefault(key.strip(), value.strip())
+    except OSError:
+        return f"{os.cpu_count()} cores"
+    flags = fields.get("flags", "").split()
+    simd = next((f for f in ("avx512f", "avx2", "avx", "sse4_2") if f in flags), "?")
+    return (f"family {fields.get('cpu family', '?')} model {fields.get('model', '?')}, {simd}, "
+            f"{os.cpu_count()} cores")
+
+
 def blas_libraries() -> list[dict[str, Any]]:
     """threadpoolctl's view of every BLAS this process has loaded."""
     from threadpoolctl import threadpool_info
@@ -136,6 +152,7 @@ def run_info() -> dict[str, Any]:
         "bench_commit": git_commit(HERE),  # of this file
         "uncommitted_changes": uncommitted_changes(),
         "cpu_model": cpu_model(),
+        "cpu_detail": cpu_detail(),
         "load_average": load_average(),
         "warmup_rule": {"min_calls": WARMUP_MIN, "window": WARMUP_WINDOW, "tol": WARMUP_TOL,
                         "max_calls": max_warmup_calls},
@@ -971,7 +988,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     max_warmup_calls = args.warmup_max
     info = run_info()
     dirty = " (with uncommitted changes)" if info["uncommitted_changes"] else ""
-    print(f"CPU: {info['cpu_model']}   commit {info['commit']}{dirty}   {info['date']}   "
+    print(f"CPU: {info['cpu_model']} ({info['cpu_detail']})   commit {info['commit']}{dirty}   "
+          f"{info['date']}   "
           f"load average {info['load_average']}")
     print(warmup_rule() + f", {args.repeats} timed calls")
     rows: list[dict[str, Any]] = []

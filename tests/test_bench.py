@@ -14,8 +14,9 @@ import pytest
 from numpyvae.models.architectures import build_cnn_vae, build_mlp_vae
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench.py"
-REQUIRED = {"bench", "arch", "batch", "threads", "median_ms", "gflops",
-            "date", "commit", "cpu_model", "numba_threading_layer", "blas"}
+REQUIRED = {"bench", "arch", "batch", "threads", "median_ms", "gflops", "min_ms", "max_ms",
+            "warmup_calls", "warmed_up", "date", "commit", "cpu_model", "cpu_detail",
+            "load_average", "numba_threading_layer", "blas"}
 CNN_LAYERS = [  # the list: every conv and transposed conv of the CNN, in order
     "enc.conv1 1->32 28->14", "enc.conv2 32->64 14->7", "enc.conv3 64->32 7->4",
     "dec.convT1 32->64 4->7", "dec.convT2 64->32 7->14", "dec.convT3 32->32 14->28",
@@ -64,8 +65,8 @@ def test_step_rows_from_fresh_processes(bench):
     rows = bench.bench_steps([4], [1], repeats=1, with_cold_start=False)
     assert [(r["arch"], r["batch"], r["threads"]) for r in rows] == [("mlp", 4, 1), ("cnn", 4, 1)]
     for row in rows:
-        assert REQUIRED - {"date", "commit", "cpu_model"} | {"images_per_s", "epoch_s",
-                                                             "peak_rss_mb"} <= row.keys()
+        run_fields = {"date", "commit", "cpu_model", "cpu_detail", "load_average"}  # main() adds
+        assert REQUIRED - run_fields | {"images_per_s", "epoch_s", "peak_rss_mb"} <= row.keys()
         assert row["bench"] == "step" and row["framework"] == "numpyvae"
         assert row["epoch_s"] == pytest.approx(60_000 / row["images_per_s"])
         assert row["peak_rss_mb"] > 10
