@@ -18,22 +18,8 @@ from .reparameterize import Reparameterize
 from .sequential import Sequential
 from .shape import Flatten, Reshape
 
-__all__ = [
-    "Layer",
-    "Sequential",
-    "Dense",
-    "Conv2d",
-    "ConvTranspose2d",
-    "BatchNorm2d",
-    "ELU",
-    "Softplus",
-    "Sigmoid",
-    "Flatten",
-    "Reshape",
-    "ConcatLabels",
-    "Reparameterize",
-    "Adam",
-]
+__all__ = ["Layer", "Sequential", "Dense", "Conv2d", "ConvTranspose2d", "BatchNorm2d", "ELU",
+           "Softplus", "Sigmoid", "Flatten", "Reshape", "ConcatLabels", "Reparameterize", "Adam"]
 
 if not KERNELS_AVAILABLE:
     for _cls in (Dense, Conv2d, ConvTranspose2d, BatchNorm2d, ELU, Sigmoid, Adam):
