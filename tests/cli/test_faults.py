@@ -243,7 +243,9 @@ def test_sizes_estimated_and_refused_before_any_work(argv, message, tmp_path, ca
     def no_work(*a, **k):
         raise AssertionError("the work started before the size was checked")
 
-    monkeypatch.setattr(iwae, "log_likelihood", no_work)
+    for module, name in ((iwae, "log_likelihood"), (plots, "save_samples"),
+                         (plots, "save_class_samples")):
+        monkeypatch.setattr(module, name, no_work)
     monkeypatch.setattr(plots, "available_memory", lambda: 20 * 10**9)
     run = write_run(tmp_path / "r", latent_dim=2)
     code, err = run_cli(capsys, argv[0], "--run", run, *argv[1:])
