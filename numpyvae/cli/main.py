@@ -234,7 +234,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                 "(nothing was overwritten)"
             )
     if args.threads is not None:
-        from ..kernels.threads import set_threads
+        from ..training.train import set_threads
 
         set_threads(args.threads)
     _ensure_data(config.dataset, config.data_dir)

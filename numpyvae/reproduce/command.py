@@ -52,7 +52,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
     if args.threads is not None:
-        from ..kernels.threads import set_threads
+        from ..training.train import set_threads
 
         set_threads(args.threads)
     from .sweep import plan_status, reproduce

@@ -85,13 +85,34 @@ def evaluation_images(config: TrainConfig, x: np.ndarray) -> np.ndarray:
     return data.binarize(x, np.random.default_rng(data.BINARIZE_SEED))
 
 
+_numpy_alone_threads: list = []  # (n, threadpoolctl's limit) of --threads without numba
+
+
+def set_threads(n: int) -> None:
+    """``--threads n``: numba's pool and every BLAS at n threads (``kernels/threads.py``);
+    on NumPy alone (no numba), BLAS only."""
+    from ..nn.lazy_kernels import KERNELS_AVAILABLE
+
+    if KERNELS_AVAILABLE:
+        from ..kernels.threads import set_threads as set_kernel_threads
+
+        return set_kernel_threads(n)
+    from threadpoolctl import threadpool_limits
+
+    top = os.cpu_count() or 1
+    if not 1 <= n <= top:
+        raise ValueError(f"--threads must be between 1 and {top} (the cores of this machine), "
+                         f"got {n}")
+    _numpy_alone_threads[:] = [(n, threadpool_limits(limits=n, user_api="blas"))]
+
+
 def current_threads() -> int:
     """The thread count numba's kernels use now (``--threads`` sets BLAS's to the same);
-    on NumPy alone, the cores BLAS uses by default."""
+    on NumPy alone, BLAS's: ``--threads``, else one per core."""
     try:
         import numba
     except ImportError:
-        return os.cpu_count() or 1
+        return _numpy_alone_threads[0][0] if _numpy_alone_threads else os.cpu_count() or 1
     return int(numba.get_num_threads())
 
 
