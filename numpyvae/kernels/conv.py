@@ -296,6 +296,32 @@ def _axis_phases(n_out: int, n_in: int, K: int, s: int, p: int
     return phases, before, after
 
 
+def _phase_table(H: int, W: int, Ho: int, Wo: int, K: int, s: int, p: int
+                 ) -> tuple[list[tuple[int, ...]], tuple[int, int, int, int]]:
+    """Both axes' phases combined: [(rh, rw, Ta, Te, u0, U, v0, V)] for every class with
+    pixels, and dy's zero border (top, bottom, left, right) that all their taps need."""
+    rows_ph, top, bottom = _axis_phases(H, Ho, K, s, p)
+    cols_ph, left, right = _axis_phases(W, Wo, K, s, p)
+    table = [(rh, rw, Ta, Te, u0, U, v0, V) for rh, Ta, u0, U in rows_ph
+             for rw, Te, v0, V in cols_ph if U and V]
+    return table, (top, bottom, left, right)
+
+
+def _direct_grad_input(dy: np.ndarray, w: np.ndarray, s: int, p: int, bias: np.ndarray,
+                       dx: np.ndarray) -> None:
+    """The direct path's input gradient by sub-pixel phases (see ``direct.grad_input``)."""
+    N, F, Ho, Wo = dy.shape
+    C, H, W = dx.shape[1:]
+    table, (top, bottom, left, right) = _phase_table(H, W, Ho, Wo, w.shape[2], s, p)
+    phases = np.array(table, dtype=np.int64).reshape(-1, 8)
+    Wd = left + Wo + right
+    n_chunks = _direct_chunks(N)
+    planes = buffer("planes", (n_chunks, F, (top + Ho + bottom) * Wd), dy.dtype)
+    L_max = max(((ph[5] - 1) * Wd + ph[7] for ph in table), default=1)
+    outs = buffer("rows", (n_chunks, L_max), dy.dtype)
+    direct.grad_input(dy, w, phases, top, left, Wd, s, p, bias, planes, outs, dx)
+
+
 def _gemm_grad_input(dy: np.ndarray, w: np.ndarray, s: int, p: int, bias: np.ndarray,
                      dx: np.ndarray) -> None:
     """dx = conv2d's input gradient + bias by sub-pixel phases: output pixels of one parity
@@ -304,18 +330,15 @@ def _gemm_grad_input(dy: np.ndarray, w: np.ndarray, s: int, p: int, bias: np.nda
     N, F, Ho, Wo = dy.shape
     C, H, W = dx.shape[1:]
     K = w.shape[2]
-    rows_ph, top, bottom = _axis_phases(H, Ho, K, s, p)
-    cols_ph, left, right = _axis_phases(W, Wo, K, s, p)
-    table, blocks, offset = [], [], 0
-    for rh, Ta, u0, U in rows_ph:
-        for rw, Te, v0, V in cols_ph:
-            if U and V:
-                table.append((rh, rw, Ta, Te, u0, U, v0, V, offset))
-                # (ta, te, f): w[f, c, rh + s·(Ta − 1 − ta), rw + s·(Te − 1 − te)]
-                sub = w[:, :, rh::s, rw::s][:, :, ::-1, ::-1].transpose(2, 3, 0, 1)
-                blocks.append(sub.reshape(-1))  # (Ta·Te·F, C)
-                offset += Ta * Te * F
-    phases = np.array(table, dtype=np.int64).reshape(-1, 9)
+    table, (top, bottom, left, right) = _phase_table(H, W, Ho, Wo, K, s, p)
+    blocks, offsets = [], [0]
+    for rh, rw, Ta, Te, *_ in table:
+        # (ta, te, f): w[f, c, rh + s·(Ta − 1 − ta), rw + s·(Te − 1 − te)]
+        sub = w[:, :, rh::s, rw::s][:, :, ::-1, ::-1].transpose(2, 3, 0, 1)
+        blocks.append(sub.reshape(-1))  # (Ta·Te·F, C)
+        offsets.append(offsets[-1] + Ta * Te * F)
+    phases = np.array([ph + (o,) for ph, o in zip(table, offsets, strict=False)],
+                      dtype=np.int64).reshape(-1, 9)
     w_phases = np.ascontiguousarray(np.concatenate(blocks) if blocks
                                     else np.zeros(0, dy.dtype))
     # chunks sized by the im2col of the conv this reverses: about _CHUNK_BYTES of cols
@@ -378,10 +401,7 @@ def conv2d_grad_input_unchecked(dy: np.ndarray, w: np.ndarray, input_hw: tuple[i
             w_flip = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
             _direct_forward(dy, w_flip, bias, 1, K - 1 - p, dx)
             return dx
-        n_chunks, Wp = _direct_chunks(N), W + 2 * p
-        planes = buffer("planes", (n_chunks, C, (H + 2 * p) * Wp), dy.dtype)
-        rows = buffer("rows", (n_chunks, (Ho - 1) * Wp + Wo), dy.dtype)
-        direct.grad_input(dy, w, s, p, bias, planes, rows, dx)
+        _direct_grad_input(dy, w, s, p, bias, dx)
         return dx
     _gemm_grad_input(dy, w, s, p, bias, dx)
     return dx

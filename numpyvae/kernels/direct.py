@@ -9,7 +9,9 @@ keep outputs with that same row length (the Wp − Wo extra entries at the end
 of each row are scratch). Output q = i·Wp + j with tap (a, e) then reads input
 s·q + a·Wp + e, so every tap is one long axpy or dot product over q instead
 of Ho short ones. A 3×3 stride-1 kernel (the CNN's last layer) gets its nine
-taps fused into one pass.
+taps fused into one pass. The input gradient goes by sub-pixel phase, as the
+GEMM path's does: within a phase every tap is a stride-1 shift of dy's plane,
+and each pixel of dx is written once, so nothing is scattered.
 """
 
 import numba
@@ -22,12 +24,12 @@ from numba import prange
 
 
 @numba.njit(cache=True)
-def _load_plane(x_nc, p, Wp, plane):
-    """plane[(p + h)·Wp + p + w] = x_nc[h, w]; the plane's zero border is left alone."""
+def _load_plane(x_nc, top, left, Wp, plane):
+    """plane[(top + h)·Wp + left + w] = x_nc[h, w]; the plane's zero border is left alone."""
     H, W = x_nc.shape
     for h in range(H):
         src = x_nc[h]
-        dst = plane[(p + h) * Wp + p:(p + h) * Wp + p + W]
+        dst = plane[(top + h) * Wp + left:(top + h) * Wp + left + W]
         for q in range(W):
             dst[q] = src[q]
 
@@ -69,19 +71,6 @@ def _stencil3(out, w3, plane, Wp, L):
         out[q] += (w00 * r0[q] + w01 * r0[q + 1] + w02 * r0[q + 2]
                    + w10 * r1[q] + w11 * r1[q + 1] + w12 * r1[q + 2]
                    + w20 * r2[q] + w21 * r2[q + 1] + w22 * r2[q + 2])
-
-
-@numba.njit(cache=True, fastmath={"contract"})
-def _axpy_scatter(plane, off, s, wv, d, L):
-    """plane[off + s·q] += wv · d[q] for q < L."""
-    if s == 1:
-        dst = plane[off:off + L]
-        for q in range(L):
-            dst[q] += wv * d[q]
-    else:
-        dst = plane[off:off + s * (L - 1) + 1:s]
-        for q in range(L):
-            dst[q] += wv * d[q]
 
 
 @numba.njit(cache=True, fastmath={"reassoc", "contract"})
@@ -143,7 +132,7 @@ def forward(x, w, b, s, p, planes, outs, y):
         out = outs[chunk]
         for n in range(chunk * N // n_chunks, (chunk + 1) * N // n_chunks):
             for c in range(C):
-                _load_plane(x[n, c], p, Wp, sample_planes[c])
+                _load_plane(x[n, c], p, p, Wp, sample_planes[c])
             for f in range(F):
                 out[:] = 0
                 for c in range(C):
@@ -161,34 +150,48 @@ def forward(x, w, b, s, p, planes, outs, y):
                         dst[j] = src[j] + bf
 
 
+@numba.njit(cache=True)
+def _write_phase(out, Wd, ph, s, p, bc, dx_nc):
+    """dx_nc[s·u + rh − p, s·v + rw − p] = out[(u − u0)·Wd + v − v0] + bc over the phase."""
+    rh, rw, u0, U, v0, V = ph[0], ph[1], ph[4], ph[5], ph[6], ph[7]
+    w0 = s * v0 + rw - p
+    for du in range(U):
+        src = out[du * Wd:du * Wd + V]
+        dst = dx_nc[s * (u0 + du) + rh - p, w0:w0 + s * (V - 1) + 1:s]
+        for q in range(V):
+            dst[q] = src[q] + bc
+
+
 @numba.njit(parallel=True, cache=True)
-def grad_input(dy, w, s, p, bias, planes, rows, dx):
-    """Padded dx[n, c] from (a, e), step s  +=  w[f, c, a, e] · dy[n, f]; then crop, + bias."""
-    N, C, H, W = dx.shape
-    F, K = w.shape[0], w.shape[2]
-    Ho, Wo = dy.shape[2], dy.shape[3]
-    Wp = W + 2 * p
-    L = (Ho - 1) * Wp + Wo
+def grad_input(dy, w, phases, top, left, Wd, s, p, bias, planes, outs, dx):
+    """dx[n, c] = bias[c] + Σ_f Σ_taps w[f, c, a, e]·dy[n, f], one sub-pixel phase at a time
+    (rows of ``phases`` as in ``gemm.grad_input``): within a phase every tap is a stride-1
+    shift of dy's zero-bordered plane (row length Wd), so each is one contiguous axpy, and
+    each pixel of dx is written once (no scatter-add)."""
+    N, C = dx.shape[0], dx.shape[1]
+    F = w.shape[0]
     n_chunks = planes.shape[0]
     for chunk in prange(n_chunks):
-        sample_planes = planes[chunk]
-        d = rows[chunk]
-        d[:] = 0  # the entries between rows must add zeros
+        dplanes = planes[chunk]
+        dplanes[:, :] = 0
+        out = outs[chunk]
         for n in range(chunk * N // n_chunks, (chunk + 1) * N // n_chunks):
-            sample_planes[:, :] = 0
             for f in range(F):
-                _load_rows(dy[n, f], Wp, d)
-                for c in range(C):
-                    for a in range(K):
-                        for e in range(K):
-                            _axpy_scatter(sample_planes[c], a * Wp + e, s, w[f, c, a, e], d, L)
+                _load_plane(dy[n, f], top, left, Wd, dplanes[f])
             for c in range(C):
-                bc = bias[c]
-                for h in range(H):
-                    src = sample_planes[c, (h + p) * Wp + p:(h + p) * Wp + p + W]
-                    dst = dx[n, c, h]
-                    for q in range(W):
-                        dst[q] = src[q] + bc
+                for i in range(phases.shape[0]):
+                    ph = phases[i]
+                    rh, rw, Ta, Te, u0, U, v0 = ph[0], ph[1], ph[2], ph[3], ph[4], ph[5], ph[6]
+                    Lq = (U - 1) * Wd + ph[7]
+                    out[:Lq] = 0
+                    for f in range(F):
+                        for ta in range(Ta):
+                            for te in range(Te):
+                                # output (u, v) reads dy[f, u − ta, v − te]
+                                off = (u0 - ta + top) * Wd + v0 - te + left
+                                _axpy(out, w[f, c, rh + s * ta, rw + s * te], dplanes[f], off,
+                                      1, Lq)
+                    _write_phase(out, Wd, ph, s, p, bias[c], dx[n, c])
 
 
 @numba.njit(parallel=True, cache=True)
@@ -215,7 +218,7 @@ def grad_weight(dy, x, g, planes, rows, partials):
                 for f in range(F):
                     _load_rows(dy[n, f], Wp, d[f])
                 for c in range(C):
-                    _load_plane(x[n, c], p, Wp, plane)
+                    _load_plane(x[n, c], p, p, Wp, plane)
                     for f in range(F):
                         if K == 3 and s == 1:
                             _dots3(acc[f, c], d[f], plane, Wp, L)
