@@ -20,9 +20,9 @@ class Dense(Layer):
     Initialisation is PyTorch's default: W and b ~ U(−1/√D_in, 1/√D_in)
     (kaiming_uniform with a = √5 works out to exactly this bound).
 
-    The products run in ``kernels.matmul`` (small ones on one thread, large ones on
-    NumPy's multi-threaded BLAS); ``use_kernels = False`` (on the class or one layer)
-    runs plain ``@`` instead.
+    ``forward`` and ``backward`` read as the maths with ``use_kernels = False`` (on the
+    class or one layer). By default the same products run in ``kernels.matmul``
+    (``_forward_kernels``, ``_backward_kernels``).
     """
 
     use_kernels = True
@@ -53,27 +53,45 @@ class Dense(Layer):
         """x (N, D_in) → y (N, D_out)."""
         self.check_input(x, (None, self.in_features))
         self.cache = x
-        y = self._matmul(x, self.params["weight"])  # y = x W + b
+        if self.use_kernels:
+            return self._forward_kernels(x)
+        W, b = self.params["weight"], self.params.get("bias", 0)  # no bias: + 0
+        y = x @ W + b
+        return y
+
+    def backward(self, dy: np.ndarray) -> np.ndarray | None:
+        """dy (N, D_out) → dx (N, D_in) (None if ``needs_input_grad`` is off).
+
+        y_nj = Σ_i x_ni W_ij + b_j, so  dW = Xᵀ dY,  db = Σ_n dY,  dX = dY Wᵀ.
+        """
+        x = self._saved()
+        self.check_dout(dy, (x.shape[0], self.out_features), x.dtype)
+        if self.use_kernels:
+            return self._backward_kernels(dy, x)
+        W = self.params["weight"]
+        self.grads["weight"][...] = x.T @ dy
+        if "bias" in self.grads:
+            self.grads["bias"][...] = dy.sum(axis=0)
+        if not self.needs_input_grad:
+            return None
+        dx = dy @ W.T
+        return dx
+
+    # -- the same products in kernels.matmul: small ones on one thread, large ones on
+    # -- NumPy's multi-threaded BLAS; dW is written in place
+    def _forward_kernels(self, x: np.ndarray) -> np.ndarray:
+        y = kernels.matmul_unchecked(x, self.params["weight"], None)
         if "bias" in self.params:
             y += self.params["bias"]
         return y
 
-    def backward(self, dout: np.ndarray) -> np.ndarray | None:
-        """dout (N, D_out) → dx (N, D_in) (None if ``needs_input_grad`` is off).
-
-        y_nj = Σ_i x_ni W_ij + b_j, so  dX = dY Wᵀ,  dW = Xᵀ dY,  db = Σ_n dY.
-        """
-        x = self._saved()
-        self.check_dout(dout, (x.shape[0], self.out_features), x.dtype)
-        self._matmul(x.T, dout, out=self.grads["weight"])  # dW = Xᵀ dY
+    def _backward_kernels(self, dy: np.ndarray, x: np.ndarray) -> np.ndarray | None:
+        kernels.matmul_unchecked(x.T, dy, self.grads["weight"])
         if "bias" in self.grads:
-            self.grads["bias"][...] = dout.sum(axis=0)  # db = Σ_n dY
+            self.grads["bias"][...] = dy.sum(axis=0)
         if not self.needs_input_grad:
             return None
-        return self._matmul(dout, self.params["weight"].T)  # dX = dY Wᵀ
-
-    def _matmul(self, a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        return kernels.matmul_unchecked(a, b, out) if self.use_kernels else np.matmul(a, b, out=out)
+        return kernels.matmul_unchecked(dy, self.params["weight"].T, None)
 
     def extra_repr(self) -> str:
         bias = "" if "bias" in self.params else ", bias=False"
