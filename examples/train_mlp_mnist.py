@@ -6,7 +6,7 @@
 
 import argparse
 
-from numpyvae.cli.main import draw_run_figures
+from numpyvae.figures.run_figures import draw_run_figures
 from numpyvae.training.train import TrainConfig, train, unique_run_dir
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

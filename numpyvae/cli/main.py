@@ -10,7 +10,7 @@ import os
 import shlex
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -215,6 +215,7 @@ def _config_from_args(args: argparse.Namespace):
 def cmd_train(args: argparse.Namespace) -> int:
     import numpy as np
 
+    from ..figures.run_figures import draw_run_figures
     from ..training.train import CHECKPOINT, TrainingDiverged, train, unique_run_dir
 
     config = _config_from_args(args)
@@ -299,22 +300,6 @@ def interrupts_recorded() -> Iterator[list[int]]:
     finally:
         for s, handler in previous:
             signal.signal(s, handler)
-
-
-def draw_run_figures(out: str | Path, log: Callable[[str], None] = print) -> list[Path]:
-    """Draw the figures of the run in ``out`` from its checkpoint (the model as saved),
-    on the run's test images; returns their paths."""
-    from ..figures.plots import make_figures
-    from ..training.run import load_run
-
-    out = Path(out)
-    run = load_run(out)
-    x_test, y_test = data.load(run.config.dataset, "test", run.config.data_dir)
-    if run.config.test_subset:
-        x_test, y_test = x_test[:run.config.test_subset], y_test[:run.config.test_subset]
-    paths = make_figures(run.vae, x_test, y_test, run.history, out, seed=run.config.seed)
-    log(f"figures: {', '.join(p.name for p in paths)} in {out}")
-    return paths
 
 
 def _ensure_data(dataset: str, data_dir: str | None) -> None:
@@ -408,7 +393,7 @@ def _check_history(history: list, where: str) -> None:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    from ..figures.plots import make_figures
+    from ..figures.run_figures import make_figures
     from ..training.checkpoint import atomic_write, write_json
     from ..training.run import read_json, summary_markdown
 

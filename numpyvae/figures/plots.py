@@ -47,7 +47,7 @@ FIGURE_NAMES = (
     "latent_scatter.png",
 )
 MANIFOLD_NAME = "manifold.png"  # only for latent_dim == 2
-# make_figures interpolates from the first test image of one class to the first of
+# run_figures.make_figures interpolates from the first test image of one class to the first of
 # another; 0 and 1 lie far apart in latent space, so the path crosses other digits.
 INTERPOLATION_CLASSES = (0, 1)
 CLASS_COLORMAP = "tab10"
@@ -547,63 +547,3 @@ def interpolation_pair(y: np.ndarray, classes: tuple[int, int] = INTERPOLATION_C
         return int(a[0]), int(b[0])
     other = np.flatnonzero(y != y[0])
     return 0, int(other[0]) if len(other) else len(y) - 1
-
-
-def make_figures(
-    vae: VAE,
-    x_test: np.ndarray,
-    y_test: np.ndarray,
-    history: Sequence[dict[str, Any]],
-    run_dir: str | Path,
-    seed: int = 0,
-    label: str | None = None,
-) -> list[Path]:
-    """Write a run's figures into ``run_dir`` under their fixed names and return the paths.
-
-    samples.png, reconstructions.png, curves.png, interpolation.png,
-    latent_scatter.png, for latent_dim == 2 also manifold.png, and for a VAE
-    latent_health.png (KL per latent dimension, the active ones marked).
-    ``label`` (e.g. "MLP, MNIST") is added to every title.
-
-    A conditional model gets samples.png as the class-by-style grid
-    (``save_class_samples``), and no interpolation or manifold: both would need
-    a class to decode with.
-    """
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    x_test = _as_batch(vae, x_test, "make_figures")
-    if len(x_test) != len(np.asarray(y_test).reshape(-1)):
-        raise ValueError(
-            f"make_figures: {len(x_test)} images but {np.asarray(y_test).size} labels"
-        )
-    if getattr(vae, "conditional", False):
-        return [
-            save_class_samples(vae, run_dir / "samples.png", seed=seed, label=label),
-            save_reconstructions(vae, x_test, run_dir / "reconstructions.png", label=label,
-                                 y=y_test),
-            save_curves(history, run_dir / "curves.png", label=label),
-            save_latent_scatter(vae, x_test, y_test, run_dir / "latent_scatter.png", seed=seed,
-                                label=label),
-        ] + _latent_health(vae, x_test, y_test, run_dir, label)
-    i, j = interpolation_pair(y_test)
-    paths = [
-        save_samples(vae, run_dir / "samples.png", seed=seed, label=label),
-        save_reconstructions(vae, x_test, run_dir / "reconstructions.png", label=label),
-        save_curves(history, run_dir / "curves.png", label=label),
-        save_interpolation(vae, x_test[i], x_test[j], run_dir / "interpolation.png", label=label),
-        save_latent_scatter(vae, x_test, y_test, run_dir / "latent_scatter.png", seed=seed,
-                            label=label),
-    ]
-    if vae.latent_dim == 2:
-        paths.append(save_manifold(vae, run_dir / MANIFOLD_NAME, label=label))
-    return paths + _latent_health(vae, x_test, None, run_dir, label)
-
-
-def _latent_health(vae: Any, x: np.ndarray, y: np.ndarray | None, run_dir: Path,
-                   label: str | None) -> list[Path]:
-    """latent_health.png for a VAE; the autoencoder has no q(z|x) to draw it from."""
-    from .latent_health_figure import LATENT_HEALTH_NAME, make_latent_health_figure
-
-    if not isinstance(vae, VAE):
-        return []
-    return [make_latent_health_figure(vae, x, y, run_dir / LATENT_HEALTH_NAME, label=label)]

@@ -276,7 +276,7 @@ def run_train(args: argparse.Namespace) -> int:
           + (f" on {subset} images" if subset else "") + f" -> {out}")
     with _learner_model_in_the_loop(kit):
         mine = train(config, out)
-    from ..cli.main import draw_run_figures
+    from ..figures.run_figures import draw_run_figures
 
     draw_run_figures(out)  # from the checkpoint: the parameters your layers learned
     if args.no_compare:

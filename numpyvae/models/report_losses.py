@@ -34,20 +34,3 @@ REPORT_SPLIT: dict[tuple[str, str, int], tuple[float, float]] = {
 def report_loss(arch: str, dataset: str, latent_dim: int) -> dict[str, float]:
     """The report's figures for this configuration ({} if it gives none)."""
     return REPORT_LOSS.get((arch, dataset, latent_dim), {})
-
-
-# Which of the report's figures each reproduced experiment is compared with: the
-# architectures (experiment 1) with figures 4-7, the latent sweep (2) with 8 and 9.
-EXPERIMENT_FIGURES: dict[str, tuple[str, ...]] = {
-    "arch": ("fig4", "fig5", "fig6", "fig7"),
-    "latent": ("fig8", "fig9"),
-}
-
-
-def report_figure(experiment: str, arch: str, dataset: str, latent_dim: int
-                  ) -> tuple[str, float] | None:
-    """(figure, loss) the report gives for this configuration in this experiment, or None."""
-    for fig, loss in report_loss(arch, dataset, latent_dim).items():
-        if fig in EXPERIMENT_FIGURES.get(experiment, ()):
-            return fig, loss
-    return None

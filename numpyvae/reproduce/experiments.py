@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
 from ..models.architectures import DEFAULT_HIDDEN
-from ..models.report_losses import report_figure
+from ..models.report_losses import report_loss
 from ..training.config import objective_tags
 from ..training.train import TrainConfig
 
@@ -210,3 +210,20 @@ def members(settings: Settings, experiments: Iterable[str] = EXPERIMENTS) -> lis
 def unique_specs(items: Sequence[Member]) -> list[RunSpec]:
     """The distinct runs of ``items``, in first-seen order: each is trained once."""
     return list(dict.fromkeys(m.spec for m in items))
+
+
+# Which of the report's figures each reproduced experiment is compared with: the
+# architectures (experiment 1) with figures 4-7, the latent sweep (2) with 8 and 9.
+EXPERIMENT_FIGURES: dict[str, tuple[str, ...]] = {
+    "arch": ("fig4", "fig5", "fig6", "fig7"),
+    "latent": ("fig8", "fig9"),
+}
+
+
+def report_figure(experiment: str, arch: str, dataset: str, latent_dim: int
+                  ) -> tuple[str, float] | None:
+    """(figure, loss) the report gives for this configuration in this experiment, or None."""
+    for fig, loss in report_loss(arch, dataset, latent_dim).items():
+        if fig in EXPERIMENT_FIGURES.get(experiment, ()):
+            return fig, loss
+    return None

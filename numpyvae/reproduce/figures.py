@@ -30,8 +30,8 @@ from ..figures.plots import (
     new_figure,
     save_figure,
 )
-from ..models.report_losses import report_figure
 from ..training.checkpoint import atomic_write
+from .experiments import report_figure
 from .tables import group, mean
 
 SAMPLE_SEED = 0

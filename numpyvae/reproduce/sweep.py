@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from .. import data
-from ..cli.main import draw_run_figures
+from ..figures.run_figures import draw_run_figures
 from ..models.architectures import DEFAULT_HIDDEN
 from ..models.report_losses import REPORT_SPLIT
 from ..training.checkpoint import write_json

@@ -14,11 +14,16 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from ..data.catalog import DATASETS
 from ..data.datasets import NUM_CLASSES
-from ..models.architectures import ARCHS, DEFAULT_HIDDEN, PIXELS
+from ..models.architectures import ARCHS, DEFAULT_HIDDEN, PIXELS, build_vae
+from ..models.autoencoder import Autoencoder, build_mlp_autoencoder
 from ..models.likelihoods import LIKELIHOODS
+from ..models.vae import VAE
 
+CHECKPOINT = "checkpoint.npz"  # a run folder's record, beside config.json
 MODELS = ("vae", "ae")  # "ae": the plain autoencoder beside the VAE (autoencoder.py)
 DEFAULT_LR = {"mlp": 0.0025, "cnn": 0.0015}
 # Changing these would make a resumed run a different experiment.
@@ -233,3 +238,25 @@ def _check_fits_in_memory(config: TrainConfig) -> None:
             f"numbers and need about {need / 2**30:,.1f} GiB to train, and this machine has "
             f"{have / 2**30:,.1f} GiB"
         )
+
+
+def build_model(config: TrainConfig, dtype: Any = np.float32) -> VAE | Autoencoder:
+    """The model a config describes, initialised from its seed."""
+    rng = np.random.default_rng([config.seed, 0])
+    if config.model == "ae":
+        return build_mlp_autoencoder(config.latent_dim, hidden=config.hidden, c=config.c,
+                                     dtype=dtype, rng=rng, likelihood=config.likelihood)
+    vae = build_vae(config.arch, config.latent_dim, hidden=config.hidden, c=config.c,
+                    dtype=dtype, rng=rng, likelihood=config.likelihood,
+                    num_classes=NUM_CLASSES if config.conditional else 0)
+    vae.beta, vae.free_bits = config.beta, config.free_bits  # the loop sets β per batch
+    return vae
+
+
+def objective_options(config: TrainConfig) -> str:
+    """The objective's options in words, e.g. ``β = 4, KL warm-up over 5 epochs``."""
+    return ", ".join(
+        ([f"β = {config.beta:g}"] if config.beta != 1 or not config.free_bits else [])
+        + ([f"KL warm-up over {config.kl_warmup} epochs"] if config.kl_warmup else [])
+        + ([f"free bits λ = {config.free_bits:g} nats per dimension"]
+           if config.free_bits else []))

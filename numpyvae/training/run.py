@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from ..models.report_losses import REPORT_SPLIT, report_loss
 from ..models.vae import VAE
 from .checkpoint import (
     load_model_arrays,
@@ -16,7 +17,7 @@ from .checkpoint import (
     read_bounded,
     write_json,
 )
-from .train import CHECKPOINT, TrainConfig, build_model, objective_options
+from .config import CHECKPOINT, TrainConfig, build_model, objective_options
 
 
 @dataclass
@@ -106,8 +107,6 @@ def sync_history(run_dir: str | Path) -> list[dict[str, Any]]:
 
 def summary_markdown(run_dir: str | Path) -> str:
     """A short Markdown summary of a finished run: ours beside the report's figures."""
-    from ..models.report_losses import REPORT_SPLIT, report_loss
-
     run = load_run(run_dir)  # the checkpoint, not config.json, says what the run is
     config, history = run.config, run.history
     final = read_final(run_dir)

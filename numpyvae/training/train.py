@@ -24,8 +24,7 @@ import numpy as np
 
 from .. import data
 from ..data.filelock import LockHeld, held_lock_file
-from ..models.architectures import build_vae
-from ..models.autoencoder import Autoencoder, build_mlp_autoencoder
+from ..models.autoencoder import Autoencoder
 from ..models.vae import VAE, Losses
 from ..nn.adam import Adam
 from .checkpoint import (
@@ -35,7 +34,15 @@ from .checkpoint import (
     save_checkpoint,
     write_json,
 )
-from .config import DEFAULT_LR, FIXED_ON_RESUME, MODELS, TrainConfig
+from .config import (
+    CHECKPOINT,
+    DEFAULT_LR,
+    FIXED_ON_RESUME,
+    MODELS,
+    TrainConfig,
+    build_model,
+    objective_options,
+)
 from .loop import (
     EVAL_BATCH,
     EVAL_SEED,
@@ -46,12 +53,12 @@ from .loop import (
     train_epoch,
 )
 from .optimizer_state import load_optimizer_state, non_finite_moments, optimizer_state
+from .run import read_final
 
 __all__ = ["CHECKPOINT", "DEFAULT_LR", "EVAL_BATCH", "EVAL_SEED", "FIXED_ON_RESUME", "MODELS",
            "Progress", "TrainConfig", "TrainingDiverged", "build_model", "evaluate",
            "evaluation_images", "train", "unique_run_dir"]
 
-CHECKPOINT = "checkpoint.npz"
 LOCK = ".lock"  # held by the one process writing the run folder (data/filelock.py)
 
 
@@ -62,19 +69,6 @@ def unique_run_dir(base: str | Path) -> Path:
     while out.exists():
         out, k = Path(f"{base}-{k}"), k + 1
     return out
-
-
-def build_model(config: TrainConfig, dtype: Any = np.float32) -> VAE | Autoencoder:
-    """The model a config describes, initialised from its seed."""
-    rng = np.random.default_rng([config.seed, 0])
-    if config.model == "ae":
-        return build_mlp_autoencoder(config.latent_dim, hidden=config.hidden, c=config.c,
-                                     dtype=dtype, rng=rng, likelihood=config.likelihood)
-    vae = build_vae(config.arch, config.latent_dim, hidden=config.hidden, c=config.c,
-                    dtype=dtype, rng=rng, likelihood=config.likelihood,
-                    num_classes=data.NUM_CLASSES if config.conditional else 0)
-    vae.beta, vae.free_bits = config.beta, config.free_bits  # the loop sets β per batch
-    return vae
 
 
 def evaluation_images(config: TrainConfig, x: np.ndarray) -> np.ndarray:
@@ -413,8 +407,6 @@ def _train_session(config: TrainConfig, out: Path, resume: bool, run_data: RunDa
     if state.epoch == config.epochs and (out / "final.json").is_file():
         log(f"{out} is finished at epoch {config.epochs}: nothing to do (give a larger --epochs "
             "to train further)")
-        from .run import read_final
-
         try:
             return read_final(out)
         except ValueError as e:
@@ -466,15 +458,6 @@ def _banner(config: TrainConfig, state: TrainState, n: int, out: Path) -> str:
     return (f"training {config.arch.upper()} {config.model.upper()} on {config.dataset}{extras}, "
             f"z = {config.latent_dim}, {state.model.num_params():,} params, {n:,} images, "
             f"epochs {state.epoch + 1}..{config.epochs} -> {out}{note}")
-
-
-def objective_options(config: TrainConfig) -> str:
-    """The objective's options in words, e.g. ``β = 4, KL warm-up over 5 epochs``."""
-    return ", ".join(
-        ([f"β = {config.beta:g}"] if config.beta != 1 or not config.free_bits else [])
-        + ([f"KL warm-up over {config.kl_warmup} epochs"] if config.kl_warmup else [])
-        + ([f"free bits λ = {config.free_bits:g} nats per dimension"]
-           if config.free_bits else []))
 
 
 def _objective_note(config: TrainConfig, train_loss: dict[str, Any]) -> str:

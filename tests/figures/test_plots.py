@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from matplotlib.image import imread
 
-from numpyvae.figures import plots
+from numpyvae.figures import plots, run_figures
 from numpyvae.models.architectures import build_mlp_vae
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -143,7 +143,7 @@ def test_latent_scatter_rejects_mismatched_labels(tmp_path, data):
 def test_make_figures_writes_exactly_the_fixed_names(tmp_path, data, latent_dim, extra):
     x, y = data
     run_dir = tmp_path / "run"
-    paths = plots.make_figures(make_vae(latent_dim), x, y, history(2), run_dir, seed=0)
+    paths = run_figures.make_figures(make_vae(latent_dim), x, y, history(2), run_dir, seed=0)
     expected = [*plots.FIGURE_NAMES, *extra]
     assert [p.name for p in paths] == expected
     assert all(p.parent == run_dir for p in paths)

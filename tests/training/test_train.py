@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from numpyvae import data
-from numpyvae.cli.main import draw_run_figures
 from numpyvae.cli.main import main as cli_main
+from numpyvae.figures.run_figures import draw_run_figures
 from numpyvae.models.vae import VAE
 from numpyvae.training.checkpoint import load_checkpoint
 from numpyvae.training.loop import train_epoch
