@@ -25,9 +25,11 @@ Only the window imports pyplot, inside ``open_window``.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -198,6 +200,38 @@ def build_view(
     points: (means (N, 2), labels (N,)) for the latent scatter; used when latent_dim
     is 2. The model is put in eval mode (BatchNorm uses its running statistics).
     """
+    z, label = _start_point(model, z, label)
+    model.eval()
+    d = model.latent_dim
+    scatter = points is not None and d == 2
+    n_sliders = min(d, MAX_SLIDERS)
+    rows = n_sliders + (1 if model.conditional else 0)
+    note = _held_note(z) if d > MAX_SLIDERS else None
+    width = _MARGIN + _PANEL + (_SCATTER_LEFT + _PANEL + _LEGEND if scatter else _MARGIN)
+    height = _TOP + _PANEL + _BELOW_PANELS + rows * _ROW + (_NOTE if note else 0.0) + _MARGIN / 2
+    fig.set_layout_engine("none")  # the widgets' axes are placed by hand, in inches
+    fig.set_size_inches(width, height)
+    box = functools.partial(_box, width, height)
+
+    image_ax = fig.add_axes(box(_MARGIN, _TOP, _PANEL, _PANEL))
+    image_ax.set_xticks([])
+    image_ax.set_yticks([])
+    scatter_ax, limit = _add_scatter(fig, box, points if scatter else None, z)
+    top = _TOP + _PANEL + _BELOW_PANELS
+    sliders, label_slider = _add_sliders(fig, box, model, z, label, n_sliders, limit,
+                                         top, width - _SLIDER_LEFT - _SLIDER_RIGHT)
+    if note:
+        fig.text(_SLIDER_LEFT / width, 1.0 - (top + rows * _ROW + 0.6 * _NOTE) / height, note,
+                 fontsize=9, color="0.3")
+    if title:
+        fig.suptitle(title, y=1.0 - 0.08 / height, va="top", fontsize=11)
+    return View(fig, model, z, label, image_ax, sliders, label_slider, scatter_ax, limit)
+
+
+def _start_point(model: EncoderDecoder, z: np.ndarray | None, label: int | None
+                 ) -> tuple[np.ndarray, int | None]:
+    """z as a (latent_dim,) float64 array (default 0) and the class (default 0 for a
+    conditional model, None otherwise), checked against the model."""
     d = model.latent_dim
     z = np.zeros(d) if z is None else np.array(z, dtype=np.float64).reshape(-1)
     if z.shape != (d,):
@@ -210,27 +244,23 @@ def build_view(
                              f"got {label}")
     elif label is not None:
         raise ValueError("build_view: a label was given, but the model is not conditional")
-    model.eval()
+    return z, label
 
-    scatter = points is not None and d == 2
-    n_sliders = min(d, MAX_SLIDERS)
-    rows = n_sliders + (1 if model.conditional else 0)
-    note = _held_note(z) if d > MAX_SLIDERS else None
-    width = _MARGIN + _PANEL + (_SCATTER_LEFT + _PANEL + _LEGEND if scatter else _MARGIN)
-    height = _TOP + _PANEL + _BELOW_PANELS + rows * _ROW + (_NOTE if note else 0.0) + _MARGIN / 2
-    fig.set_layout_engine("none")  # the widgets' axes are placed by hand, in inches
-    fig.set_size_inches(width, height)
 
-    def box(left: float, top: float, w: float, h: float) -> list[float]:
-        """An axes rectangle from inches measured from the figure's top-left corner."""
-        return [left / width, 1.0 - (top + h) / height, w / width, h / height]
+def _box(width: float, height: float, left: float, top: float, w: float, h: float
+         ) -> list[float]:
+    """An axes rectangle from inches measured from the figure's top-left corner."""
+    return [left / width, 1.0 - (top + h) / height, w / width, h / height]
 
-    image_ax = fig.add_axes(box(_MARGIN, _TOP, _PANEL, _PANEL))
-    image_ax.set_xticks([])
-    image_ax.set_yticks([])
+
+def _add_scatter(fig: Figure, box: Callable[..., list[float]],
+                 points: tuple[np.ndarray, np.ndarray] | None, z: np.ndarray
+                 ) -> tuple[Axes | None, float]:
+    """The clickable latent scatter (when ``points`` are given) and the sliders' limit: a
+    round number that covers z and the scatter, which then spans the same range."""
     limit = max(SLIDER_LIMIT, float(np.max(np.abs(z))))
     scatter_ax = None
-    if scatter:
+    if points is not None:
         means, y = points
         scatter_ax = fig.add_axes(box(_MARGIN + _PANEL + _SCATTER_LEFT, _TOP, _PANEL, _PANEL))
         view_name = plots.draw_latent_scatter(scatter_ax, means, y)
@@ -240,9 +270,13 @@ def build_view(
     if scatter_ax is not None:  # the scatter spans the sliders' range: every z can be clicked
         scatter_ax.set_xlim(-limit, limit)
         scatter_ax.set_ylim(-limit, limit)
+    return scatter_ax, limit
 
-    top = _TOP + _PANEL + _BELOW_PANELS
-    slider_w = width - _SLIDER_LEFT - _SLIDER_RIGHT
+
+def _add_sliders(fig: Figure, box: Callable[..., list[float]], model: EncoderDecoder,
+                 z: np.ndarray, label: int | None, n_sliders: int, limit: float, top: float,
+                 slider_w: float) -> tuple[list[Slider], Slider | None]:
+    """One slider per shown latent coordinate, and the class slider of a conditional model."""
     sliders = []
     for i in range(n_sliders):
         ax = fig.add_axes(box(_SLIDER_LEFT, top + i * _ROW, slider_w, 0.5 * _ROW))
@@ -253,12 +287,7 @@ def build_view(
         ax = fig.add_axes(box(_SLIDER_LEFT, top + n_sliders * _ROW, slider_w, 0.5 * _ROW))
         label_slider = Slider(ax, "class", 0, model.num_classes - 1, valinit=label, valstep=1,
                               valfmt="%d", initcolor="none", color="C1")
-    if note:
-        fig.text(_SLIDER_LEFT / width, 1.0 - (top + rows * _ROW + 0.6 * _NOTE) / height, note,
-                 fontsize=9, color="0.3")
-    if title:
-        fig.suptitle(title, y=1.0 - 0.08 / height, va="top", fontsize=11)
-    return View(fig, model, z, label, image_ax, sliders, label_slider, scatter_ax, limit)
+    return sliders, label_slider
 
 
 def _held_note(z: np.ndarray) -> str:

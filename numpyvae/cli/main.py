@@ -162,6 +162,13 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--hidden", type=_int_list, default=None,
                    help="MLP hidden widths [300,100,10, the report's printout; its text says "
                    "300,100,20]")
+    _add_optimisation_options(p)
+    _add_run_options(p)
+    p.set_defaults(func=cmd_train)
+
+
+def _add_optimisation_options(p: argparse.ArgumentParser) -> None:
+    """train's options of the optimisation and the objective: epochs, lr, batch, c, β, KL."""
     p.add_argument("--epochs", type=int, default=None,
                    help="total epochs, also with --resume [15]")
     p.add_argument("--lr", type=float, default=None,
@@ -177,6 +184,10 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--free-bits", type=float, default=None, metavar="LAMBDA",
                    help="the KL term is Σ_j max(λ, KL_j), KL_j the batch mean of dimension j, "
                    "in nats [0]")
+
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    """train's options of the run: seed, threads, data, its folder, resuming, subsets."""
     p.add_argument("--seed", type=int, default=None, help="seed for init, shuffling, noise [0]")
     p.add_argument("--threads", type=int, default=None,
                    help="threads for numba and BLAS together [all cores]")
@@ -192,7 +203,6 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--test-subset", type=int, default=None,
                    help="evaluate on the first N test images only")
     p.add_argument("--no-figures", action="store_true", help="skip the figures at the end")
-    p.set_defaults(func=cmd_train)
 
 
 def _config_from_args(args: argparse.Namespace):
@@ -487,12 +497,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from ..training.checkpoint import write_json
     from ..training.train import Progress, _fmt_seconds, evaluate, evaluation_images
 
-    if args.iw < 1:
-        raise ValueError(f"--iw must be >= 1, got {args.iw}")
-    if args.subset is not None and args.subset < 1:
-        raise ValueError(f"--subset must be >= 1, got {args.subset}")
-    if args.max_rows is not None and args.max_rows < 1:
-        raise ValueError(f"--max-rows must be >= 1, got {args.max_rows}")
+    _check_evaluate_options(args)
     run = _load_run(args.run)
     config, vae = run.config, run.vae
     if not isinstance(vae, VAE):
@@ -526,8 +531,33 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     finally:
         progress.clear()
     loss = evaluate(vae, x_eval, y=labels).loss  # the training loss on the same images
+    _print_log_likelihood(args.run, config, vae.conditional, est, loss)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with _naming(out):
+        write_json(out, est.as_dict() | {"run": str(args.run), "dataset": config.dataset,
+                                         "iw": args.iw, "subset": args.subset,
+                                         "seed": args.seed, "max_rows": max_rows,
+                                         "data_dir": args.data_dir,
+                                         "binarized": bool(config.binarize), "test_loss": loss})
+    print(f"wrote {out}")
+    return 0
+
+
+def _check_evaluate_options(args: argparse.Namespace) -> None:
+    """--iw, --subset and --max-rows are counts of at least 1."""
+    if args.iw < 1:
+        raise ValueError(f"--iw must be >= 1, got {args.iw}")
+    if args.subset is not None and args.subset < 1:
+        raise ValueError(f"--subset must be >= 1, got {args.subset}")
+    if args.max_rows is not None and args.max_rows < 1:
+        raise ValueError(f"--max-rows must be >= 1, got {args.max_rows}")
+
+
+def _print_log_likelihood(run: str, config: Any, conditional: bool, est: Any, loss: float
+                          ) -> None:
+    """The estimate of log p(x) beside the ELBO, and what the two numbers are."""
     images = f"{config.dataset} test images" + (", binarized" if config.binarize else "")
-    print(f"{args.run}: K = {est.k} importance samples per image, n = {est.n:,} {images}, "
+    print(f"{run}: K = {est.k} importance samples per image, n = {est.n:,} {images}, "
           f"{est.seconds:.1f} s")
     print(f"  ELBO      {est.elbo:10.2f} ± {est.elbo_se:.2f} nats/image")
     print(f"  log p(x)  {est.log_px:10.2f} ± {est.log_px_se:.2f} nats/image   (IWAE bound; ± one "
@@ -543,22 +573,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         if not config.binarize:
             print("note: this run does not binarize: on grey-level pixels the Bernoulli "
                   "likelihood is\nnot normalised, so this is not a true log-probability.")
-    if vae.conditional:
+    if conditional:
         print("Conditional model: each image is scored with its true label y, so these are "
               "log p(x | y)\nand its ELBO, not log p(x).")
     constant = f" + {est.log_normalizer:.2f}" if est.log_normalizer else ""
     print(f"Check: the training loss on these images (recon without the constant, + KL, one z "
           f"each)\nis {loss:.2f}; −ELBO{constant} = {est.log_normalizer - est.elbo:.2f} "
           "estimates the same quantity.")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with _naming(out):
-        write_json(out, est.as_dict() | {"run": str(args.run), "dataset": config.dataset,
-                                         "iw": args.iw, "subset": args.subset,
-                                         "seed": args.seed, "max_rows": max_rows,
-                                         "data_dir": args.data_dir,
-                                         "binarized": bool(config.binarize), "test_loss": loss})
-    print(f"wrote {out}")
-    return 0
 
 
 def _check_iw_memory(vae: Any, k: int, max_rows: int | None) -> None:
@@ -585,7 +606,7 @@ def _evaluate_latent(args: argparse.Namespace, config: Any, vae: Any, x: Any, la
     result = evaluate_latent(vae, x, labels, samples=2, seed=args.seed)
     print("\n".join(latent_report_lines(result)))
     with _naming(out):
-        write_json(out, result | {"run": str(args.run), "dataset": config.dataset,
+        write_json(out, result.as_dict() | {"run": str(args.run), "dataset": config.dataset,
                                   "binarized": bool(config.binarize)})
     figure = run_dir / LATENT_HEALTH_NAME
     with _naming(figure):

@@ -1,6 +1,6 @@
 """The figure ``latent_health.png``: KL per latent dimension, sorted, active units marked.
 
-Drawn from the dict of ``numpyvae.models.latent_health.latent_health`` (or
+Drawn from the ``LatentHealth`` of ``numpyvae.models.latent_health.latent_health`` (or
 ``evaluate_latent``), with the plumbing of ``plots.py``: a matplotlib Figure on
 its own Agg canvas (never pyplot), written to a temporary name and renamed into
 place.
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..models.latent_health import evaluate_latent
+from ..models.latent_health import LatentHealth, evaluate_latent
 from ..models.vae import VAE
 from .plots import new_figure, save_figure
 
@@ -23,26 +23,26 @@ ACTIVE_COLOR = "tab:blue"
 INACTIVE_COLOR = "tab:gray"
 
 
-def save_latent_health(result: dict, path: str | Path, label: str | None = None) -> Path:
+def save_latent_health(result: LatentHealth, path: str | Path, label: str | None = None
+                       ) -> Path:
     """Bars of KL_j (nats, mean over images), largest first, active dimensions in colour.
 
-    result: the dict of ``latent_health``; label: a run name for the title. Returns path.
+    result: a ``LatentHealth`` (of ``latent_health``); label: a run name for the title.
+    Returns path.
     """
-    missing = [k for k in ("kl_per_dim", "active_dims", "threshold", "n_images")
-               if k not in result]
-    if missing:
-        raise ValueError(f"save_latent_health: expected the dict of latent_health, "
-                         f"missing {missing}")
-    kl = np.asarray(result["kl_per_dim"], dtype=np.float64)
+    if not isinstance(result, LatentHealth):
+        raise ValueError(f"save_latent_health: expected the LatentHealth of latent_health, "
+                         f"got {type(result).__name__}")
+    kl = np.asarray(result.kl_per_dim, dtype=np.float64)
     d = len(kl)
     order = np.argsort(-kl, kind="stable")
-    active = set(result["active_dims"])
+    active = set(result.active_dims)
     is_active = np.array([j in active for j in order], dtype=bool)
     fig = new_figure(max(5.0, min(14.0, 2.0 + 0.3 * d)), 3.8)
     ax = fig.add_subplot()
     positions = np.arange(d)
     for mask, color, name in (
-        (is_active, ACTIVE_COLOR, f"active (Var_x(E_q[z_j|x]) > {result['threshold']:g})"),
+        (is_active, ACTIVE_COLOR, f"active (Var_x(E_q[z_j|x]) > {result.threshold:g})"),
         (~is_active, INACTIVE_COLOR, "inactive"),
     ):
         if mask.any():
@@ -54,10 +54,10 @@ def save_latent_health(result: dict, path: str | Path, label: str | None = None)
     ax.set_ylabel("KL(q(z_j|x) ‖ p(z_j)), nats")
     ax.legend(loc="upper right", fontsize=8)
     title = (f"{len(active)} of {d} latent dimensions active, KL {kl.sum():.2f} nats "
-             f"(n = {result['n_images']:,})")
-    if result.get("mi") is not None:
-        title += f"\nI(x; z) = {result['mi']:.2f} ± {result['mi_se']:.2f} nats " \
-                 f"(≤ log N = {result['log_n']:.2f})"
+             f"(n = {result.n_images:,})")
+    if result.mi is not None:
+        title += f"\nI(x; z) = {result.mi:.2f} ± {result.mi_se:.2f} nats " \
+                 f"(≤ log N = {result.log_n:.2f})"
     ax.set_title(f"{label}: {title}" if label else title, fontsize=10)
     return save_figure(fig, path)
 

@@ -23,15 +23,19 @@ A dimension with KL_j ≈ 0 has q(z_j|x) ≈ p(z_j) for every x: the decoder get
 noise there, and the dimension is *collapsed*. Its mean is then the same for
 every image, so A_j ≈ 0 too.
 
-``latent_health(m, v)`` is the pure function (arrays in, a JSON-able dict out);
+``latent_health(m, v)`` is the pure function (arrays in, a ``LatentHealth`` out, whose
+``as_dict()`` is JSON-able);
 ``evaluate_latent(model, x)`` runs the encoder first; ``latent_report_lines``
-turns the dict into console lines.
+turns it into console lines.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -40,6 +44,7 @@ from .vae import VAE
 __all__ = [
     "ACTIVE_THRESHOLD",
     "CITATION",
+    "LatentHealth",
     "active_units",
     "aggregate_log_density",
     "evaluate_latent",
@@ -198,6 +203,41 @@ def mutual_information(
 
 
 # -- the report --------------------------------------------------------------------
+@dataclass(frozen=True)
+class LatentHealth:
+    """Everything about q(z|x) on N images (``latent_health``), in nats.
+
+    ``as_dict()`` is the JSON form, its keys the fields in this order; the figure and the
+    console lines read the fields. The ``mi`` fields are None when I(x; z) was skipped.
+    """
+
+    latent_dim: int
+    n_images: int
+    kl_per_dim: list[float]  # KL_j, mean over the images
+    kl_total: float  # Σ_j KL_j: the KL of the training loss
+    active_variance: list[float]  # A_j = Var_x(m_j)
+    active: int  # how many dimensions are active (A_j > threshold)
+    active_dims: list[int]
+    inactive_dims: list[int]
+    threshold: float
+    citation: str
+    collapse: str | None  # a warning naming the inactive dimensions, or None
+    mi: float | None  # I(x; z) under q
+    mi_se: float | None  # its standard error over the draws
+    kl_aggregate: float | None  # KL(q(z) ‖ p) = kl_total − mi
+    log_n: float  # the bound on I: log N
+    mi_samples: int | None
+    mi_seed: int | None
+    mi_method: str | None
+    mi_note: str
+    mi_near_bound: bool | None  # I within NEAR_BOUND nats of log N
+    unit: str = "nats"
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON-able dict of the fields, in order."""
+        return dataclasses.asdict(self)
+
+
 def latent_health(
     m: np.ndarray,
     v: np.ndarray,
@@ -206,27 +246,13 @@ def latent_health(
     seed: int = 0,
     with_mi: bool = True,
     max_pairs: int = MAX_PAIRS,
-) -> dict:
-    """Everything about q(z|x) on N images, as a JSON-able dict.
+) -> LatentHealth:
+    """Everything about q(z|x) on N images, as a ``LatentHealth``.
 
-    m, v: (N, d) means and variances of q(z|x) (``posterior_moments``). Keys:
-    latent_dim, n_images, kl_per_dim (d floats), kl_total, active_variance (Var_x(m_j)),
-    active (count), active_dims, inactive_dims, threshold, citation, collapse (a warning
-    or None), mi, mi_se, kl_aggregate (KL(q(z) ‖ p) = kl_total − mi), log_n, mi_samples,
-    mi_seed, mi_method, mi_note, mi_near_bound
-    (I within NEAR_BOUND nats of log N), unit. ``with_mi=False``
+    m, v: (N, d) means and variances of q(z|x) (``posterior_moments``). ``with_mi=False``
     skips the O(N² S d) estimate of I (mi and mi_se are then None), for a figure.
     """
-    m, v = np.asarray(m, dtype=np.float64), np.asarray(v, dtype=np.float64)
-    if m.ndim != 2 or m.shape != v.shape or len(m) == 0 or m.shape[1] == 0:
-        raise ValueError(f"latent_health: expected means and variances of the same shape "
-                         f"(N, d) with N, d >= 1, got {m.shape} and {v.shape}")
-    if not (np.all(np.isfinite(m)) and np.all(np.isfinite(v))):
-        raise ValueError("latent_health: the means or variances contain NaN or infinite values")
-    if not np.all(v > 0):
-        raise ValueError(f"latent_health: variances must be > 0, got a minimum of {v.min()}")
-    if not threshold >= 0:
-        raise ValueError(f"latent_health: threshold must be >= 0, got {threshold}")
+    m, v = _checked_moments(m, v, threshold)
     n, d = m.shape
     kl = kl_per_dimension(m, v)
     variance, active = active_units(m, threshold)
@@ -240,29 +266,44 @@ def latent_health(
         collapse = (f"posterior collapse: {len(active)} of {d} latent dimensions active; "
                     f"inactive (Var_x(E_q[z_j|x]) <= {threshold:g}): "
                     f"{', '.join(map(str, inactive))}")
-    return {
-        "latent_dim": d,
-        "n_images": n,
-        "kl_per_dim": [float(k) for k in kl],
-        "kl_total": float(np.sum(kl)),
-        "active_variance": [float(a) for a in variance],
-        "active": len(active),
-        "active_dims": active,
-        "inactive_dims": inactive,
-        "threshold": float(threshold),
-        "citation": CITATION,
-        "collapse": collapse,
-        "mi": mi,
-        "mi_se": mi_se,
-        "kl_aggregate": None if mi is None else float(np.sum(kl)) - mi,
-        "log_n": math.log(n),
-        "mi_samples": samples if with_mi else None,
-        "mi_seed": seed if with_mi else None,
-        "mi_method": MI_METHOD if with_mi else None,
-        "mi_note": MI_BOUND_NOTE,
-        "mi_near_bound": near_bound,
-        "unit": "nats",
-    }
+    return LatentHealth(
+        latent_dim=d,
+        n_images=n,
+        kl_per_dim=[float(k) for k in kl],
+        kl_total=float(np.sum(kl)),
+        active_variance=[float(a) for a in variance],
+        active=len(active),
+        active_dims=active,
+        inactive_dims=inactive,
+        threshold=float(threshold),
+        citation=CITATION,
+        collapse=collapse,
+        mi=mi,
+        mi_se=mi_se,
+        kl_aggregate=None if mi is None else float(np.sum(kl)) - mi,
+        log_n=math.log(n),
+        mi_samples=samples if with_mi else None,
+        mi_seed=seed if with_mi else None,
+        mi_method=MI_METHOD if with_mi else None,
+        mi_note=MI_BOUND_NOTE,
+        mi_near_bound=near_bound,
+    )
+
+
+def _checked_moments(m: np.ndarray, v: np.ndarray, threshold: float
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """m and v as float64 (N, d) arrays, N, d >= 1, finite, v > 0; and threshold >= 0."""
+    m, v = np.asarray(m, dtype=np.float64), np.asarray(v, dtype=np.float64)
+    if m.ndim != 2 or m.shape != v.shape or len(m) == 0 or m.shape[1] == 0:
+        raise ValueError(f"latent_health: expected means and variances of the same shape "
+                         f"(N, d) with N, d >= 1, got {m.shape} and {v.shape}")
+    if not (np.all(np.isfinite(m)) and np.all(np.isfinite(v))):
+        raise ValueError("latent_health: the means or variances contain NaN or infinite values")
+    if not np.all(v > 0):
+        raise ValueError(f"latent_health: variances must be > 0, got a minimum of {v.min()}")
+    if not threshold >= 0:
+        raise ValueError(f"latent_health: threshold must be >= 0, got {threshold}")
+    return m, v
 
 
 def evaluate_latent(
@@ -275,40 +316,40 @@ def evaluate_latent(
     with_mi: bool = True,
     batch: int = ENCODE_BATCH,
     max_pairs: int = MAX_PAIRS,
-) -> dict:
+) -> LatentHealth:
     """``latent_health`` of the model's posterior on the images x (and labels y, for a
     conditional model), encoded in eval mode; parameters and buffers do not change."""
     m, v = posterior_moments(model, x, y, batch)
     return latent_health(m, v, threshold, samples, seed, with_mi, max_pairs)
 
 
-def latent_report_lines(result: dict) -> list[str]:
-    """The dict of ``latent_health`` as console lines (no trailing newlines)."""
-    d, n = result["latent_dim"], result["n_images"]
-    kl = result["kl_per_dim"]
+def latent_report_lines(result: LatentHealth) -> list[str]:
+    """A ``LatentHealth`` as console lines (no trailing newlines)."""
+    d, n = result.latent_dim, result.n_images
+    kl = result.kl_per_dim
     order = sorted(range(d), key=lambda j: -kl[j])
-    active = set(result["active_dims"])
+    active = set(result.active_dims)
     lines = [
         f"Latent space: z = {d}, on n = {n:,} images (q(z|x) in eval mode), in nats",
-        f"  KL per dimension, mean over images (sum {result['kl_total']:.2f} = the KL of the "
+        f"  KL per dimension, mean over images (sum {result.kl_total:.2f} = the KL of the "
         "loss):",
     ]
     for j in order:
         mark = "active" if j in active else "inactive"
         lines.append(f"    z{j:<3d} KL {kl[j]:8.3f}   Var_x(E_q[z_j|x]) "
-                     f"{result['active_variance'][j]:9.4f}   {mark}")
-    lines.append(f"  Active units: {result['active']} of {d} (Var_x(E_q[z_j|x]) > "
-                 f"{result['threshold']:g}; {result['citation']})")
-    if result["mi"] is not None:
-        lines.append(f"  I(x; z) under q: {result['mi']:.3f} ± {result['mi_se']:.3f} nats "
-                     f"(± one standard error over {result['mi_samples']} draws per image)")
-        lines.append(f"    {result['mi_method']}")
-        lines.append(f"    = KL of the loss {result['kl_total']:.3f} − KL(q(z) ‖ p(z)) "
-                     f"{result['kl_aggregate']:.3f}")
-        lines.append(f"    {result['mi_note']}: here log N = {result['log_n']:.3f}")
-        if result["mi_near_bound"]:
+                     f"{result.active_variance[j]:9.4f}   {mark}")
+    lines.append(f"  Active units: {result.active} of {d} (Var_x(E_q[z_j|x]) > "
+                 f"{result.threshold:g}; {result.citation})")
+    if result.mi is not None:
+        lines.append(f"  I(x; z) under q: {result.mi:.3f} ± {result.mi_se:.3f} nats "
+                     f"(± one standard error over {result.mi_samples} draws per image)")
+        lines.append(f"    {result.mi_method}")
+        lines.append(f"    = KL of the loss {result.kl_total:.3f} − KL(q(z) ‖ p(z)) "
+                     f"{result.kl_aggregate:.3f}")
+        lines.append(f"    {result.mi_note}: here log N = {result.log_n:.3f}")
+        if result.mi_near_bound:
             lines.append(f"    the estimate is within {NEAR_BOUND:g} nat of log N: the images' "
                          "posteriors barely overlap, and it is biased low")
-    if result["collapse"]:
-        lines.append(f"warning: {result['collapse']}")
+    if result.collapse:
+        lines.append(f"warning: {result.collapse}")
     return lines

@@ -128,6 +128,6 @@ def measure_run(
             result["loglik"] = log_likelihood(run.vae, x_eval[:n], None if labels is None
                                               else labels[:n], k=loglik_k).as_dict()
     if health_needed:
-        result["health"] = evaluate_latent(run.vae, x_eval, labels, with_mi=False)
+        result["health"] = evaluate_latent(run.vae, x_eval, labels, with_mi=False).as_dict()
     write_json(cache, result)
     return result

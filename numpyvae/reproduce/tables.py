@@ -354,23 +354,7 @@ def results_markdown(
 ) -> str:
     """The whole of results.md."""
     reports = {(m.experiment, m.spec): m.report for m in members if m.report}
-    lines = ["# The report reproduced", ""]
-    if settings.quick:
-        plural = "s" if settings.epochs > 1 else ""
-        lines += [f"**--quick**: {settings.epochs} epoch{plural} on {settings.train_subset:,} "
-                  f"training images, evaluation on {settings.test_subset:,} test images. These "
-                  "numbers test the machinery and say nothing about the report.", ""]
-    planned = len({m.spec for m in members})
-    lines += [
-        f"Runs finished: {timing['finished']} of {planned}. Training time summed over runs: "
-        f"{_duration(timing['train_seconds'])}; wall time of the sweep (all invocations that "
-        f"trained): {_duration(timing['wall_seconds'])}.",
-        "",
-        "Loss per image = Σ(x − x̂)²/(2c) + KL, c = 0.05 unless stated. *train* is the mean over "
-        "the last epoch's batches, as the report gives it; *test* is the full test set in eval "
-        "mode (our figure of record). The ratio is ours (train) / the report's.",
-        "",
-    ]
+    lines = _preamble(members, timing, settings)
     by_exp = {name: [r for r in rows if r["experiment"] == name] for name in EXPERIMENTS}
     sections = [
         ("arch", lambda rs: arch_table(rs, reports, split_of)),
@@ -384,7 +368,43 @@ def results_markdown(
         lines.append("")
     lines += [LOG_PX_NOTE.format(k=settings.loglik_k, n=settings.loglik_images,
                                  n_cnn=settings.loglik_images_cnn), ""]
-    lines += [f"## {EXPERIMENTS['beyond']}", ""]
+    lines += _beyond_sections(by_exp, measures)
+    n_test = settings.test_subset or 10_000
+    lines += [ACTIVE_NOTE.format(n=n_test, log_n=math.log(n_test)), ""]
+    lines += [CLAIMS_HEADING, ""]
+    lines += claims_markdown(claims)
+    lines += _sample_quality(rows, measures, classifier_info, settings)
+    if figures:
+        lines += ["## Figures", ""] + [f"![{f}](figures/{f})" for f in figures] + [""]
+    return "\n".join(lines)
+
+
+def _preamble(members: Sequence[Member], timing: Mapping[str, Any], settings: Settings
+              ) -> list[str]:
+    """results.md's title, the --quick warning, the runs and time, and what the losses are."""
+    lines = ["# The report reproduced", ""]
+    if settings.quick:
+        plural = "s" if settings.epochs > 1 else ""
+        lines += [f"**--quick**: {settings.epochs} epoch{plural} on {settings.train_subset:,} "
+                  f"training images, evaluation on {settings.test_subset:,} test images. These "
+                  "numbers test the machinery and say nothing about the report.", ""]
+    planned = len({m.spec for m in members})
+    return lines + [
+        f"Runs finished: {timing['finished']} of {planned}. Training time summed over runs: "
+        f"{_duration(timing['train_seconds'])}; wall time of the sweep (all invocations that "
+        f"trained): {_duration(timing['wall_seconds'])}.",
+        "",
+        "Loss per image = Σ(x − x̂)²/(2c) + KL, c = 0.05 unless stated. *train* is the mean over "
+        "the last epoch's batches, as the report gives it; *test* is the full test set in eval "
+        "mode (our figure of record). The ratio is ours (train) / the report's.",
+        "",
+    ]
+
+
+def _beyond_sections(by_exp: Mapping[str, list], measures: Mapping[str, Mapping[str, Any]]
+                     ) -> list[str]:
+    """Experiments 5 (conditional VAE, Bernoulli decoder) and 6 (posterior collapse)."""
+    lines = [f"## {EXPERIMENTS['beyond']}", ""]
     if by_exp["beyond"]:
         lines += ["The report: conditioning on the class would make its samples \"much "
                   "better\". Each model draws prior samples with the classifier as judge; a "
@@ -403,12 +423,14 @@ def results_markdown(
         lines += [COLLAPSE_NOTE, ""] + collapse_table(by_exp["collapse"]) + [""]
     else:
         lines += ["No finished runs.", ""]
-    n_test = settings.test_subset or 10_000
-    lines += [ACTIVE_NOTE.format(n=n_test, log_n=math.log(n_test)), ""]
-    lines += [CLAIMS_HEADING, ""]
-    lines += claims_markdown(claims)
-    lines += [f"## Sample quality: a classifier's view of {settings.prior_samples:,} prior "
-              "samples per model", ""]
+    return lines
+
+
+def _sample_quality(rows: Sequence[Mapping[str, Any]], measures: Mapping[str, Mapping[str, Any]],
+                    classifier_info: Mapping[str, Any] | None, settings: Settings) -> list[str]:
+    """The classifier's view of the prior samples: the classifier, then the scores table."""
+    lines = [f"## Sample quality: a classifier's view of {settings.prior_samples:,} prior "
+             "samples per model", ""]
     if classifier_info:
         epochs = classifier_info["epochs"]
         lines += [f"Classifier: MLP 784-{'-'.join(map(str, classifier_info['hidden']))}-10 from "
@@ -418,10 +440,7 @@ def results_markdown(
                   f"images. Confidence: mean of the largest class probability; diversity: "
                   f"entropy of the predicted-class histogram of {settings.prior_samples:,} "
                   "samples z ~ N(0, I).", ""]
-    lines += scores_table(rows, measures) + [""]
-    if figures:
-        lines += ["## Figures", ""] + [f"![{f}](figures/{f})" for f in figures] + [""]
-    return "\n".join(lines)
+    return lines + scores_table(rows, measures) + [""]
 
 
 LOG_PX_NOTE = (

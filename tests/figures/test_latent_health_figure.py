@@ -38,7 +38,7 @@ def test_save_latent_health_writes_a_png_and_nothing_else(tmp_path, d, with_mi):
     r = result(d, with_mi)
     path = fig_module.save_latent_health(r, tmp_path / "latent_health.png", label="run")
     assert path == tmp_path / "latent_health.png"
-    read_png(path, colour=r["active"] > 0)
+    read_png(path, colour=r.active > 0)
     assert os.listdir(tmp_path) == ["latent_health.png"]
 
 
@@ -90,7 +90,7 @@ def test_active_and_inactive_bars_have_their_colours(tmp_path, monkeypatch):
     r = result(6)
     fig_module.save_latent_health(r, tmp_path / "f.png")
     heights = [h for h, _ in drawn["bars"]]
-    assert heights == sorted(r["kl_per_dim"], reverse=True)  # sorted, largest first
+    assert heights == sorted(r.kl_per_dim, reverse=True)  # sorted, largest first
     colours = [c for _, c in drawn["bars"]]
     assert len({tuple(c) for c in colours[:4]}) == 1 and len({tuple(c) for c in colours[4:]}) == 1
     assert tuple(colours[0]) != tuple(colours[-1])
@@ -106,6 +106,8 @@ def test_make_latent_health_figure_from_a_model(tmp_path):
 
 
 def test_save_latent_health_rejects_another_dict(tmp_path):
-    with pytest.raises(ValueError, match="kl_per_dim"):
+    with pytest.raises(ValueError, match="LatentHealth of latent_health, got dict"):
         fig_module.save_latent_health({"loss": 1.0}, tmp_path / "f.png")
+    with pytest.raises(ValueError, match="got dict"):  # its JSON form is not it either
+        fig_module.save_latent_health(result().as_dict(), tmp_path / "f.png")
     assert os.listdir(tmp_path) == []

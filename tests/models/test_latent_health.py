@@ -7,6 +7,7 @@ must fail the same check; and the parameters and buffers of a CNN VAE (BatchNorm
 must not change, whatever mode it is in.
 """
 
+import dataclasses
 import math
 
 import numpy as np
@@ -37,8 +38,8 @@ def test_kl_total_is_the_kl_of_the_training_loss():
     result = lh.evaluate_latent(vae, x, with_mi=False)
     vae.eval()
     loss_kl = vae.forward(x, eps=np.zeros((64, 4))).kl
-    assert result["kl_total"] == pytest.approx(loss_kl, rel=1e-10)
-    assert result["kl_total"] == pytest.approx(sum(result["kl_per_dim"]), rel=1e-12)
+    assert result.kl_total == pytest.approx(loss_kl, rel=1e-10)
+    assert result.kl_total == pytest.approx(sum(result.kl_per_dim), rel=1e-12)
 
 
 # -- active units: an encoder that ignores some dimensions ---------------------------------
@@ -62,24 +63,24 @@ def images(n: int, seed: int = 1) -> np.ndarray:
 @pytest.mark.parametrize("used", [[0, 1, 2, 3, 4], [1, 3], [4], []])
 def test_active_units_count_the_dimensions_the_encoder_uses(used):
     result = lh.evaluate_latent(masked_vae(5, used), images(200), with_mi=False)
-    assert result["active"] == len(used)
-    assert result["active_dims"] == used
-    assert result["inactive_dims"] == [j for j in range(5) if j not in used]
-    assert result["threshold"] == 0.01 and "Burda" in result["citation"]
+    assert result.active == len(used)
+    assert result.active_dims == used
+    assert result.inactive_dims == [j for j in range(5) if j not in used]
+    assert result.threshold == 0.01 and "Burda" in result.citation
     for j in used:  # far from the threshold either way: the test is not a coin toss
-        assert result["active_variance"][j] > 0.1
-    for j in result["inactive_dims"]:
-        assert result["active_variance"][j] < 1e-20
+        assert result.active_variance[j] > 0.1
+    for j in result.inactive_dims:
+        assert result.active_variance[j] < 1e-20
 
 
 def test_collapse_warning_names_the_inactive_dimensions():
     result = lh.evaluate_latent(masked_vae(5, [0, 2]), images(100), with_mi=False)
-    assert result["collapse"] is not None and result["collapse"].endswith("1, 3, 4")
+    assert result.collapse is not None and result.collapse.endswith("1, 3, 4")
     lines = lh.latent_report_lines(result)
-    assert lines[-1] == "warning: " + result["collapse"]
+    assert lines[-1] == "warning: " + result.collapse
     assert any("2 of 5" in line for line in lines)
     healthy = lh.evaluate_latent(masked_vae(5, [0, 1, 2, 3, 4]), images(100), with_mi=False)
-    assert healthy["collapse"] is None
+    assert healthy.collapse is None
     assert not any("warning" in line for line in lh.latent_report_lines(healthy))
 
 
@@ -90,7 +91,7 @@ def test_active_units_use_the_variance_of_the_means_not_of_the_draws():
     variance, active = lh.active_units(m)
     assert active == [1]
     assert variance[1] == pytest.approx(np.var(np.linspace(-0.2, 0.2, 100)), rel=1e-12)
-    assert lh.latent_health(m, v, with_mi=False)["active"] == 1
+    assert lh.latent_health(m, v, with_mi=False).active == 1
 
 
 # -- the aggregate posterior's density -------------------------------------------------
@@ -174,10 +175,10 @@ def test_mutual_information_is_at_most_log_n_and_flagged_near_it():
     m = np.arange(20, dtype=np.float64)[:, None] * 100.0 * np.ones((1, 2))
     v = np.full_like(m, 0.01)
     result = lh.latent_health(m, v, samples=4)
-    assert result["mi"] == pytest.approx(math.log(20), abs=1e-9)
-    assert result["mi_se"] < 1e-6
-    assert result["log_n"] == pytest.approx(math.log(20))
-    assert result["mi_near_bound"] is True
+    assert result.mi == pytest.approx(math.log(20), abs=1e-9)
+    assert result.mi_se < 1e-6
+    assert result.log_n == pytest.approx(math.log(20))
+    assert result.mi_near_bound is True
     assert any("biased low" in line for line in lh.latent_report_lines(result))
 
 
@@ -208,12 +209,14 @@ def test_latent_health_is_json_able_and_has_every_key(linear):
 
     m, v, _ = linear
     result = lh.latent_health(m[:500], v[:500], samples=2)
-    again = json.loads(json.dumps(result))
-    assert again == result
+    as_dict = result.as_dict()
+    again = json.loads(json.dumps(as_dict))
+    assert again == as_dict
+    assert list(as_dict) == [f.name for f in dataclasses.fields(lh.LatentHealth)]
     for key in ("kl_per_dim", "kl_total", "active", "active_dims", "threshold", "mi", "mi_se",
                 "log_n", "n_images", "citation"):
-        assert key in result
-    assert result["n_images"] == 500 and result["active"] == 3
+        assert as_dict[key] == getattr(result, key)
+    assert result.n_images == 500 and result.active == 3
     lines = lh.latent_report_lines(result)
     assert all("\n" not in line for line in lines)
     assert any("log N" in line and "biased" in line for line in lines)
@@ -257,7 +260,7 @@ def test_parameters_and_buffers_are_unchanged_in_either_mode(training):
         np.testing.assert_array_equal(a, before[k], err_msg=k)
     assert vae.encoder.training is training and vae.decoder.training is training
     assert all(layer.training is training for layer in vae.encoder.layers)
-    assert result["n_images"] == 24 and len(result["kl_per_dim"]) == 3
+    assert result.n_images == 24 and len(result.kl_per_dim) == 3
 
 
 def test_posterior_moments_are_the_eval_mode_posterior_in_any_batch_size():
