@@ -1,0 +1,53 @@
+"""The house rules that a tool keeps: no function in the package over 60 lines.
+
+A function's length is ``end_lineno − lineno + 1`` from the AST: from its ``def`` line
+(decorators aside) to its last line, docstring, comments and blank lines included;
+methods and nested functions count on their own. (ruff's PLR0915 counts statements,
+not lines, and misses some.) The layering is kept by import-linter: ``lint-imports``
+with the contracts in setup.cfg, run by .ci/run.
+"""
+
+import ast
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+PACKAGE = REPO / "numpyvae"
+MAX_LINES = 60
+
+
+def long_functions(source: str, where: str = "<source>", limit: int = MAX_LINES
+                   ) -> list[str]:
+    """``where:line name (n lines)`` for every function of ``source`` longer than ``limit``."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            n = node.end_lineno - node.lineno + 1
+            if n > limit:
+                found.append(f"{where}:{node.lineno} {node.name} ({n} lines)")
+    return found
+
+
+def test_no_function_in_the_package_is_over_60_lines():
+    files = sorted(PACKAGE.rglob("*.py"))
+    assert len(files) > 50  # the package itself, not an empty folder
+    found = [f for path in files
+             for f in long_functions(path.read_text(), str(path.relative_to(REPO)))]
+    assert not found, (f"functions over {MAX_LINES} lines (split them into steps that "
+                       "each do one job):\n" + "\n".join(found))
+
+
+def _function(body_lines: int, decorators: int = 0, indent: str = "") -> str:
+    """A function of 1 + body_lines lines, after ``decorators`` decorator lines."""
+    lines = [f"{indent}@staticmethod"] * decorators + [f"{indent}def f(x):"]
+    lines += [f"{indent}    x = x + {i}" for i in range(body_lines - 1)] + [f"{indent}    return x"]
+    return "\n".join(lines) + "\n"
+
+
+def test_the_count_is_the_def_line_to_the_last_line_decorators_aside():
+    assert long_functions(_function(59)) == []  # 60 lines
+    assert long_functions(_function(60)) == ["<source>:1 f (61 lines)"]
+    assert long_functions(_function(59, decorators=3)) == []  # 63 with its decorators
+    method = "class A:\n" + _function(60, indent="    ")
+    assert long_functions(method) == ["<source>:2 f (61 lines)"]
+    nested = "def outer():\n" + _function(60, indent="    ") + "    return f\n"
+    assert [f.split()[1] for f in long_functions(nested)] == ["outer", "f"]
