@@ -404,7 +404,7 @@ def _check_history(history: list, where: str) -> None:
 
 def cmd_plot(args: argparse.Namespace) -> int:
     from ..figures.run_figures import make_figures
-    from ..training.checkpoint import atomic_write, write_json
+    from ..training.checkpoint import atomic_write
     from ..training.run import read_json, summary_markdown
 
     run = _load_run(args.run)
@@ -420,26 +420,36 @@ def cmd_plot(args: argparse.Namespace) -> int:
     x_test, y_test = data.load(run.config.dataset, "test", args.data_dir or run.config.data_dir)
     # everything is checked: now draw
     paths = make_figures(run.vae, x_test, y_test, run.history, out, seed=args.seed)
-    history_path = Path(args.run) / "history.json"
-    try:
-        stale = read_json(history_path) != run.history
-    except (OSError, ValueError, UnicodeDecodeError):
-        stale = True
-    if stale:  # history.json is a copy of the checkpoint's history, which may lag or be damaged
-        try:
-            write_json(history_path, run.history)
-        except OSError as e:  # e.g. a read-only run folder drawn into --out elsewhere
-            print(f"note: {history_path} differs from the checkpoint's history and could not "
-                  f"be rewritten ({e.strerror or e})", file=sys.stderr)
-        else:
-            print(f"note: rewrote {history_path} from the checkpoint (epoch {run.epoch})",
-                  file=sys.stderr)
+    # history.json and config.json are copies of the checkpoint's, which is the record
+    _repair_copy(Path(args.run) / "history.json", run.history, "history", run.epoch)
+    _repair_copy(Path(args.run) / "config.json", run.config.to_json(), "config", run.epoch)
     if summary is not None:
         with _naming(out / "summary.md"):
             atomic_write(out / "summary.md", lambda tmp: Path(tmp).write_text(summary))
         paths.append(out / "summary.md")
     print(f"wrote {', '.join(p.name for p in paths)} in {out}")
     return 0
+
+
+def _repair_copy(path: Path, record: Any, what: str, epoch: int) -> None:
+    """Rewrite ``path``, a copy of the checkpoint's ``what``, from the checkpoint when it is
+    damaged or differs (a killed run can leave history.json an epoch behind), with a note."""
+    from ..training.checkpoint import write_json
+    from ..training.run import read_json
+
+    try:
+        stale = read_json(path) != record
+    except (OSError, ValueError, UnicodeDecodeError):
+        stale = True
+    if not stale:
+        return
+    try:
+        write_json(path, record)
+    except OSError as e:  # e.g. a read-only run folder drawn into --out elsewhere
+        print(f"note: {path} differs from the checkpoint's {what} and could not be rewritten "
+              f"({e.strerror or e})", file=sys.stderr)
+    else:
+        print(f"note: rewrote {path} from the checkpoint (epoch {epoch})", file=sys.stderr)
 
 
 def _explore_parser(sub: argparse._SubParsersAction) -> None:

@@ -92,7 +92,8 @@ def measure_run(
     """
     run_dir = Path(run_dir)
     final = read_json(run_dir / "final.json")
-    config = TrainConfig.from_json(read_json(run_dir / "config.json"))
+    config = TrainConfig.from_json(read_json(run_dir / "config.json"),
+                                   where=str(run_dir / "config.json"))
     scored = classifier is not None and config.dataset == "mnist"
     with_loglik = loglik_k > 0 and loglik_images > 0 and config.model == "vae"
     key = {"final_test": final["test"], "epochs": final["epochs"], "test_images": len(x_test),

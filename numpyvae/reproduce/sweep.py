@@ -85,7 +85,7 @@ def run_dir(out: Path, spec: RunSpec) -> Path:
 
 def _differs(path: Path, config: TrainConfig) -> str | None:
     """The first setting in which the run in ``path`` differs from ``config``, or None."""
-    saved = TrainConfig.from_json(read_json(path / "config.json"))
+    saved = TrainConfig.from_json(read_json(path / "config.json"), where=str(path / "config.json"))
     for name in FIXED_ON_RESUME + ("epochs",):
         if getattr(saved, name) != getattr(config, name):
             return (f"{name} = {getattr(saved, name)!r}, but this sweep needs "

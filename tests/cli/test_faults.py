@@ -197,6 +197,20 @@ def test_plot_rewrites_a_damaged_history_json_from_the_checkpoint(content, train
     assert json.loads((run / "history.json").read_text()) == meta["history"]
 
 
+@pytest.mark.parametrize("content", ["[1, 2, 3]", "{}", "not json", ""])
+def test_plot_rewrites_a_damaged_config_json_from_the_checkpoint_and_says_so(
+        content, trained, tmp_path, capsys):
+    run = copy_run(trained, tmp_path)
+    (run / "config.json").write_text(content)
+    code, err = run_cli(capsys, "plot", "--run", str(run))
+    assert code == 0
+    assert f"note: rewrote {run / 'config.json'} from the checkpoint (epoch 1)" in err
+    _, _, meta = load_checkpoint(run / CHECKPOINT)
+    assert json.loads((run / "config.json").read_text()) == meta["config"]
+    code, err = run_cli(capsys, "plot", "--run", str(run))  # whole again: nothing to say
+    assert code == 0 and "note" not in err
+
+
 def test_summary_comes_from_the_checkpoint_not_config_json(trained, tmp_path, capsys):
     run = copy_run(trained, tmp_path)
     (run / "config.json").write_text("{}")  # its defaults say 15 epochs
