@@ -226,24 +226,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     import numpy as np
 
     from ..figures.run_figures import draw_run_figures
-    from ..training.train import CHECKPOINT, TrainingDiverged, train, unique_run_dir
+    from ..training.train import CHECKPOINT, TrainingDiverged, train
 
     config = _config_from_args(args)
-    if args.out is None:
-        prefix = "ae-" if config.model == "ae" else "cvae-" if config.conditional else ""
-        suffix = ("-bernoulli" if config.likelihood == "bernoulli" else "") \
-            + config.objective_tags()
-        out = unique_run_dir(
-            RUNS_DIR / f"{prefix}{config.arch}-{config.dataset}-z{config.latent_dim}{suffix}"
-            f"-s{config.seed}"
-        )
-    else:
-        out = Path(args.out)
-        if out.exists() and not args.resume:
-            raise ValueError(
-                f"--out {out} exists: add --resume to continue it, or choose another folder "
-                "(nothing was overwritten)"
-            )
+    out = _run_folder(args, config)
     if args.threads is not None:
         from ..training.train import set_threads
 
@@ -310,6 +296,28 @@ def interrupts_recorded() -> Iterator[list[int]]:
     finally:
         for s, handler in previous:
             signal.signal(s, handler)
+
+
+def _run_folder(args: argparse.Namespace, config: Any) -> Path:
+    """train's run folder: --out (refused if it exists, unless resuming), else a new one
+    named after the config under runs/."""
+    from ..training.train import unique_run_dir
+
+    if args.out is None:
+        prefix = "ae-" if config.model == "ae" else "cvae-" if config.conditional else ""
+        suffix = ("-bernoulli" if config.likelihood == "bernoulli" else "") \
+            + config.objective_tags()
+        return unique_run_dir(
+            RUNS_DIR / f"{prefix}{config.arch}-{config.dataset}-z{config.latent_dim}{suffix}"
+            f"-s{config.seed}"
+        )
+    out = Path(args.out)
+    if out.exists() and not args.resume:
+        raise ValueError(
+            f"--out {out} exists: add --resume to continue it, or choose another folder "
+            "(nothing was overwritten)"
+        )
+    return out
 
 
 def _ensure_data(dataset: str, data_dir: str | None) -> None:
