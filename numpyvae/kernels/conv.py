@@ -10,6 +10,9 @@ integer stride s and padding p (cross-correlation, as PyTorch's ``conv2d``):
 ``ConvTranspose2d`` needs no kernels of its own: its forward pass is
 ``conv2d_grad_input``, its input gradient is ``conv2d_forward`` and its weight
 gradient is ``conv2d_grad_weight`` with the roles of x and dy swapped.
+``conv2d_grad_input`` runs by sub-pixel phase on both paths: the output pixels
+of one parity class (s² classes) take the same taps, so each class is a stride-1
+convolution of dy, written once, with no scatter-add (``_axis_phases``).
 
 Two entry points per operation:
 
