@@ -325,6 +325,26 @@ def _direct_grad_input(dy: np.ndarray, w: np.ndarray, s: int, p: int, bias: np.n
     direct.grad_input(dy, w, phases, top, left, Wd, s, p, bias, planes, outs, dx)
 
 
+def _gemm_grad_input_gathered(dy: np.ndarray, w: np.ndarray, s: int, p: int, bias: np.ndarray,
+                              dx: np.ndarray) -> None:
+    """dx = conv2d's input gradient + bias when dy has more channels than dx (F > C): the
+    phases' im2col would be taps·F wide, so instead one product dY @ Wkᵀ gives every
+    window's K·K·C contributions, and each pixel of dx gathers the 4, 2, 2 or 1 of them
+    that reach it (a gather, written once: no scatter-add)."""
+    N, F, Ho, Wo = dy.shape
+    C, H, W = dx.shape[1:]
+    K = w.shape[2]
+    per_chunk = max(1, min(N, _CHUNK_BYTES // (Ho * Wo * K * K * C * dy.dtype.itemsize)))
+    workers = max(1, min(numba.get_num_threads(), -(-N // per_chunk)))
+    pin_inner_blas()
+    rows = buffer("rows", (workers, per_chunk * Ho * Wo * F), dy.dtype)
+    cols = buffer("cols", (workers, per_chunk * Ho * Wo * K * K * C), dy.dtype)
+    pixels = buffer("pixels", (workers, H * W, C), dy.dtype)
+    Wt = np.ascontiguousarray(w.transpose(0, 2, 3, 1)).reshape(F, K * K * C)
+    gemm.grad_input_gathered(dy, Wt, bias, ConvGeometry(K, s, p, Ho, Wo, per_chunk), rows, cols,
+                             pixels, dx)
+
+
 def _gemm_grad_input(dy: np.ndarray, w: np.ndarray, s: int, p: int, bias: np.ndarray,
                      dx: np.ndarray) -> None:
     """dx = conv2d's input gradient + bias by sub-pixel phases: output pixels of one parity
@@ -333,6 +353,9 @@ def _gemm_grad_input(dy: np.ndarray, w: np.ndarray, s: int, p: int, bias: np.nda
     N, F, Ho, Wo = dy.shape
     C, H, W = dx.shape[1:]
     K = w.shape[2]
+    if F > C:
+        _gemm_grad_input_gathered(dy, w, s, p, bias, dx)
+        return
     table, (top, bottom, left, right) = _phase_table(H, W, Ho, Wo, K, s, p)
     blocks, offsets = [], [0]
     for rh, rw, Ta, Te, *_ in table:

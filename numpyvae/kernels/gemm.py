@@ -11,6 +11,8 @@ With L = Ho·Wo output pixels per sample and one row of ``cols`` per pixel:
                    (4, 2, 2 and 1 of 9 for K = 3, s = 2), from dy[f, u − t, v − t′]: each class
                    is a stride-1 convolution, cols (pixels, taps·F) @ (taps·F, C), and every
                    pixel of dx is written once. (A transposed conv's forward pass is this.)
+                   When F > C that im2col would be the wider one: then dcols = dY @ Wkᵀ
+                   (L, K·K·C) and each pixel of dx gathers the taps that reach it.
 
 To pack, a sample is copied channels-last into a zero-bordered scratch plane
 (Hp, Wp·C): a window row is then K·C contiguous numbers, so im2col is runs of
@@ -77,6 +79,17 @@ def _rows_to_planes(rows, b, y_n):
             dst[q] = src[q] + bf
 
 
+@numba.njit(cache=True)
+def _planes_to_rows(dy_n, rows):
+    """rows[l, f] = dy_n[f, l]:  (F, L) → (L, F)."""
+    F, L = dy_n.shape
+    for f in range(F):
+        src = dy_n[f]
+        dst = rows[:, f]
+        for q in range(L):
+            dst[q] = src[q]
+
+
 # ----------------------------------------------------------------------------
 # The input gradient by output phase: stride-1 convolutions, no scatter-add
 # ----------------------------------------------------------------------------
@@ -121,6 +134,32 @@ def _fill_phase(ph, s, p, W, pixels):
         first = (s * (u0 + du) + rh - p) * W + s * v0 + rw - p
         for dv in range(V):
             pixels[first + s * dv] = 0
+
+
+@numba.njit(cache=True)
+def _gather_sample(dcols, g, H, W, pixels):
+    """pixels[h·W + w] = Σ over the taps (a, e) that reach (h, w) of dcols[(i, j), (a, e, ·)],
+    i = (h + p − a)/s, j = (w + p − e)/s: each output pixel sums its own 4, 2, 2 or 1
+    contributions (K = 3, s = 2) and is written once."""
+    K, s, p, Ho, Wo = g.kernel_size, g.stride, g.padding, g.out_h, g.out_w
+    C = pixels.shape[1]
+    for h in range(H):
+        hp = h + p
+        for w in range(W):
+            wp = w + p
+            acc = pixels[h * W + w]
+            acc[:] = 0
+            for a in range(hp % s, K, s):
+                i = (hp - a) // s
+                if i < 0 or i >= Ho:
+                    continue
+                for e in range(wp % s, K, s):
+                    j = (wp - e) // s
+                    if j < 0 or j >= Wo:
+                        continue
+                    src = dcols[i * Wo + j, (a * K + e) * C:(a * K + e + 1) * C]
+                    for c in range(C):
+                        acc[c] += src[c]
 
 
 # ----------------------------------------------------------------------------
@@ -230,6 +269,31 @@ def grad_input(dy, w_phases, phases, bias, g, top, left, planes, cols, rows, pix
                     _unpack_phase(chunk_rows[t * L:(t + 1) * L], ph, s, p, W, pixels[k, t])
             for t in range(m):
                 _rows_to_planes(pixels[k, t], bias, dx[first + t].reshape((C, H * W)))
+
+
+@numba.njit(parallel=True, cache=True)
+def grad_input_gathered(dy, Wt, bias, g, rows, cols, pixels, dx):
+    """dx = Σ of (dY @ Wkᵀ)'s window entries over the taps reaching each pixel, + bias: for
+    F > C, where one product (pixels of dy, F) @ (F, K·K·C) is cheaper than the phases'
+    (taps·F)-wide im2col. Each output pixel gathers its taps and is written once."""
+    N, F = dy.shape[0], dy.shape[1]
+    C, H, W = dx.shape[1], dx.shape[2], dx.shape[3]
+    KKC = Wt.shape[1]
+    L = g.out_h * g.out_w
+    spc = g.samples_per_chunk
+    n_chunks = (N + spc - 1) // spc
+    n_workers = pixels.shape[0]
+    for k in prange(n_workers):
+        for chunk in _chunks_of_worker(k, n_workers, n_chunks):
+            first, m = _chunk_samples(chunk, spc, N)
+            chunk_rows = rows[k, :m * L * F].reshape((m * L, F))
+            chunk_cols = cols[k, :m * L * KKC].reshape((m * L, KKC))
+            for t in range(m):
+                _planes_to_rows(dy[first + t].reshape((F, L)), chunk_rows[t * L:(t + 1) * L])
+            np.dot(chunk_rows, Wt, chunk_cols)
+            for t in range(m):
+                _gather_sample(chunk_cols[t * L:(t + 1) * L], g, H, W, pixels[k])
+                _rows_to_planes(pixels[k], bias, dx[first + t].reshape((C, H * W)))
 
 
 @numba.njit(parallel=True, cache=True)
