@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..nn.gradcheck import TOLERANCE
+from ..nn.gradcheck import TOLERANCE, rule_errors
 
 MAX_SIDE = 16  # a grid wider or taller than this is shown by its first rows/columns
 
@@ -28,9 +28,7 @@ MAX_SIDE = 16  # a grid wider or taller than this is shown by its first rows/col
 def wrong_entries(g: np.ndarray, r: np.ndarray) -> np.ndarray:
     """Where g is off r under the project's rule (numpyvae/nn/gradcheck.py), entry by entry:
     |g − r| / max(|g| + |r|, 1e-3·max|r|) > TOLERANCE."""
-    scale = float(np.max(np.abs(r))) if r.size else 0.0
-    floor = max(1e-3 * scale, np.finfo(np.float64).tiny)
-    return np.abs(g - r) / np.maximum(np.abs(g) + np.abs(r), floor) > TOLERANCE
+    return rule_errors(g, r) > TOLERANCE
 
 
 @dataclass

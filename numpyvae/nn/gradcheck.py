@@ -93,17 +93,17 @@ def check_gradients(
             for name, n in numeric.items()]
 
 
-def rule_error(analytic: np.ndarray, numeric: np.ndarray, scale: float | None = None) -> float:
-    """The worst entry's error under the rule above: |a − n| / max(|a| + |n|, 1e-3 · S).
-
-    S is the largest |n| over every tensor of the check (``check_gradients`` passes it);
-    without ``scale`` it is the largest |n| of ``numeric`` alone.
-    """
+def rule_errors(a: np.ndarray, n: np.ndarray, scale: float | None = None) -> np.ndarray:
+    """Each entry's error under the rule above (S: ``scale``, else the largest |n| given)."""
     if scale is None:
-        scale = float(np.max(np.abs(numeric))) if numeric.size else 0.0
+        scale = float(np.max(np.abs(n))) if n.size else 0.0
     floor = max(1e-3 * scale, np.finfo(np.float64).tiny)
-    err = np.abs(analytic - numeric) / np.maximum(np.abs(analytic) + np.abs(numeric), floor)
-    return float(err.max()) if err.size else 0.0
+    return np.abs(a - n) / np.maximum(np.abs(a) + np.abs(n), floor)
+
+
+def rule_error(a: np.ndarray, n: np.ndarray, scale: float | None = None) -> float:
+    """The worst entry's ``rule_errors`` (0 for no entries)."""
+    return float(rule_errors(a, n, scale).max(initial=0.0))
 
 
 def gradcheck_layer(layer, x: np.ndarray, seed: int = 0, max_entries: int = MAX_ENTRIES
