@@ -29,8 +29,9 @@ Two ways to run them:
   packs a chunk, multiplies it with a single-threaded BLAS call (numba's
   np.dot) and unpacks it while it is still in cache. One thread pool does
   everything, so numba's threads and BLAS's never fight over the cores.
-- ``direct.py``: plain loops, used when F == 1 (the CNN's last layer), where the
-  GEMM would degenerate into a matrix-vector product.
+- ``direct.py``: plain loops, used when F == 1 (the CNN's last layer), and for the
+  input gradient when C == 1 (the first layer's), where the GEMM would degenerate
+  into a matrix-vector product.
 
 ``method="auto"`` picks; ``"gemm"`` and ``"direct"`` force a path (the tests run
 both on every configuration).
@@ -420,7 +421,8 @@ def conv2d_grad_input_unchecked(dy: np.ndarray, w: np.ndarray, input_hw: tuple[i
     w = np.ascontiguousarray(w)
     bias = _bias_or_zeros(bias, C, dy.dtype)
     dx = np.empty((N, C, H, W), dtype=dy.dtype)
-    if _use_direct(method, F):
+    if _use_direct(method, F) or (method == "auto" and C == 1):
+        # one input channel (enc.conv1's dx): the GEMM's products would be matrix-vector ones
         if s == 1 and p <= K - 1:
             # at stride 1 the input gradient is itself a convolution: dy, padded by K − 1 − p,
             # against the kernel turned 180° with its channel axes swapped
