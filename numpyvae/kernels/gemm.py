@@ -80,6 +80,26 @@ def _rows_to_planes(rows, b, y_n):
 
 
 @numba.njit(cache=True)
+def _pixels_to_planes(pixels, b, y_n):
+    """y_n[c, l] = pixels[l, c] + b[c], eight pixels at a time: each plane then takes eight
+    contiguous numbers per visit while the block read (8·C numbers) stays in L1. For a
+    whole output image (L = H·W); on short blocks (the forward's chunks) ``_rows_to_planes``
+    measured faster."""
+    C, L = y_n.shape
+    whole = L - L % 8
+    for l0 in range(0, whole, 8):
+        block = pixels[l0:l0 + 8]
+        for c in range(C):
+            bc = b[c]
+            dst = y_n[c, l0:l0 + 8]
+            for i in range(8):
+                dst[i] = block[i, c] + bc
+    for c in range(C):
+        for q in range(whole, L):
+            y_n[c, q] = pixels[q, c] + b[c]
+
+
+@numba.njit(cache=True)
 def _planes_to_rows(dy_n, rows):
     """rows[l, f] = dy_n[f, l]:  (F, L) → (L, F)."""
     F, L = dy_n.shape
@@ -268,7 +288,7 @@ def grad_input(dy, w_phases, phases, bias, g, top, left, planes, cols, rows, pix
                 for t in range(m):
                     _unpack_phase(chunk_rows[t * L:(t + 1) * L], ph, s, p, W, pixels[k, t])
             for t in range(m):
-                _rows_to_planes(pixels[k, t], bias, dx[first + t].reshape((C, H * W)))
+                _pixels_to_planes(pixels[k, t], bias, dx[first + t].reshape((C, H * W)))
 
 
 @numba.njit(parallel=True, cache=True)
