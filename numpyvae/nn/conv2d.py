@@ -52,7 +52,7 @@ def conv2d_naive(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: int
     for i in range(Ho):
         for j in range(Wo):
             window = xp[:, :, i * s:i * s + K, j * s:j * s + K]  # (N, C, K, K)
-            y[:, :, i, j] = window.reshape(N, -1) @ w.reshape(F, -1).T
+            y[:, :, i, j] = np.einsum("nchw,fchw->nf", window, w)  # Σ over c, h, w
     if b is not None:
         y += b[:, None, None]
     return y
@@ -74,8 +74,8 @@ def conv2d_naive_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray, stride: 
     for i in range(Ho):
         for j in range(Wo):
             rows, cols = slice(i * s, i * s + K), slice(j * s, j * s + K)
-            dxp[:, :, rows, cols] += np.tensordot(dy[:, :, i, j], w, axes=(1, 0))  # dY·W
-            dw += np.tensordot(dy[:, :, i, j], xp[:, :, rows, cols], axes=(0, 0))  # dY·window
+            dxp[:, :, rows, cols] += np.einsum("nf,fchw->nchw", dy[:, :, i, j], w)  # dY·W
+            dw += np.einsum("nf,nchw->fchw", dy[:, :, i, j], xp[:, :, rows, cols])  # dY·window
     return dxp[:, :, p:p + H, p:p + W], dw
 
 

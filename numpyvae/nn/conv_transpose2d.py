@@ -39,8 +39,8 @@ def conv_transpose2d_naive(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, s
     full = np.zeros((N, C_out, (H - 1) * s + K + op, (W - 1) * s + K + op), dtype=x.dtype)
     for i in range(H):
         for j in range(W):
-            full[:, :, i * s:i * s + K, j * s:j * s + K] += np.tensordot(x[:, :, i, j], w,
-                                                                        axes=(1, 0))
+            full[:, :, i * s:i * s + K, j * s:j * s + K] += np.einsum("nc,cohw->nohw",
+                                                                     x[:, :, i, j], w)
     y = full[:, :, p:full.shape[2] - p, p:full.shape[3] - p]
     return y if b is None else y + b[:, None, None]
 
@@ -60,8 +60,8 @@ def conv_transpose2d_naive_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray
     for i in range(H):
         for j in range(W):
             block = dfull[:, :, i * s:i * s + K, j * s:j * s + K]  # (N, C_out, K, K)
-            dx[:, :, i, j] = np.tensordot(block, w, axes=([1, 2, 3], [1, 2, 3]))
-            dw += np.tensordot(x[:, :, i, j], block, axes=(0, 0))
+            dx[:, :, i, j] = np.einsum("nohw,cohw->nc", block, w)  # Σ block(dY)·W
+            dw += np.einsum("nc,nohw->cohw", x[:, :, i, j], block)  # x ⊗ block(dY)
     return dx, dw
 
 
