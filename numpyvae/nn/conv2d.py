@@ -39,11 +39,8 @@ def _out_size(H: int, W: int, K: int, s: int, p: int) -> tuple[int, int]:
 def conv2d_naive(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: int,
                  padding: int) -> np.ndarray:
     """y[n,f,i,j] = b[f] + Σ_{c,di,dj} w[f,c,di,dj]·xpad[n,c,i·s+di, j·s+dj]: the window of
-    xpad under output pixel (i, j), dotted with W.
-
-    x (N, C, H, W), w (F, C, K, K), b (F,) or None → y (N, F, Ho, Wo),
-    Ho = (H + 2p − K)//s + 1 (likewise Wo).
-    """
+    xpad under output pixel (i, j), dotted with W. x (N, C, H, W), w (F, C, K, K), b (F,) or
+    None → y (N, F, Ho, Wo), Ho = (H + 2p − K)//s + 1 (likewise Wo)."""
     N, _, H, W = x.shape
     F, _, K, _ = w.shape
     s, (Ho, Wo) = stride, _out_size(H, W, K, stride, padding)
@@ -62,10 +59,7 @@ def conv2d_naive_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray, stride: 
                           padding: int) -> tuple[np.ndarray, np.ndarray]:
     """(dx, dw) of conv2d_naive, from the same loop: output pixel (i, j) computed
     window · W, so it hands dy[:, :, i, j]·W back to the pixels its window covered,
-    and dW gathers dy[:, :, i, j]·window. (db = Σ_{n,i,j} dy.)
-
-    dy (N, F, Ho, Wo), x (N, C, H, W), w (F, C, K, K) → dx (N, C, H, W), dw (F, C, K, K).
-    """
+    and dW gathers dy[:, :, i, j]·window. (db = Σ_{n,i,j} dy.) dy (N, F, Ho, Wo) → dx, dw."""
     _, _, Ho, Wo = dy.shape
     _, _, H, W = x.shape
     K, s, p = w.shape[2], stride, padding
@@ -84,10 +78,7 @@ def conv2d_by_offsets(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride
                       padding: int) -> np.ndarray:
     """conv2d_naive's sum with its loops swapped: for each kernel offset (di, dj), the input
     pixels it meets are every s-th pixel of xpad from (di, dj), one per output pixel, and
-    they are all multiplied by the F×C matrix w[:, :, di, dj] at once.
-
-    x (N, C, H, W), w (F, C, K, K), b (F,) or None → y (N, F, Ho, Wo).
-    """
+    they are all multiplied by the F×C matrix w[:, :, di, dj] at once. Shapes: conv2d_naive."""
     N, _, H, W = x.shape
     F, _, K, _ = w.shape
     s, (Ho, Wo) = stride, _out_size(H, W, K, stride, padding)
@@ -105,11 +96,8 @@ def conv2d_by_offsets(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride
 def conv2d_grad_input_by_offsets(dy: np.ndarray, w: np.ndarray, input_hw: tuple[int, int],
                                  stride: int, padding: int) -> np.ndarray:
     """dx of conv2d_by_offsets: each offset (di, dj) sends w[:, :, di, dj]ᵀ·dy back to the
-    pixels it met; then the padding is cut away.
-
-    dy (N, F, Ho, Wo), w (F, C, K, K) → dx (N, C, H, W), (H, W) = input_hw. Rows and columns
-    the kernel never reaches (input_hw larger than the forward needs) get 0.
-    """
+    pixels it met; then the padding is cut away. dx (N, C, H, W), (H, W) = input_hw: rows and
+    columns the kernel never reaches (input_hw larger than the forward needs) get 0."""
     N, F, Ho, Wo = dy.shape
     _, C, K, _ = w.shape
     (H, W), s, p = input_hw, stride, padding
@@ -124,17 +112,14 @@ def conv2d_grad_input_by_offsets(dy: np.ndarray, w: np.ndarray, input_hw: tuple[
 def conv2d_grad_weight_by_offsets(dy: np.ndarray, x: np.ndarray, kernel_size: int,
                                   stride: int, padding: int) -> np.ndarray:
     """dw of conv2d_by_offsets: dw[:, :, di, dj] = Σ_{n,i,j} dy ⊗ (the pixels offset
-    (di, dj) met), the same pairs the forward multiplied.
-
-    dy (N, F, Ho, Wo), x (N, C, H, W) → dw (F, C, K, K).
-    """
+    (di, dj) met), the same pairs the forward multiplied. dw (F, C, K, K)."""
     N, F, Ho, Wo = dy.shape
     C, K, s = x.shape[1], kernel_size, stride
     xp = _pad(x, padding)
     dw = np.empty((F, C, K, K), dtype=dy.dtype)
     for di in range(K):
         for dj in range(K):
-            met = xp[:, :, di:di + s * Ho:s, dj:dj + s * Wo:s]
+            met = xp[:, :, di:di + s * Ho:s, dj:dj + s * Wo:s]  # what the forward multiplied
             dw[:, :, di, dj] = np.einsum("nfhw,nchw->fc", dy, met)
     return dw
 
@@ -241,13 +226,10 @@ class Conv2d(Layer):
             y = conv_kernels.conv2d_forward_unchecked(
                 x, self.params["weight"], self.params.get("bias"), self.stride, self.padding)
         else:
-            y = self._forward_numpy(x)
+            y = conv2d_by_offsets(x, self.params["weight"], self.params.get("bias"), self.stride,
+                                  self.padding)
         self.cache = x
         return y
-
-    def _forward_numpy(self, x: np.ndarray) -> np.ndarray:
-        return conv2d_by_offsets(x, self.params["weight"], self.params.get("bias"), self.stride,
-                             self.padding)
 
     def backward(self, dout: np.ndarray) -> np.ndarray | None:
         """dout (N, F, Ho, Wo) → dx (N, C, H, W) (None if ``needs_input_grad`` is off)."""

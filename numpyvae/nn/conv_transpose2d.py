@@ -1,9 +1,5 @@
-"""ConvTranspose2d: the transposed convolution (PyTorch semantics), used to upsample.
-
-Its definition, ``conv_transpose2d_naive``: each input pixel stamps W, scaled, onto the
-output; ``conv_transpose2d_naive_backward`` runs the same loop for both gradients. The
-faster forms are Conv2d's (``conv2d.py``) run the other way round: see the class docstring.
-"""
+"""ConvTranspose2d: the transposed convolution (PyTorch semantics), used to upsample. Its
+definition is the loops below; its fast forms are Conv2d's run the other way round."""
 
 from __future__ import annotations
 
@@ -28,11 +24,8 @@ def conv_transpose2d_naive(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, s
                            padding: int, output_padding: int) -> np.ndarray:
     """Input pixel (i, j) stamps W, scaled by x[n, :, i, j], onto the K×K block at (i·s, j·s)
     of a full-size output; then p rows/columns are cut from each side (output_padding
-    extra ones stay at the bottom/right).
-
-    x (N, C_in, H, W), w (C_in, C_out, K, K), b (C_out,) or None → y (N, C_out, Hout, Wout),
-    Hout = (H − 1)s − 2p + K + output_padding (likewise Wout).
-    """
+    extra ones stay at the bottom/right). x (N, C_in, H, W), w (C_in, C_out, K, K), b (C_out,)
+    or None → y (N, C_out, Hout, Wout), Hout = (H − 1)s − 2p + K + output_padding."""
     N, _, H, W = x.shape
     _, C_out, K, _ = w.shape
     s, p, op = stride, padding, output_padding
@@ -49,10 +42,7 @@ def conv_transpose2d_naive_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray
                                     padding: int) -> tuple[np.ndarray, np.ndarray]:
     """(dx, dw) of conv_transpose2d_naive, from the same loop: input pixel (i, j) stamped
     x[:, :, i, j]·W onto a block, so it gets back Σ block(dY)·W, and dW gathers
-    x[:, :, i, j] ⊗ block(dY). (db = Σ_{n,i,j} dY.)
-
-    dy (N, C_out, Hout, Wout), x (N, C_in, H, W) → dx (N, C_in, H, W), dw (C_in, C_out, K, K).
-    """
+    x[:, :, i, j] ⊗ block(dY). (db = Σ_{n,i,j} dY.) dy (N, C_out, Hout, Wout) → dx, dw."""
     _, _, H, W = x.shape
     K, s = w.shape[2], stride
     dfull = _pad(dy, padding)  # the full-size output's gradient: the cut rows got none

@@ -77,8 +77,7 @@ class Dense(Layer):
         dx = dy @ W.T
         return dx
 
-    # -- the same products in kernels.matmul: small ones on one thread, large ones on
-    # -- NumPy's multi-threaded BLAS; dW is written in place
+    # -- the same, in kernels.matmul (small products on one thread, large ones on BLAS's)
     def _forward_kernels(self, x: np.ndarray) -> np.ndarray:
         y = kernels.matmul_unchecked(x, self.params["weight"], None)
         if "bias" in self.params:
