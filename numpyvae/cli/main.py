@@ -17,30 +17,15 @@ from typing import Any
 from .. import data
 from ..data.catalog import DATASETS
 from ..models.architectures import ARCHS
+from ..training.config import int_at_least
 
 RUNS_DIR = Path("runs")
 # errnos that mean the disk let the run down (exit 1), not that a path was wrong (exit 2)
 DISK_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EIO, getattr(errno, "EDQUOT", errno.ENOSPC)}
 
 
-def _int_at_least(low: int, what: str) -> Any:
-    """An argparse type: an integer >= ``low``; ``what`` says why (shown in --help errors)."""
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {text!r}") \
-                from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
-        return value
-
-    parse.__name__ = what  # argparse names the type in its messages
-    return parse
-
-
-_seed = _int_at_least(0, "seed")  # NumPy's generators take no negative seeds
-_positive = _int_at_least(1, "count")
+_seed = int_at_least(0, "seed")  # NumPy's generators take no negative seeds
+_positive = int_at_least(1, "count")
 
 
 def _writable_folder(folder: Path, option: str, given: Path) -> None:

@@ -8,36 +8,15 @@ import sys
 from importlib import resources
 from pathlib import Path
 
+from ..training.config import int_at_least
 from .loading import DEFAULT_DIR, start_command, step_path
 from .steps import STEPS, get_step
 
 TRAIN_DEFAULTS = {"mlp": (15, None), "cnn": (1, 2048)}  # (epochs, train subset)
 
 
-def _at_least_one(text: str) -> int:
-    """An argparse type: a count >= 1. 0 must not fall back to a default (``--epochs 0``
-    once trained 15 epochs) and -1 must not replay nothing and call it a PASS."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
-_at_least_one.__name__ = "count"  # argparse names the type in its messages
-
-
-def _seed(text: str) -> int:
-    """An argparse type: a seed, an integer >= 0 (NumPy's generators take no negative)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
+_at_least_one = int_at_least(1, "count")
+_seed = int_at_least(0, "seed")  # NumPy's generators take no negative seeds
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

@@ -7,6 +7,7 @@ further down (the loop, the model builders) checks an option again.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import math
 import numbers
@@ -260,3 +261,21 @@ def objective_options(config: TrainConfig) -> str:
         + ([f"KL warm-up over {config.kl_warmup} epochs"] if config.kl_warmup else [])
         + ([f"free bits λ = {config.free_bits:g} nats per dimension"]
            if config.free_bits else []))
+
+
+def int_at_least(low: int, what: str) -> Any:
+    """An argparse type for an integer option >= ``low`` (the CLIs' one copy of this check);
+    ``what`` names the type in argparse's messages. 0 must not mean a default and -1 must
+    not mean "none", so both are refused where a count is asked for."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {text!r}") \
+                from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
+        return value
+
+    parse.__name__ = what  # argparse names the type in its messages
+    return parse
