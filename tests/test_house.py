@@ -1,4 +1,5 @@
-"""The house rules that a tool keeps: no function in the package over 60 lines.
+"""The house rules that a tool keeps: no function in the package over 60 lines, and the
+learner's core (numpyvae/nn/) small enough to read in an afternoon: at most 2,000 lines.
 
 A function's length is ``end_lineno − lineno + 1`` from the AST: from its ``def`` line
 (decorators aside) to its last line, docstring, comments and blank lines included;
@@ -13,6 +14,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 PACKAGE = REPO / "numpyvae"
 MAX_LINES = 60
+NN_MAX_LINES = 2000  # counted as `wc -l numpyvae/nn/*.py`
 
 
 def long_functions(source: str, where: str = "<source>", limit: int = MAX_LINES
@@ -51,3 +53,22 @@ def test_the_count_is_the_def_line_to_the_last_line_decorators_aside():
     assert long_functions(method) == ["<source>:2 f (61 lines)"]
     nested = "def outer():\n" + _function(60, indent="    ") + "    return f\n"
     assert [f.split()[1] for f in long_functions(nested)] == ["outer", "f"]
+
+
+def nn_lines(folder: Path) -> int:
+    """What `wc -l folder/*.py` totals: newline characters in the folder's own .py files."""
+    return sum(path.read_bytes().count(b"\n") for path in sorted(folder.glob("*.py")))
+
+
+def test_the_learners_core_stays_within_2000_lines():
+    lines = nn_lines(PACKAGE / "nn")
+    assert lines > 1000  # the core itself, not an empty glob
+    assert lines <= NN_MAX_LINES, (f"numpyvae/nn/ holds {lines} lines, over its {NN_MAX_LINES}: "
+                                   "the core must stay small enough to read in an afternoon")
+
+
+def test_nn_lines_counts_as_wc_does(tmp_path):
+    (tmp_path / "a.py").write_text("x = 1\ny = 2\n")
+    (tmp_path / "b.py").write_text("z = 3")  # no final newline: wc counts 0 lines
+    (tmp_path / "c.txt").write_text("\n" * 50)  # not a .py file
+    assert nn_lines(tmp_path) == 2
