@@ -115,10 +115,13 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .train import run_train
+    from .train import LearnerExit, run_train
 
     try:
         return run_train(args)
+    except LearnerExit as e:  # exit 1: their sys.exit(0) must not read as a finished run
+        print(e, file=sys.stderr)
+        return 1
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM: learn train has no resume
         from ..training.run import load_run
 

@@ -237,6 +237,19 @@ def _learner_model_in_the_loop(kit: dict[str, Any]) -> Iterator[None]:
         loop.build_model, loop.Adam = build_model, adam
 
 
+class LearnerExit(Exception):
+    """The learner's code called sys.exit() inside learn train: a FAIL, never its exit code."""
+
+
+@contextlib.contextmanager
+def _no_exit_of_theirs(during: str) -> Iterator[None]:
+    try:
+        yield
+    except SystemExit as e:  # only their layers run code that could exit here
+        raise LearnerExit(f"FAIL: your code called sys.exit({e.code!r}) during {during}: a "
+                          "layer returns its result, it never exits") from None
+
+
 def run_train(args: argparse.Namespace) -> int:
     from ..training.train import TrainConfig, train, unique_run_dir
 
@@ -266,7 +279,9 @@ def run_train(args: argparse.Namespace) -> int:
     x_train, _ = data.load(config.dataset, "train", config.data_dir)
     steps, batch = REPLAY[args.arch]
     steps = args.replay_steps if args.replay_steps is not None else steps
-    if not replay(kit, args.arch, x_train, steps, batch, config.lr, args.seed):
+    with _no_exit_of_theirs("the replay"):
+        passed = replay(kit, args.arch, x_train, steps, batch, config.lr, args.seed)
+    if not passed:
         return 1
     if args.replay_only:
         return 0
@@ -274,7 +289,7 @@ def run_train(args: argparse.Namespace) -> int:
         Path("runs") / f"learn-{args.arch}-s{args.seed}")
     print(f"\ntraining your model: {epochs} epoch(s)"
           + (f" on {subset} images" if subset else "") + f" -> {out}")
-    with _learner_model_in_the_loop(kit):
+    with _learner_model_in_the_loop(kit), _no_exit_of_theirs("training"):
         mine = train(config, out)
     from ..figures.run_figures import draw_run_figures
 

@@ -208,3 +208,34 @@ def test_sigterm_in_learn_train_exits_130_saying_what_was_kept(tmp_path, shared_
     assert f"your run's last checkpoint (epoch 1) is kept in {out}" in err
     assert "no resume" in err and "Traceback" not in err
     assert [p.name for p in out.iterdir() if p.name.startswith(".")] == []
+
+
+class _ExitingDense(nn.Dense):
+    """A learner's Dense that ends the process from backward, as if to say "done": in the
+    float64 replay, or only in the float32 training that follows a passed replay."""
+
+    exit_in = (np.float64, np.float32)
+
+    def backward(self, dy):
+        if dy.dtype in self.exit_in:
+            sys.exit(0)
+        return super().backward(dy)
+
+
+class _ExitingInTrainingDense(_ExitingDense):
+    exit_in = (np.float32,)
+
+
+@pytest.mark.parametrize("layer, during", [("_ExitingDense", "the replay"),
+                                           ("_ExitingInTrainingDense", "training")])
+def test_a_sys_exit_in_the_learners_code_is_a_fail_not_exit_0(tmp_path, shared_datasets,
+                                                               capsys, layer, during):
+    """learn train runs their layers in its own process: sys.exit(0) inside their backward
+    ended it with exit 0 and no verdict. It is a FAIL (exit 1) naming the exit."""
+    _reference_dir(tmp_path)
+    (tmp_path / "dense.py").write_text(f"from tests.learn.test_train import {layer} as Dense\n")
+    record_status(BY_NAME["dense"], tmp_path, "done")  # as if its check had been fooled
+    assert main(["learn", "train", "--dir", str(tmp_path), "--epochs", "1", "--train-subset",
+                 "256", "--replay-steps", "1", "--data-dir", str(shared_datasets),
+                 "--out", str(tmp_path / "run"), "--no-compare"]) == 1
+    assert f"FAIL: your code called sys.exit(0) during {during}" in capsys.readouterr().err
