@@ -74,23 +74,25 @@ def _bn_normalize(x, mean, scale, shift, y):
             ys[i] = (xs[i] - mu) * a + b
 
 
+@numba.njit(cache=True, error_model="numpy", fastmath=_SUMS)
+def _plane_grad_sums(xs, ds, mu):
+    """(Σ ds, Σ ds·(xs − mu)) over one plane: the two sums BatchNorm's backward needs."""
+    s = xs.dtype.type(0)
+    q = xs.dtype.type(0)
+    for i in range(xs.size):
+        d = ds[i]
+        s += d
+        q += d * (xs[i] - mu)
+    return s, q
+
+
 @numba.njit(cache=True, error_model="numpy", parallel=True, fastmath=_SUMS)
 def _bn_plane_grad_sums(x, dy, mean, sum_dy, sum_dy_xc):
     """sum_dy[n, c] = Σ dy[n, c],  sum_dy_xc[n, c] = Σ dy[n, c]·(x[n, c] − mean[c])."""
-    N, C, L = x.shape
-    T = x.dtype.type
+    N, C, _ = x.shape
     for k in prange(N * C):
         n, c = k // C, k % C
-        xs, ds = x[n, c], dy[n, c]
-        mu = mean[c]
-        s = T(0)
-        q = T(0)
-        for i in range(L):
-            d = ds[i]
-            s += d
-            q += d * (xs[i] - mu)
-        sum_dy[n, c] = s
-        sum_dy_xc[n, c] = q
+        sum_dy[n, c], sum_dy_xc[n, c] = _plane_grad_sums(x[n, c], dy[n, c], mean[c])
 
 
 @numba.njit(cache=True, error_model="numpy", parallel=True, fastmath=_FMA)
@@ -251,21 +253,11 @@ def _bn_elu_grad_sums(x, dy, mean, scale, shift, alpha, dz, sum_dz, sum_dz_xc):
     """Pass 1: dz = dy·ELU′(z), then per plane sum_dz[n, c] = Σ dz[n, c] and
     sum_dz_xc[n, c] = Σ dz[n, c]·(x[n, c] − μ_c), while the sample is in cache. (N, C, L)."""
     N, C, L = x.shape
-    T = x.dtype.type
     for n in prange(N):
         _elu_grad_of_normalized(x[n].reshape(C * L), dy[n].reshape(C * L), mean, scale, shift,
                                 alpha, dz[n].reshape(C * L))
         for c in range(C):
-            xs, dzs = x[n, c], dz[n, c]
-            mu = mean[c * L]
-            s = T(0)
-            q = T(0)
-            for i in range(L):
-                d = dzs[i]
-                s += d
-                q += d * (xs[i] - mu)
-            sum_dz[n, c] = s
-            sum_dz_xc[n, c] = q
+            sum_dz[n, c], sum_dz_xc[n, c] = _plane_grad_sums(x[n, c], dz[n, c], mean[c * L])
 
 
 def _per_entry(v: np.ndarray, L: int) -> np.ndarray:
