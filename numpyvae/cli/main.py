@@ -284,9 +284,9 @@ def interrupts_recorded() -> Iterator[list[int]]:
 
 
 def _run_folder(args: argparse.Namespace, config: Any) -> Path:
-    """train's run folder: --out (refused if it exists, unless resuming), else a new one
-    named after the config under runs/."""
-    from ..training.train import unique_run_dir
+    """train's run folder: --out (refused if it exists, unless resuming or it holds no run
+    at all), else a new one named after the config under runs/."""
+    from ..training.train import holds_no_run, unique_run_dir
 
     if args.out is None:
         prefix = "ae-" if config.model == "ae" else "cvae-" if config.conditional else ""
@@ -297,7 +297,7 @@ def _run_folder(args: argparse.Namespace, config: Any) -> Path:
             f"-s{config.seed}"
         )
     out = Path(args.out)
-    if out.exists() and not args.resume:
+    if out.exists() and not args.resume and not holds_no_run(out):
         raise ValueError(
             f"--out {out} exists: add --resume to continue it, or choose another folder "
             "(nothing was overwritten)"

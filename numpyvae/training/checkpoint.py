@@ -57,10 +57,15 @@ def remove_stray_temp_files(folder: str | Path) -> list[Path]:
     atomic_write's own pattern are touched."""
     removed = []
     for path in Path(folder).iterdir():
-        if _TEMP_NAME.match(path.name) and path.is_file():
+        if is_temp_file_name(path.name) and path.is_file():
             path.unlink(missing_ok=True)
             removed.append(path)
     return removed
+
+
+def is_temp_file_name(name: str) -> bool:
+    """True for a name of atomic_write's temporary files (``.NAME.XXXXXXXX.tmp[SUFFIX]``)."""
+    return bool(_TEMP_NAME.match(name))
 
 
 def _umask() -> int:

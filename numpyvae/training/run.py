@@ -11,6 +11,7 @@ import numpy as np
 from ..models.report_losses import REPORT_SPLIT, report_loss
 from ..models.vae import VAE
 from .checkpoint import (
+    is_temp_file_name,
     load_model_arrays,
     load_run_checkpoint,
     parse_json,
@@ -18,6 +19,8 @@ from .checkpoint import (
     write_json,
 )
 from .config import CHECKPOINT, TrainConfig, build_model, objective_options
+
+LOCK = ".lock"  # held by the one process writing the run folder (data/filelock.py)
 
 
 @dataclass
@@ -79,6 +82,10 @@ def saved_config(run_dir: str | Path) -> tuple[str, dict[str, Any]]:
         _, _, meta = load_run_checkpoint(run_dir / CHECKPOINT)
         return f"{run_dir / CHECKPOINT} (its config)", meta["config"]
     path = run_dir / "config.json"
+    if holds_no_run(run_dir):
+        raise ValueError(f"--resume: there is nothing to resume in {run_dir}: it holds no run "
+                         "(no checkpoint, no config.json: it was stopped before it began). "
+                         "Run the same train command without --resume: it reuses the folder")
     if not path.is_file():
         raise FileNotFoundError(f"--resume: no run to continue in {run_dir}: it has neither "
                                 f"{CHECKPOINT} nor config.json")
@@ -87,6 +94,18 @@ def saved_config(run_dir: str | Path) -> tuple[str, dict[str, Any]]:
         raise ValueError(f"{path}: expected a JSON object of options, got "
                          f"{type(saved).__name__}")
     return str(path), saved
+
+
+def holds_no_run(folder: str | Path) -> bool:
+    """True if ``folder`` is a folder holding nothing but what a run stopped before it
+    wrote config.json leaves (``kill -9`` skips every clean-up): nothing at all, atomic
+    write's temporary files, the lock file. Such a folder can be reused for a new run,
+    losing nothing; anything else in it (a file of the user's, a run) makes it False."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return False
+    return all(p.name == LOCK or (is_temp_file_name(p.name) and p.is_file())
+               for p in folder.iterdir())
 
 
 def sync_history(run_dir: str | Path) -> list[dict[str, Any]]:

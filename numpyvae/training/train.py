@@ -53,13 +53,11 @@ from .loop import (
     train_epoch,
 )
 from .optimizer_state import load_optimizer_state, non_finite_moments, optimizer_state
-from .run import read_final
+from .run import LOCK, holds_no_run, read_final
 
 __all__ = ["CHECKPOINT", "DEFAULT_LR", "EVAL_BATCH", "EVAL_SEED", "FIXED_ON_RESUME", "MODELS",
-           "Progress", "TrainConfig", "TrainingDiverged", "build_model", "evaluate",
-           "evaluation_images", "train", "unique_run_dir"]
-
-LOCK = ".lock"  # held by the one process writing the run folder (data/filelock.py)
+           "LOCK", "Progress", "TrainConfig", "TrainingDiverged", "build_model", "evaluate",
+           "evaluation_images", "holds_no_run", "train", "unique_run_dir"]
 
 
 def unique_run_dir(base: str | Path) -> Path:
@@ -375,11 +373,13 @@ def train(
     config.threads = current_threads()
     run_data = load_run_data(config)  # data first: a missing data set fails before any write
     if not resume:
-        _new_run_folder(out, config)
+        made = _make_run_folder(out)
     elif not out.is_dir():
         raise FileNotFoundError(f"--resume: there is no run folder {out}")
     try:
         with held_lock_file(out / LOCK):  # LockHeld comes only from taking it
+            if not resume:
+                _write_new_config(out, config, made, log)
             return _train_session(config, out, resume, run_data, log,
                                   stop_requested or (lambda: False))
     except LockHeld as e:
@@ -388,14 +388,37 @@ def train(
                          "(nothing was changed)") from None
 
 
-def _new_run_folder(out: Path, config: TrainConfig) -> None:
-    """Make the run folder ``out`` with its config.json. If config.json cannot be written
-    (a full or read-only disk), the folder is removed again: the same command can rerun."""
-    out.mkdir(parents=True, exist_ok=False)
+def _make_run_folder(out: Path) -> bool:
+    """Make the run folder ``out``; True if made, False if it was there holding no run
+    (``holds_no_run``: a run killed before it wrote config.json), FileExistsError else."""
+    try:
+        out.mkdir(parents=True)
+    except FileExistsError:
+        if not holds_no_run(out):
+            raise FileExistsError(f"{out} exists: resume it, or choose another folder "
+                                  "(nothing was overwritten)") from None
+        return False
+    return True
+
+
+def _write_new_config(out: Path, config: TrainConfig, made: bool,
+                      log: Callable[[str], None]) -> None:
+    """config.json of a new run, the folder's lock held. A folder that was there is checked
+    again, under the lock, to hold no run. If config.json cannot be written (a full or
+    read-only disk), a folder made here is removed again: the same command can rerun."""
+    if not made:
+        if not holds_no_run(out):  # another process wrote a run there since
+            raise FileExistsError(f"{out} exists: resume it, or choose another folder "
+                                  "(nothing was overwritten)")
+        left = remove_stray_temp_files(out)
+        log(f"note: {out} exists but holds no run (left by a run stopped before it wrote "
+            f"config.json{f'; removed {len(left)} temporary file(s)' if left else ''}): "
+            "reusing it")
     try:
         write_json(out / "config.json", config.to_json())
     except BaseException:
-        shutil.rmtree(out, ignore_errors=True)
+        if made:
+            shutil.rmtree(out, ignore_errors=True)
         raise
 
 

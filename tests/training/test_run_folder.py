@@ -112,3 +112,84 @@ def test_an_interrupt_swallowed_during_compilation_still_stops_the_run(
     assert _train(shared_datasets, out, "--epochs", "2") == 130
     assert "interrupted" in capsys.readouterr().err
     assert not (out / "final.json").exists() and not (out / "checkpoint.npz").exists()
+
+
+# -- a folder left holding no run by a kill -9 before config.json --------------------------
+# A training killed (kill -9: no clean-up runs) while its config.json is half-written.
+_KILLED_AT_CONFIG = """
+import sys, time
+from numpyvae.training import checkpoint
+real = checkpoint.atomic_write
+def atomic_write(path, write, suffix=""):
+    if path.name == "config.json":
+        def stall(tmp):
+            write(tmp)
+            print("writing config.json", flush=True)
+            time.sleep(60)
+        return real(path, stall, suffix)
+    return real(path, write, suffix)
+checkpoint.atomic_write = atomic_write
+from numpyvae.cli.main import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def _killed_before_its_config(shared, out) -> list[str]:
+    """Run train in a process killed with SIGKILL while writing config.json; what it left."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _KILLED_AT_CONFIG, "train", *QUICK, "--epochs", "1",
+         "--data-dir", str(shared), "--out", str(out)],
+        cwd=REPO, env=os.environ | {"PYTHONPATH": str(REPO)}, stdout=subprocess.PIPE,
+        text=True)
+    try:
+        assert proc.stdout.readline() == "writing config.json\n"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    return sorted(p.name for p in out.iterdir())
+
+
+def test_a_folder_left_holding_no_run_is_reused_by_the_same_command(shared_datasets, tmp_path,
+                                                                    capsys):
+    """kill -9 before config.json was written left a folder that both a rerun ("exists")
+    and --resume ("neither checkpoint nor config.json") refused."""
+    out = tmp_path / "run"
+    left = _killed_before_its_config(shared_datasets, out)
+    assert "config.json" not in left and any(name.startswith(".config.json.") for name in left)
+    assert _train(shared_datasets, out, "--epochs", "1", "--resume") == 2
+    err = capsys.readouterr().err
+    assert f"there is nothing to resume in {out}" in err and "without --resume" in err
+    assert sorted(p.name for p in out.iterdir()) == left  # the refusal changed nothing
+    assert _train(shared_datasets, out, "--epochs", "1") == 0
+    assert f"note: {out} exists but holds no run" in capsys.readouterr().out
+    assert sorted(p.name for p in out.iterdir()) == [
+        "checkpoint.npz", "config.json", "final.json", "history.json"]
+    assert load_run(out).epoch == 1
+
+
+@pytest.mark.parametrize("content", [[], [LOCK], [".config.json.ab12cd34.tmp", LOCK]])
+def test_an_empty_folder_is_a_new_run_and_nothing_to_resume(shared_datasets, tmp_path, capsys,
+                                                           content):
+    out = tmp_path / "run"
+    out.mkdir()
+    for name in content:
+        (out / name).write_text("")
+    assert _train(shared_datasets, out, "--epochs", "1", "--resume") == 2
+    assert f"there is nothing to resume in {out}" in capsys.readouterr().err
+    assert _train(shared_datasets, out, "--epochs", "1") == 0
+    assert load_run(out).epoch == 1 and not (out / LOCK).exists()
+
+
+@pytest.mark.parametrize("name", ["keep.txt", ".config.json.tmp", "notes"])
+def test_a_folder_holding_anything_else_is_still_refused(shared_datasets, tmp_path, capsys,
+                                                        name):
+    out = tmp_path / "run"
+    out.mkdir()
+    if name == "notes":
+        (out / name).mkdir()
+    else:
+        (out / name).write_text("mine")
+    before = sorted(p.name for p in out.iterdir())
+    assert _train(shared_datasets, out, "--epochs", "1") == 2
+    assert "exists: add --resume" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == before
