@@ -282,6 +282,30 @@ def test_profile_step_accounts_for_every_layer_and_adam(bench):
     assert len(parts) == 5 * 8 and all(ms > 0 for _, ms in parts)
 
 
+def test_profile_step_clocks_the_fused_pairs_and_the_loss_apart_from_rest(bench):
+    """The CNN's BatchNorm2d+ELU pairs run as one kernel that calls neither layer's own
+    methods: each pair, the likelihood and the reparameterization get their own clock,
+    and the module functions patched for it are put back afterwards."""
+    from numpyvae.nn import batchnorm_elu
+
+    spec = importlib.util.spec_from_file_location("profile_step",
+                                                  BENCH.parent / "profile_step.py")
+    profile_step = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(profile_step)
+    fused = batchnorm_elu.forward, batchnorm_elu.backward
+    per_step, _ = profile_step.profile("cnn", 2, 1, bench)
+    assert (batchnorm_elu.forward, batchnorm_elu.backward) == fused
+    pairs = ["enc.1+2", "enc.4+5", "enc.7+8", "dec.3+4", "dec.6+7", "dec.9+10"]
+    wanted = {f"{p} BatchNorm2d+ELU {d}" for p in pairs for d in ("forward", "backward")}
+    wanted |= {"likelihood nll", "likelihood backward", "reparameterize forward",
+               "reparameterize backward"}
+    s = per_step[0]
+    assert wanted <= s.keys() and all(s[k] > 0 for k in wanted)
+    assert not any(k.startswith("enc.1 BatchNorm2d") for k in s)  # fused: not the layer's own
+    assert s["rest"] >= 0 and s["step"] == pytest.approx(sum(v for k, v in s.items()
+                                                             if k != "step"))
+
+
 def test_readme_speed_block_is_median_py_output():
     """Every number of README's Performance block comes from `median.py --readme` on the
     runs its command names (committed in docs/bench/)."""
