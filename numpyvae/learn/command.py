@@ -115,20 +115,6 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .train import LearnerExit, run_train
+    from .isolate import train_in_child
 
-    try:
-        return run_train(args)
-    except LearnerExit as e:  # exit 1: their sys.exit(0) must not read as a finished run
-        print(e, file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: learn train has no resume
-        from ..training.run import load_run
-
-        kept = "nothing was written"
-        if args.out is not None and (Path(args.out) / "checkpoint.npz").is_file():
-            kept = (f"your run's last checkpoint (epoch {load_run(args.out).epoch}) is kept in "
-                    f"{args.out}")
-        print(f"\ninterrupted: learn train has no resume; {kept}, and no half-written file is "
-              "left. Run it again to start over.", file=sys.stderr)
-        return 130
+    return train_in_child(args)

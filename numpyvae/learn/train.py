@@ -250,6 +250,29 @@ def _no_exit_of_theirs(during: str) -> Iterator[None]:
                           "layer returns its result, it never exits") from None
 
 
+def train_command(args: argparse.Namespace) -> int:
+    """``learn train``'s work, run in a child process (``isolate.train_in_child``): its exit
+    code, with a FAIL for the learner's sys.exit and a message for an interrupt."""
+    try:
+        return run_train(args)
+    except LearnerExit as e:  # exit 1: their sys.exit(0) must not read as a finished run
+        print(e, file=sys.stderr)
+        return 1
+    except (ValueError, FileNotFoundError) as e:  # as the command line says them
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: learn train has no resume
+        from ..training.run import load_run
+
+        kept = "nothing was written"
+        if args.out is not None and (Path(args.out) / "checkpoint.npz").is_file():
+            kept = (f"your run's last checkpoint (epoch {load_run(args.out).epoch}) is kept in "
+                    f"{args.out}")
+        print(f"\ninterrupted: learn train has no resume; {kept}, and no half-written file is "
+              "left. Run it again to start over.", file=sys.stderr)
+        return 130
+
+
 def run_train(args: argparse.Namespace) -> int:
     from ..training.train import TrainConfig, train, unique_run_dir
 

@@ -180,36 +180,6 @@ def test_nothing_of_yours_to_replay(tmp_path, shared_datasets):
     assert "nothing of yours to replay" in r.stdout and "PASS" not in r.stdout, r.stdout
 
 
-def test_sigterm_in_learn_train_exits_130_saying_what_was_kept(tmp_path, shared_datasets,
-                                                                monkeypatch, capsys):
-    """learn train had no SIGTERM handler: exit 143 (issue 23). It has no resume: it says
-    what was kept, and leaves no temporary file."""
-    import os
-    import signal
-
-    from numpyvae.training import train as train_module
-
-    _reference_dir(tmp_path / "mine")
-    real, calls = train_module.train_epoch, []
-
-    def terminated(*args, **kw):
-        calls.append(1)
-        if len(calls) == 2:  # epoch 2: epoch 1 is checkpointed
-            assert signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL, None)
-            os.kill(os.getpid(), signal.SIGTERM)
-        return real(*args, **kw)
-
-    monkeypatch.setattr(train_module, "train_epoch", terminated)
-    out = tmp_path / "run"
-    assert main(["learn", "train", "--dir", str(tmp_path / "mine"), "--epochs", "3",
-                 "--train-subset", "256", "--replay-steps", "1", "--no-compare",
-                 "--out", str(out), "--data-dir", str(shared_datasets)]) == 130
-    err = capsys.readouterr().err
-    assert f"your run's last checkpoint (epoch 1) is kept in {out}" in err
-    assert "no resume" in err and "Traceback" not in err
-    assert [p.name for p in out.iterdir() if p.name.startswith(".")] == []
-
-
 class _ExitingDense(nn.Dense):
     """A learner's Dense that ends the process from backward, as if to say "done": in the
     float64 replay, or only in the float32 training that follows a passed replay."""
