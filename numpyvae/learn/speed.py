@@ -12,6 +12,7 @@ import numpy as np
 from .. import nn
 from ..nn import Adam as ReferenceAdam
 from ..nn import conv2d as c2
+from ..nn import conv_transpose2d as ct
 from .steps import Step
 
 SLOW = 2.0  # seconds: a learner's layer this slow is timed once, not best of three
@@ -81,10 +82,38 @@ def _conv_forms(layer: Any) -> list[tuple[str, Any]]:
             ("3. im2col", _ConvForm(c2.conv2d_im2col, c2.conv2d_im2col_backward, layer))]
 
 
+class _ConvTransposeDefinition:
+    """nn/conv_transpose2d.py's definition (the stamping loops), timed like a layer."""
+
+    def __init__(self, layer: Any) -> None:
+        self.w, self.bias = layer.params["weight"], layer.params["bias"]
+        self.s, self.p, self.op = layer.stride, layer.padding, layer.output_padding
+
+    def forward(self, x):
+        self.x = x
+        return ct.conv_transpose2d_naive(x, self.w, self.bias, self.s, self.p, self.op)
+
+    def backward(self, dy):
+        return ct.conv_transpose2d_naive_backward(dy, self.x, self.w, self.s, self.p)
+
+
 def _numpy_form(layer: Any) -> Any:
     """The package's layer on its readable NumPy path (``use_kernels = False``)."""
     layer.use_kernels = False
     return layer
+
+
+def _conv_transpose_forms(layer: Any) -> list[tuple[str, Any]]:
+    """The definition and the sum by offsets (Conv2d's input gradient run as a layer, the
+    layer's NumPy path); the numba kernel is the package's row."""
+    numpy_form = _numpy_form(nn.ConvTranspose2d(
+        layer.in_channels, layer.out_channels, layer.kernel_size, stride=layer.stride,
+        padding=layer.padding, output_padding=layer.output_padding,
+        dtype=layer.params["weight"].dtype))
+    for k, v in layer.params.items():
+        numpy_form.params[k][...] = v
+    return [("1. definition (loops)", _ConvTransposeDefinition(layer)),
+            ("2. sum by offsets", numpy_form)]
 
 
 def _setups(step: str, ns: dict) -> tuple[str, Any, Any, Any, np.ndarray] | None:
@@ -115,8 +144,7 @@ def _setups(step: str, ns: dict) -> tuple[str, Any, Any, Any, np.ndarray] | None
                 "x (8, 16, 7, 7) float32",
                 ns["ConvTranspose2d"](16, 8, 3, stride=2, padding=1, output_padding=1,
                                       dtype=f32, rng=rng),
-                _numpy_form(nn.ConvTranspose2d(16, 8, 3, stride=2, padding=1, output_padding=1,
-                                               dtype=f32)), ref, x)
+                _conv_transpose_forms(ref), ref, x)
     if step == "batchnorm2d":
         x = rng.standard_normal((64, 32, 14, 14)).astype(f32)
         slow = nn.BatchNorm2d(32, dtype=f32)
@@ -140,7 +168,8 @@ def report_speed(step: Step, ns: dict, report: Any) -> None:
     what, mine, numpy_form, kernels, x = setup
     report.say(f"speed, for information (best of 3): {what}")
     forms = numpy_form if isinstance(numpy_form, list) else [("package, NumPy form", numpy_form)]
-    last = {"dense": "package (BLAS)", "conv2d": "4. numba kernel (gemm)"}
+    last = {"dense": "package (BLAS)", "conv2d": "4. numba kernel (gemm)",
+            "conv_transpose2d": "3. numba kernel (phases)"}
     rows = [("yours", mine), *forms, (last.get(step.name, "package, numba kernels"), kernels)]
     for name, layer in rows:
         fwd, bwd = _time_layer(layer, x)
