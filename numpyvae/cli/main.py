@@ -18,6 +18,7 @@ from .. import data
 from ..data.catalog import DATASETS
 from ..models.architectures import ARCHS
 from ..training.config import int_at_least
+from ..training.interrupts import interrupts_recorded
 
 RUNS_DIR = Path("runs")
 # errnos that mean the disk let the run down (exit 1), not that a path was wrong (exit 2)
@@ -254,33 +255,6 @@ def cmd_train(args: argparse.Namespace) -> int:
                   f"    python -m numpyvae plot --run {shlex.quote(str(out))}", file=sys.stderr)
             return 130
     return 0
-
-
-@contextlib.contextmanager
-def interrupts_recorded() -> Iterator[list[int]]:
-    """For the block, SIGINT and SIGTERM raise KeyboardInterrupt (so `kill` stops a command
-    like Ctrl-C, and a file being written is removed, never left half-written), and each
-    is recorded in the list yielded: an interrupt whose KeyboardInterrupt was swallowed
-    (numba's compiler calls Python back through ctypes, which ignores exceptions) is still
-    seen at the next check."""
-    import signal
-    import threading
-
-    seen: list[int] = []
-
-    def stop(signum: int, _frame: object) -> None:
-        seen.append(signum)
-        raise KeyboardInterrupt
-
-    signals = (signal.SIGINT, signal.SIGTERM)
-    if threading.current_thread() is not threading.main_thread():
-        signals = ()  # only the main thread may set handlers: the caller's are kept
-    previous = [(s, signal.signal(s, stop)) for s in signals]
-    try:
-        yield seen
-    finally:
-        for s, handler in previous:
-            signal.signal(s, handler)
 
 
 def _run_folder(args: argparse.Namespace, config: Any) -> Path:

@@ -42,6 +42,16 @@ def draw_run_figures(out: str | Path, log: Callable[[str], None] = print) -> lis
     return paths
 
 
+def run_figure_names(config: Any) -> list[str]:
+    """The names of the figures ``make_figures`` writes for a run of ``config`` (a
+    TrainConfig): a conditional model has no interpolation or manifold, only z = 2 a
+    manifold, the autoencoder no latent_health."""
+    names = ["samples.png", "reconstructions.png", "curves.png", "latent_scatter.png"]
+    if not config.conditional:
+        names += ["interpolation.png"] + ([MANIFOLD_NAME] if config.latent_dim == 2 else [])
+    return names + ([LATENT_HEALTH_NAME] if config.model == "vae" else [])
+
+
 def make_figures(
     vae: VAE,
     x_test: np.ndarray,

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 import shlex
-import signal
 import sys
 from pathlib import Path
 
+from ..training.interrupts import interrupts_recorded
 from .experiments import EXPERIMENTS
 
 
@@ -70,22 +70,18 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     if args.docs is not None and Path(args.docs).exists() and not Path(args.docs).is_dir():
         raise ValueError(f"--docs {args.docs} is a file: give a folder for the copy, e.g. "
                          "docs/report (checked before the sweep; nothing was trained)")
-    # `kill` (SIGTERM) stops the sweep like Ctrl-C, so sweep.json still records the
-    # invocation's wall time and what it trained
-    previous = signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        reproduce(args.out, quick=args.quick, only=args.only, data_dir=args.data_dir,
-                  docs=args.docs)
-    except KeyboardInterrupt:
-        again = " ".join(shlex.quote(a) for a in sys.argv[1:]) or "reproduce"
-        print("\ninterrupted. Finished runs are kept, and the interrupted run resumes from its "
-              f"last checkpoint: run the same command again:\n    python -m numpyvae {again}",
-              file=sys.stderr)
-        return 130
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    # `kill` (SIGTERM) stops the sweep like Ctrl-C, at the next batch even when a callback
+    # swallowed its KeyboardInterrupt, and sweep.json still records what was trained
+    with interrupts_recorded() as seen:
+        try:
+            reproduce(args.out, quick=args.quick, only=args.only, data_dir=args.data_dir,
+                      docs=args.docs, stop_requested=lambda: bool(seen))
+            if seen:
+                raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            again = " ".join(shlex.quote(a) for a in sys.argv[1:]) or "reproduce"
+            print("\ninterrupted. Finished runs are kept, and the interrupted run resumes from "
+                  "its last checkpoint: run the same command again:\n    python -m numpyvae "
+                  f"{again}", file=sys.stderr)
+            return 130
     return 0
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt

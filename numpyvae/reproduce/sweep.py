@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from .. import data
-from ..figures.run_figures import draw_run_figures
+from ..figures.run_figures import draw_run_figures, run_figure_names
 from ..models.architectures import DEFAULT_HIDDEN
 from ..models.report_losses import REPORT_SPLIT
 from ..training.checkpoint import write_json
@@ -109,29 +109,43 @@ def _finished(path: Path, config: TrainConfig) -> bool:
 def train_missing(
     specs: Sequence[RunSpec], out: Path, settings: Settings, data_dir: str | None,
     log: Callable[[str], None], trained: list[str] | None = None,
+    stop_requested: Callable[[], bool] = lambda: False,
 ) -> tuple[list[str], list[str]]:
-    """Train every run of ``specs`` that has no final.json; returns (trained, skipped) names.
+    """Train every run of ``specs`` that has no final.json, and draw its figures (those of
+    a finished run whose drawing was interrupted, too); returns (trained, skipped) names.
 
     ``trained`` (appended to as runs finish) lets a caller see what was done before an
-    interruption.
+    interruption; ``stop_requested()`` true stops at the next batch, as in train.
     """
     trained = [] if trained is None else trained
     skipped: list[str] = []
     for i, spec in enumerate(specs, 1):
+        _stop_if_requested(stop_requested)
         path = run_dir(out, spec)
         config = spec.config(settings, data_dir)
         head = f"[{i}/{len(specs)}] {spec.name}"
         if _finished(path, config):
-            log(f"{head}: finished, skipped")
+            missing = [n for n in run_figure_names(config) if not (path / n).is_file()]
+            log(f"{head}: finished, {'drawing its missing figures' if missing else 'skipped'}")
+            if missing:
+                draw_run_figures(path, log=lambda s: log(f"    {s}"))
             skipped.append(spec.name)
             continue
         resuming = (path / "checkpoint.npz").is_file()
         log(f"{head}: {'resuming from its checkpoint' if resuming else 'training'}")
         path.parent.mkdir(parents=True, exist_ok=True)
-        train(config, path, resume=path.exists(), log=lambda s: log(f"    {s}"))
+        train(config, path, resume=path.exists(), log=lambda s: log(f"    {s}"),
+              stop_requested=stop_requested)
         draw_run_figures(path, log=lambda s: log(f"    {s}"))
         trained.append(spec.name)
+    _stop_if_requested(stop_requested)
     return trained, skipped
+
+
+def _stop_if_requested(stop_requested: Callable[[], bool]) -> None:
+    """An interrupt whose KeyboardInterrupt was swallowed stops the sweep here."""
+    if stop_requested():
+        raise KeyboardInterrupt
 
 
 def classifier_for(out: Path, settings: Settings, data_dir: str | None,
@@ -350,6 +364,21 @@ def plan_status(out: str | Path | None = None, quick: bool = False,
     return status
 
 
+def _measure_all(out: Path, finished: dict[RunSpec, Any], tests: _TestSets, settings: Settings,
+                 classifier: tuple[Any, str], log: Callable[[str], None],
+                 stop_requested: Callable[[], bool]) -> dict[str, dict[str, Any]]:
+    """Each finished run's measures (read back from its cache when still valid)."""
+    measures = {}
+    for spec in finished:
+        _stop_if_requested(stop_requested)
+        x_test, y_test = tests(spec.dataset)
+        log(f"measuring {spec.name}")
+        images = settings.loglik_images_cnn if spec.arch == "cnn" else settings.loglik_images
+        measures[spec.name] = measure_run(run_dir(out, spec), x_test, y_test, *classifier,
+                                          settings.prior_samples, settings.loglik_k, images)
+    return measures
+
+
 def _default_out(out: str | Path | None, quick: bool) -> Path:
     return Path(out) if out is not None else (DEFAULT_QUICK_OUT if quick else DEFAULT_OUT)
 
@@ -369,8 +398,11 @@ def reproduce(
     data_dir: str | None = None,
     docs: str | Path | None = None,
     log: Callable[[str], None] = print,
+    stop_requested: Callable[[], bool] = lambda: False,
 ) -> Result:
-    """Run the sweep (or its ``quick`` version) into ``out``; see the module docstring."""
+    """Run the sweep (or its ``quick`` version) into ``out``; see the module docstring.
+    ``stop_requested()`` true (a signal came) raises KeyboardInterrupt at the next batch,
+    or between the steps after training."""
     t_start = time.perf_counter()
     settings = QUICK if quick else FULL
     only = _check_only(only)
@@ -387,20 +419,17 @@ def reproduce(
                               "quick": quick, "only": list(only), "trained": []}
     previous = read_json(out / "sweep.json") if (out / "sweep.json").is_file() else []
     try:
-        trained, skipped = train_missing(to_train, out, settings, data_dir, log, record["trained"])
+        trained, skipped = train_missing(to_train, out, settings, data_dir, log, record["trained"],
+                                         stop_requested)
         clf, clf_info, clf_id = classifier_for(out, settings, data_dir, log)
         tests = _TestSets(settings, data_dir)
         finished = {s: read_json(run_dir(out, s) / "final.json") for s in unique_specs(plan)
                     if (run_dir(out, s) / "final.json").is_file()}
-        measures = {}
-        for spec in finished:
-            x_test, y_test = tests(spec.dataset)
-            log(f"measuring {spec.name}")
-            images = settings.loglik_images_cnn if spec.arch == "cnn" else settings.loglik_images
-            measures[spec.name] = measure_run(run_dir(out, spec), x_test, y_test, clf, clf_id,
-                                              settings.prior_samples, settings.loglik_k, images)
+        measures = _measure_all(out, finished, tests, settings, (clf, clf_id), log,
+                                stop_requested)
         rows = [make_row(m, finished[m.spec], measures.get(m.spec.name)) for m in plan
                 if m.spec in finished]
+        _stop_if_requested(stop_requested)
         claims = judge(claim_inputs(finished, measures), clf_info["accuracy"])
         figure_names = make_figures(out, finished, rows, tests, log)
         now = time.perf_counter() - t_start
