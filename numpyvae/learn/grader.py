@@ -258,8 +258,7 @@ def grade_layers(step: Step, ns: dict, report: Report) -> None:
     for i, case in enumerate(_cases(step.name)):
         seed = 1000 + i
         _grade_case(step, case, ns[case.cls], _REFERENCE[case.cls], seed, report, history)
-    report.say(f"  random configurations from seed {report.seed} (`--seed {report.seed}` on "
-               "learn check, or seed= in check(), draws them again):")
+    _say_random(report)
     for i, case in enumerate(_random_cases(step.name, np.random.default_rng(report.seed))):
         case.label = "random: " + case.label
         _grade_case(step, case, ns[case.cls], _REFERENCE[case.cls],
@@ -560,31 +559,82 @@ def _functions(rng: np.random.Generator) -> list:
     ]
 
 
+def _random_functions(rng: np.random.Generator) -> list:
+    """RANDOM_CASES functions with known gradients at random shapes (2 to 4 axes) and
+    frequencies, x in a memory layout other than C order (the fixed cases' x all are):
+    all but the last column of a wider array, or a transposed array. (Every other column
+    would not do: its entries are evenly spaced, and x.reshape(-1) would still be a view.)"""
+    out = []
+    for _ in range(RANDOM_CASES):
+        shape = [int(v) for v in rng.integers(1, 5, size=int(rng.integers(2, 5)))]
+        shape[0], shape[-1] = max(shape[0], 2), max(shape[-1], 2)  # x is then no C-order array
+        a, k = rng.standard_normal(shape), round(float(rng.uniform(0.5, 3.0)), 2)
+        kind = int(rng.integers(0, 3))
+        if kind == 0:
+            f, grad, name = (lambda x, a=a, k=k: float(np.sum(a * np.sin(k * x))),
+                             lambda x, a=a, k=k: a * k * np.cos(k * x), f"Σ a ⊙ sin({k} x)")
+        elif kind == 1:
+            f, grad, name = (lambda x, a=a, k=k: float(np.sum(a * np.tanh(k * x))),
+                             lambda x, a=a, k=k: a * k * (1 - np.tanh(k * x) ** 2),
+                             f"Σ a ⊙ tanh({k} x)")
+        else:
+            def lse_grad(x, k=k):
+                e = np.exp(k * x - np.max(k * x))
+                return k * e / e.sum()
+            f, grad, name = (lambda x, k=k: float(np.log(np.sum(np.exp(k * x)))), lse_grad,
+                             f"log Σ exp({k} x)")
+        transposed = bool(rng.random() < 0.5)
+        base = rng.standard_normal(shape[::-1] if transposed else [*shape[:-1], shape[-1] + 1])
+        x = base.T if transposed else base[..., :-1]
+        layout = "a transposed array" if transposed else "a wider array's first columns"
+        out.append((f"f(x) = {name}, x {tuple(shape)}, {layout}", f, grad, x))
+    return out
+
+
 def grade_gradcheck(step: Step, ns: dict, report: Report) -> None:
     numerical_gradient = ns["numerical_gradient"]
-    h = 1e-5
     rng = np.random.default_rng(0)
     for label, f, grad, shape in _functions(rng):
-        x = rng.standard_normal(shape)
-        x0 = x.copy()
-        n = _as_array(numerical_gradient(f, x, h), "numerical_gradient", shape,
-                      x.dtype)
-        if isinstance(n, str) or n.shape != x.shape:
-            report.line(label, False, None, n if isinstance(n, str) else
-                        f"numerical_gradient returned shape {n.shape}, expected x's {shape}")
-            continue
-        if not np.array_equal(x, x0):
-            report.line(label, False, None, hints.NOT_RESTORED)
-            continue
-        true = grad(x)
-        err = rule_error(true, n)
-        report.line(label, err <= TOLERANCE, err,
-                    _gradcheck_hint(step, f, x, n, true, h) if err > TOLERANCE else None)
-
+        _grade_function(step, numerical_gradient, label, f, grad, rng.standard_normal(shape),
+                        report)
     # A Dense layer whose backward is 1% off must be flagged, and the correct one passed.
-    layer = nn.Dense(5, 3, dtype=np.float64, rng=np.random.default_rng(1))
-    x = rng.standard_normal((4, 5))
-    G = rng.standard_normal((4, 3))
+    _grade_planted_dense(step, numerical_gradient, (5, 3, 4), None, rng, report)
+    _say_random(report)
+    rng = np.random.default_rng([report.seed, 0])
+    for label, f, grad, x in _random_functions(rng):
+        _grade_function(step, numerical_gradient, "random: " + label, f, grad, x, report)
+    d_in, d_out, n = (int(v) for v in rng.integers(1, 7, size=3))
+    entry = (int(rng.integers(0, d_in)), int(rng.integers(0, d_out)))
+    _grade_planted_dense(step, numerical_gradient, (d_in, d_out, n), entry, rng, report)
+
+
+def _grade_function(step: Step, numerical_gradient: Callable, label: str, f: Callable,
+                    grad: Callable, x: np.ndarray, report: Report) -> None:
+    """The learner's gradient of f at x against the known one; x must come back unchanged."""
+    h, x0 = 1e-5, x.copy()
+    n = _as_array(numerical_gradient(f, x, h), "numerical_gradient", x.shape, x.dtype)
+    if isinstance(n, str) or n.shape != x.shape:
+        report.line(label, False, None, n if isinstance(n, str) else
+                    f"numerical_gradient returned shape {n.shape}, expected x's {x.shape}")
+        return
+    if not np.array_equal(x, x0):
+        report.line(label, False, None, hints.NOT_RESTORED)
+        return
+    true = grad(x)
+    err = rule_error(true, n)
+    report.line(label, err <= TOLERANCE, err,
+                _gradcheck_hint(step, f, x, n, true, h) if err > TOLERANCE else None)
+
+
+def _grade_planted_dense(step: Step, numerical_gradient: Callable, sizes: tuple[int, int, int],
+                         entry: tuple[int, int] | None, rng: np.random.Generator,
+                         report: Report) -> None:
+    """Dense(d_in, d_out) on a batch of n: the learner's checker must agree with its correct
+    dW and flag one 1% off (all of it, or only ``entry``)."""
+    h, (d_in, d_out, n_rows) = 1e-5, sizes
+    layer = nn.Dense(d_in, d_out, dtype=np.float64, rng=np.random.default_rng(1))
+    x = rng.standard_normal((n_rows, d_in))
+    G = rng.standard_normal((n_rows, d_out))
     layer.forward(x)
     layer.backward(G)
     true_dw = layer.grads["weight"].copy()
@@ -598,25 +648,32 @@ def grade_gradcheck(step: Step, ns: dict, report: Report) -> None:
         finally:
             weight[...] = saved
 
+    name = f"{'random: ' if entry else ''}Dense({d_in}, {d_out}), x ({n_rows}, {d_in})"
     n = _as_array(numerical_gradient(loss, weight, h), "numerical_gradient", weight.shape, x.dtype)
     if isinstance(n, str) or n.shape != weight.shape:
-        report.line("Dense(5, 3) dW", False, None, n if isinstance(n, str) else
+        report.line(f"{name} dW", False, None, n if isinstance(n, str) else
                     f"numerical_gradient returned shape {n.shape}, expected {weight.shape}")
         return
     err_true = rule_error(true_dw, n)
-    report.line("Dense(5, 3): the correct dW agrees with yours", err_true <= TOLERANCE,
+    report.line(f"{name}: the correct dW agrees with yours", err_true <= TOLERANCE,
                 err_true, None if err_true <= TOLERANCE else
                 "your numerical gradient disagrees with a correct backward: see the "
                 f"derivation in {step.reading}")
-    err_planted = rule_error(1.01 * true_dw, n)
-    report.line("Dense(5, 3): a planted dW 1% off is flagged (error must exceed "
-                f"{TOLERANCE:.0e})", err_planted > TOLERANCE, err_planted,
+    planted = true_dw * 1.01 if entry is None else true_dw.copy()
+    if entry is not None:
+        planted[entry] = true_dw[entry] * 1.01 + 1e-3 * np.max(np.abs(true_dw))
+    err_planted = rule_error(planted, n)
+    what = "dW 1% off" if entry is None else f"dW off at entry {entry} only"
+    report.line(f"{name}: a planted {what} is flagged (error must exceed {TOLERANCE:.0e})",
+                err_planted > TOLERANCE, err_planted,
                 "a 1% mistake should show as an error near 5e-3 under the project's rule; "
                 "check your step h and the float64 arithmetic")
 
 
 def _gradcheck_hint(step: Step, f: Callable, x: np.ndarray, n: np.ndarray, true: np.ndarray,
                     h: float) -> str:
+    if not x.flags.c_contiguous and not np.any(n) and np.any(true):
+        return "numerical_gradient " + hints.NOT_REACHED
     one_sided = np.array([(f(_bump(x, i, h)) - f(x)) / h for i in range(x.size)])
     if hints.close(n, true * 2):
         return "numerical_gradient " + hints.HALF_STEP
@@ -637,34 +694,50 @@ def grade_vae(step: Step, ns: dict, report: Report) -> None:
     for i, (n, zd) in enumerate(((3, 2), (1, 4), (5, 3))):
         rng = np.random.default_rng(2000 + i)
         m, h = rng.standard_normal((n, zd)) * 1.5, rng.standard_normal((n, zd)) * 1.5
-        eps = rng.standard_normal((n, zd))
-        gz, gk = rng.standard_normal((n, zd)), rng.standard_normal((n, zd))
-        label = f"Reparameterize, m, h, ε ({n}, {zd})"
-        ref, learner = ReferenceReparameterize(), ns["Reparameterize"]()
-        ref.set_noise(eps)
-        learner.set_noise(eps.copy())
-        want = ref.forward(np.concatenate([m, h], axis=1))
-        got = _as_array(learner.forward(np.concatenate([m, h], axis=1)), "forward", want.shape,
-                        m.dtype)
-        if isinstance(got, str) or got.shape != want.shape:
-            report.line(f"{label}  forward", False, None, got if isinstance(got, str) else
-                        f"forward returned shape {got.shape}, expected [z, kl] of shape "
-                        f"{want.shape}")
-            continue
-        ok = True
-        for what, cols in (("z", slice(0, zd)), ("kl", slice(zd, 2 * zd))):
-            err = rel_error(got[:, cols], want[:, cols])
-            hint = None
-            if err > FORWARD_TOLERANCE:
-                hint = (hints.KL_HALF.format(what="of forward") if what == "kl"
-                        and hints.close(got[:, cols], 2 * want[:, cols]) else
-                        f"{what} differs from the reference: see the derivation in {step.reading}")
-            ok = report.line(f"{label}  forward {what}", err <= FORWARD_TOLERANCE, err,
-                             hint) and ok
-        if not ok:
-            report.say("        (the gradients are checked once forward matches)")
-            continue
-        _grade_vae_backward(step, learner, (m, h, eps, gz, gk), label, i, report)
+        arrays = (m, h, *rng.standard_normal((3, n, zd)))
+        _grade_vae_case(step, ns, f"Reparameterize, m, h, ε ({n}, {zd})", arrays, i, report)
+    _say_random(report)
+    rng = np.random.default_rng([report.seed, 2])
+    for i in range(RANDOM_CASES):
+        # h spread over ±a: where softplus(h) is neither ≈ 0 nor ≈ h to the last digit
+        (n, zd), a = (int(v) for v in rng.integers(1, 7, size=2)), float(rng.uniform(12, 25))
+        m, h = rng.standard_normal((n, zd)) * 1.5, rng.uniform(-a, a, (n, zd))
+        arrays = (m, h, *rng.standard_normal((3, n, zd)))
+        _grade_vae_case(step, ns, f"random: Reparameterize, m, ε ({n}, {zd}), h in ±{a:.0f}",
+                        arrays, 10 + i, report)
+
+
+def _grade_vae_case(step: Step, ns: dict, label: str, arrays: tuple, seed: int,
+                    report: Report) -> None:
+    """Forward's z and kl beside the reference's, then the gradients by central
+    differences (``arrays``: m, h, ε, and the upstream dz, dkl)."""
+    m, h, eps, gz, gk = arrays
+    zd = m.shape[1]
+    ref, learner = ReferenceReparameterize(), ns["Reparameterize"]()
+    ref.set_noise(eps)
+    learner.set_noise(eps.copy())
+    want = ref.forward(np.concatenate([m, h], axis=1))
+    got = _as_array(learner.forward(np.concatenate([m, h], axis=1)), "forward", want.shape,
+                    m.dtype)
+    if isinstance(got, str) or got.shape != want.shape:
+        report.line(f"{label}  forward", False, None, got if isinstance(got, str) else
+                    f"forward returned shape {got.shape}, expected [z, kl] of shape "
+                    f"{want.shape}")
+        return
+    ok = True
+    for what, cols in (("z", slice(0, zd)), ("kl", slice(zd, 2 * zd))):
+        err = rel_error(got[:, cols], want[:, cols])
+        hint = None
+        if err > FORWARD_TOLERANCE:
+            hint = (hints.KL_HALF.format(what="of forward") if what == "kl"
+                    and hints.close(got[:, cols], 2 * want[:, cols]) else
+                    f"{what} differs from the reference: see the derivation in {step.reading}")
+        ok = report.line(f"{label}  forward {what}", err <= FORWARD_TOLERANCE, err,
+                         hint) and ok
+    if not ok:
+        report.say("        (the gradients are checked once forward matches)")
+        return
+    _grade_vae_backward(step, learner, arrays, label, seed, report)
 
 
 def _grade_vae_backward(step: Step, learner: Any, arrays: tuple, label: str, seed: int,
@@ -789,57 +862,109 @@ def _adam_variant(params, grads_seq, lr_seq, betas, eps, correct: bool, eps_insi
         prev = [q.copy() for q in p]
 
 
+@dataclass
+class AdamCase:
+    """One run of the adam step: the params' shapes, the hyperparameters, each step's lr."""
+
+    label: str
+    shapes: list[tuple[int, ...]]
+    lr: float
+    betas: tuple[float, float]
+    eps: float
+    lr_seq: list[float]
+
+
+def _adam_cases() -> list[AdamCase]:
+    lr2 = [0.05] * 6 + [0.01] * 6
+    return [AdamCase("Adam(lr=0.001), 12 steps", [(3, 4), (5,)], 1e-3, (0.9, 0.999), 1e-8,
+                     [1e-3] * 12),
+            AdamCase("Adam(lr=0.05, betas=(0.8, 0.95), eps=1e-6), lr 0.01 from step 7, "
+                     "12 steps", [(3, 4), (5,)], 0.05, (0.8, 0.95), 1e-6, lr2)]
+
+
+def _random_adam_cases(rng: np.random.Generator) -> list[AdamCase]:
+    """RANDOM_CASES runs: 2 to 4 params of 1 to 4 axes, two of them of one shape (as a
+    model's biases of one width are), random lr, betas, ε, 2 to 30 steps, lr changed at a
+    random step (or not)."""
+    out = []
+    for _ in range(RANDOM_CASES):
+        shapes = [tuple(int(v) for v in rng.integers(1, 5, size=int(rng.integers(1, 5))))
+                  for _ in range(int(rng.integers(1, 4)))]
+        shapes.insert(int(rng.integers(0, len(shapes) + 1)), shapes[0])
+        lr = float(f"{10 ** rng.uniform(-4, -1):.2g}")
+        betas = (round(float(rng.uniform(0.5, 0.95)), 3), round(float(rng.uniform(0.9, 0.9999)), 4))
+        eps = float(f"{10 ** rng.uniform(-8, -5):.1g}")
+        steps, change = int(rng.integers(2, 31)), int(rng.integers(1, 31))
+        lr_seq = [lr if t < change else lr / 4 for t in range(steps)]
+        then = f", lr {lr / 4:.2g} from step {change + 1}" if change < steps else ""
+        out.append(AdamCase(f"Adam(lr={lr:g}, betas={betas}, eps={eps:g}), params "
+                            f"{', '.join(map(str, shapes))}{then}, {steps} steps", shapes, lr,
+                            betas, eps, lr_seq))
+    return out
+
+
 def grade_adam(step: Step, ns: dict, report: Report) -> None:
-    configs = [("Adam(lr=0.001), 12 steps", 1e-3, (0.9, 0.999), 1e-8, None),
-               ("Adam(lr=0.05, betas=(0.8, 0.95), eps=1e-6), lr 0.01 from step 7, 12 steps",
-                0.05, (0.8, 0.95), 1e-6, 0.01)]
-    for i, (label, lr, betas, eps, lr2) in enumerate(configs):
-        rng = np.random.default_rng(3000 + i)
-        shapes = [(3, 4), (5,)]
-        start = [rng.standard_normal(s) for s in shapes]
-        grads_seq = [[rng.standard_normal(s) * 10.0 ** rng.integers(-4, 1) for s in shapes]
-                     for _ in range(12)]
-        lr_seq = [lr if (lr2 is None or t < 6) else lr2 for t in range(12)]
-        pairs_l = [(p.copy(), np.zeros_like(p)) for p in start]
-        pairs_r = [(p.copy(), np.zeros_like(p)) for p in start]
-        learner = ns["Adam"](pairs_l, lr=lr, betas=betas, eps=eps)
-        ref = ReferenceAdam(pairs_r, lr=lr, betas=betas, eps=eps)
-        variants = {
-            hints.ADAM_NO_CORRECTION: _adam_variant(start, grads_seq, lr_seq, betas, eps,
-                                                    False, False),
-            hints.ADAM_EPS_INSIDE: _adam_variant(start, grads_seq, lr_seq, betas, eps,
-                                                 True, True),
-            hints.ADAM_EFFICIENT_EPS: _adam_variant(start, grads_seq, lr_seq, betas, eps,
-                                                    True, False, efficient=True)}
-        matches = dict.fromkeys(variants, True)
-        worst, first_bad = 0.0, None
-        for t in range(12):
-            learner.lr = ref.lr = lr_seq[t]
-            prev = [p.copy() for p, _ in pairs_r]
-            for (_, gl), (_, gr), g in zip(pairs_l, pairs_r, grads_seq[t], strict=True):
-                gl[...] = g
-                gr[...] = g
-            learner.step()
-            ref.step()
-            for hint, it in variants.items():
-                cand = next(it)
-                matches[hint] &= all(hints.close(p - q, c) for (p, _), q, c in zip(
-                    pairs_l, prev, cand, strict=True))
-            # the error of the update, relative to the reference's update
-            err = max(rel_error(pl - q, pr - q)
-                      for (pl, _), (pr, _), q in zip(pairs_l, pairs_r, prev, strict=True))
-            worst = max(worst, err)
-            if err > FORWARD_TOLERANCE and first_bad is None:
-                first_bad = t + 1
-            for (pl, _), (pr, _) in zip(pairs_l, pairs_r, strict=True):
-                pl[...] = pr  # each step starts from the same params, so errors do not pile up
-        hint = None
-        if first_bad is not None:
-            found = [h for h, ok in matches.items() if ok]
-            hint = (found[0] if found else
-                    f"the update differs from step {first_bad} on: see the derivation in "
-                    f"{step.reading}")
-        report.line(label, first_bad is None, worst, hint)
+    for i, case in enumerate(_adam_cases()):
+        _grade_adam_case(step, ns["Adam"], case, np.random.default_rng(3000 + i), report)
+    _say_random(report)
+    rng = np.random.default_rng([report.seed, 3])
+    for case in _random_adam_cases(rng):
+        case.label = "random: " + case.label
+        _grade_adam_case(step, ns["Adam"], case, rng, report)
+
+
+def _grade_adam_case(step: Step, adam: Any, case: AdamCase, rng: np.random.Generator,
+                     report: Report) -> None:
+    """The learner's Adam beside the package's on the same gradients, step by step: each
+    update to ``FORWARD_TOLERANCE`` of the reference's (every step from the same params)."""
+    shapes, betas, eps, lr_seq, n = case.shapes, case.betas, case.eps, case.lr_seq, len(case.lr_seq)
+    start = [rng.standard_normal(s) for s in shapes]
+    grads_seq = [[rng.standard_normal(s) * 10.0 ** rng.integers(-4, 1) for s in shapes]
+                 for _ in range(n)]
+    pairs_l = [(p.copy(), np.zeros_like(p)) for p in start]
+    pairs_r = [(p.copy(), np.zeros_like(p)) for p in start]
+    learner = adam(pairs_l, lr=case.lr, betas=betas, eps=eps)
+    ref = ReferenceAdam(pairs_r, lr=case.lr, betas=betas, eps=eps)
+    variants = {
+        hints.ADAM_NO_CORRECTION: _adam_variant(start, grads_seq, lr_seq, betas, eps,
+                                                False, False),
+        hints.ADAM_EPS_INSIDE: _adam_variant(start, grads_seq, lr_seq, betas, eps, True, True),
+        hints.ADAM_EFFICIENT_EPS: _adam_variant(start, grads_seq, lr_seq, betas, eps,
+                                                True, False, efficient=True)}
+    matches = dict.fromkeys(variants, True)
+    worst, first_bad = 0.0, None
+    for t in range(n):
+        learner.lr = ref.lr = lr_seq[t]
+        prev = [p.copy() for p, _ in pairs_r]
+        for (_, gl), (_, gr), g in zip(pairs_l, pairs_r, grads_seq[t], strict=True):
+            gl[...] = g
+            gr[...] = g
+        learner.step()
+        ref.step()
+        for hint, it in variants.items():
+            cand = next(it)
+            matches[hint] &= all(hints.close(p - q, c) for (p, _), q, c in zip(
+                pairs_l, prev, cand, strict=True))
+        # the error of the update, relative to the reference's update
+        err = max(rel_error(pl - q, pr - q)
+                  for (pl, _), (pr, _), q in zip(pairs_l, pairs_r, prev, strict=True))
+        worst = max(worst, err)
+        if err > FORWARD_TOLERANCE and first_bad is None:
+            first_bad = t + 1
+        for (pl, _), (pr, _) in zip(pairs_l, pairs_r, strict=True):
+            pl[...] = pr  # each step starts from the same params, so errors do not pile up
+    hint = None
+    if first_bad is not None:
+        found = [h for h, ok in matches.items() if ok]
+        hint = (found[0] if found else
+                f"the update differs from step {first_bad} on: see the derivation in "
+                f"{step.reading}")
+    report.line(case.label, first_bad is None, worst, hint)
+
+
+def _say_random(report: Report) -> None:
+    report.say(f"  random configurations from seed {report.seed} (`--seed {report.seed}` on "
+               "learn check, or seed= in check(), draws them again):")
 
 
 GRADERS = {"gradcheck": (grade_gradcheck,),

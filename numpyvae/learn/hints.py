@@ -275,5 +275,9 @@ ADAM_EPS_INSIDE = "your updates match eps added inside the square root: see wher
 ONE_SIDED = ("matches a one-sided difference (f(x + h) − f(x)) / h: its error is O(h), far "
              "above the project's 1e-6; the central difference's is O(h²).")
 HALF_STEP = "is twice the true gradient: a central difference spans 2h, not h."
+NOT_REACHED = ("is 0 everywhere for an x that is not one C-ordered block of memory (a view: "
+               "a wider array's first columns, or a transposed array): whatever you nudged "
+               "never reached f(x). A reshape of such an x is a copy, not a view; nudge the "
+               "entries of x itself.")
 NOT_RESTORED = ("x is not the same after your call: restore every entry you perturb, or the "
                 "next entry (and the caller) sees a shifted x.")

@@ -11,7 +11,24 @@ from numpyvae.nn.adam import Adam
 
 
 def central_differences(f, x, h=1e-5):
-    """A correct numerical_gradient: the reference for the gradcheck step."""
+    """A correct numerical_gradient: the reference for the gradcheck step. It nudges x's own
+    entries by index: x may be a view (x.reshape(-1) of one would be a copy)."""
+    g = np.zeros_like(x)
+    for i in np.ndindex(x.shape):
+        old = x[i]
+        x[i] = old + h
+        plus = f(x)
+        x[i] = old - h
+        minus = f(x)
+        x[i] = old
+        g[i] = (plus - minus) / (2 * h)
+    return g
+
+
+def reshaped_differences(f, x, h=1e-5):
+    """Central differences on x.reshape(-1) (planted: for an x that is a view, not one
+    C-ordered block, that is a copy: the nudges never reach f(x), the gradient is 0). Right
+    on every C-ordered x, which is all the fixed cases give."""
     g = np.zeros_like(x)
     flat, gf = x.reshape(-1), g.reshape(-1)
     for i in range(flat.size):
@@ -327,3 +344,39 @@ class OutputPaddingForwardConvTranspose2d(nn.ConvTranspose2d):
         if op:
             y[:, :, -op:, :] = 0  # planted: the output_padding rows left at zero, no bias
         return y
+
+
+# -- wrong code the fixed cases pass and the random configurations fail ------------------
+class ShapeKeyedAdam(PlainAdam):
+    """The moments kept in a dict keyed by the parameter's shape (planted: two parameters
+    of one shape, as a model's biases of one width, share one m and one v). Right when every
+    shape differs, as in the fixed cases."""
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8):
+        super().__init__(params, lr, betas, eps)
+        self.m = {p.shape: np.zeros_like(p) for p, _ in self.params}
+        self.v = {p.shape: np.zeros_like(p) for p, _ in self.params}
+
+    def step(self):
+        self.t += 1
+        for p, g in self.params:
+            m, v = self.m[p.shape], self.v[p.shape]
+            m[...] = self.beta1 * m + (1 - self.beta1) * g
+            v[...] = self.beta2 * v + (1 - self.beta2) * g * g
+            m_hat = m / (1 - self.beta1**self.t)
+            v_hat = v / (1 - self.beta2**self.t)
+            p -= self.lr * m_hat / (np.sqrt(v_hat) + self.eps)
+
+
+class SoftplusCutAt10(Reparameterize):
+    """softplus(h) taken as h above h = 10, the usual overflow guard with too low a cut
+    (planted: softplus(10) − 10 = 4.5e-5). Right wherever |h| < 10, as in the fixed cases,
+    and at ±30 and ±1000, where softplus(h) is h or 0 to the last digit."""
+
+    def forward(self, x):
+        zd = x.shape[1] // 2
+        m, h = x[:, :zd], x[:, zd:]
+        v = np.where(h > 10, h, np.log1p(np.exp(np.minimum(h, 10)))) + 1e-8
+        s = np.sqrt(v)
+        self.cache = (m, h, self.eps, v, s)
+        return np.concatenate([m + s * self.eps, 0.5 * (v + m * m - 1 - np.log(v))], axis=1)

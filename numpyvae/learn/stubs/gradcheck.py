@@ -16,7 +16,8 @@ def numerical_gradient(f: Callable[[np.ndarray], float], x: np.ndarray,
                        h: float = 1e-5) -> np.ndarray:
     """The gradient of a scalar function f at x, by central differences.
 
-    f takes an array shaped like x and returns a float. x is float64, any shape.
+    f takes an array shaped like x and returns a float. x is float64, of any shape and
+    memory layout: it may be a view (a transposed array, a wider array's first columns).
     Return an array of x's shape whose entry i estimates ∂f/∂x_i by nudging x_i
     by h in each direction (all other entries unchanged).
 
@@ -29,6 +30,7 @@ def numerical_gradient(f: Callable[[np.ndarray], float], x: np.ndarray,
     Which dtype does the result have (x's)?
 
     The check grades this on functions with known gradients (error <= 1e-6 under
-    the project's rule), and asks it to catch a Dense layer whose backward is 1% off.
+    the project's rule), and asks it to catch a Dense layer whose backward is 1% off;
+    then on random ones, drawn from a seed it prints.
     """
     raise NotImplementedError("numerical_gradient")
