@@ -204,12 +204,14 @@ def _interrupts_passed_on(proc: subprocess.Popen, passed_on: list[int]) -> Itera
 
 
 def _train_child(argv: list[str]) -> int:
+    from ..training.interrupts import interrupts_recorded
     from .train import train_command
 
     verdict, opts = argv[0], json.loads(argv[1])
-    signal.signal(signal.SIGTERM, signal.default_int_handler)  # a kill stops it as Ctrl-C does
     _stop_when_orphaned()
-    _write_verdict(verdict, {"code": train_command(argparse.Namespace(**opts))})
+    with interrupts_recorded() as seen:  # a kill stops it as Ctrl-C does, never lost
+        code = train_command(argparse.Namespace(**opts), stop_requested=lambda: bool(seen))
+    _write_verdict(verdict, {"code": code})
     return 0
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -250,11 +250,14 @@ def _no_exit_of_theirs(during: str) -> Iterator[None]:
                           "layer returns its result, it never exits") from None
 
 
-def train_command(args: argparse.Namespace) -> int:
+def train_command(args: argparse.Namespace,
+                  stop_requested: Callable[[], bool] | None = None) -> int:
     """``learn train``'s work, run in a child process (``isolate.train_in_child``): its exit
-    code, with a FAIL for the learner's sys.exit and a message for an interrupt."""
+    code, with a FAIL for the learner's sys.exit and a message for an interrupt.
+    ``stop_requested``: the training loop's check for an interrupt whose KeyboardInterrupt
+    was swallowed."""
     try:
-        return run_train(args)
+        return run_train(args, stop_requested)
     except LearnerExit as e:  # exit 1: their sys.exit(0) must not read as a finished run
         print(e, file=sys.stderr)
         return 1
@@ -273,7 +276,8 @@ def train_command(args: argparse.Namespace) -> int:
         return 130
 
 
-def run_train(args: argparse.Namespace) -> int:
+def run_train(args: argparse.Namespace, stop_requested: Callable[[], bool] | None = None
+              ) -> int:
     from ..training.train import TrainConfig, train, unique_run_dir
 
     epochs_default, subset_default = {"mlp": (15, None), "cnn": (1, 2048)}[args.arch]
@@ -313,7 +317,7 @@ def run_train(args: argparse.Namespace) -> int:
     print(f"\ntraining your model: {epochs} epoch(s)"
           + (f" on {subset} images" if subset else "") + f" -> {out}")
     with _learner_model_in_the_loop(kit), _no_exit_of_theirs("training"):
-        mine = train(config, out)
+        mine = train(config, out, stop_requested=stop_requested)
     from ..figures.run_figures import draw_run_figures
 
     draw_run_figures(out)  # from the checkpoint: the parameters your layers learned
@@ -321,7 +325,7 @@ def run_train(args: argparse.Namespace) -> int:
         return 0
     ref_out = unique_run_dir(Path(f"{out}-package"))
     print(f"\ntraining the package's model, same config and seed -> {ref_out}")
-    theirs = train(config, ref_out)  # numbers only: no figures
+    theirs = train(config, ref_out, stop_requested=stop_requested)  # numbers only: no figures
     print(f"\nfinal loss (train, eval mode / test): yours {mine['train_eval']['loss']:.2f} / "
           f"{mine['test']['loss']:.2f}, the package's {theirs['train_eval']['loss']:.2f} / "
           f"{theirs['test']['loss']:.2f}")
