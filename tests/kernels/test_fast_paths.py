@@ -548,6 +548,7 @@ def test_float32_kernels_hold_no_float64_values():
         (B._bn_normalize, (x3, c, c, c, x3.copy())),
         (B._bn_plane_grad_sums, (x3, x3, c, planes, planes.copy())),
         (B._bn_grad_input, (x3, x3, c, c, c, c, x3.copy())),
+        (B._bn_grad_input_inplace, (x3, c, c, c, c, x3.copy())),
         (B._bn_elu_forward, (planes, c, c, c, a, planes.copy())),
         (B._bn_elu_forward_planes, (x3, c, c, c, a, x3.copy())),
         (B._bn_elu_grad_sums_planes, (x3, x3, c, c, c, a, x3.copy(), planes, planes.copy())),
