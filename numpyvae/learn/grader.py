@@ -301,13 +301,49 @@ def _grade_case(step: Step, case: Case, learner_cls: Any, ref_cls: Any, seed: in
     if case.features.get("training") and ref.buffers:
         ctx.bn_forms = _batchnorm_forms(x, G, ref.params["weight"], ref.eps)
     ctx.dout_shape, ctx.x = G.shape, x
+    # its own copy of dout for each backward: a layer may write into the dout it is given
+    # (nothing in a model reads it again), but gradcheck_layer reads its G again
+    backward = learner.backward
+    learner.backward = lambda dout: backward(dout.copy())
     results = gradcheck_layer(learner, x, seed=seed)
+    del learner.backward
     _restore(learner, saved_l)
     for res in results:
         _report_gradient(label, res, g_l[res.name], g_r[res.name], ctx, report)
         history.append((ctx.features, res.name, res.passed))
     if all(res.passed for res in results):
+        _grade_two_layers(case, learner_cls, ref_cls, seed, x, report)
         _grade_float32(case, learner_cls, ref_cls, seed, x, report)
+
+
+def _grade_two_layers(case: Case, learner_cls: Any, ref_cls: Any, seed: int, x: np.ndarray,
+                      report: Report) -> None:
+    """Two layers of the case at once, as a model runs them: A forward on x, B forward on
+    another x, then A's backward must still be A's (a cache kept on the class, or in a
+    global, is B's by then)."""
+    label = f"{case.label}  two layers at once: A, B forward, then A backward"
+    pairs = [_make_layers(case, learner_cls, ref_cls, seed)[:2] for _ in range(2)]
+    training = case.features.get("training", True)
+    for ref, mine in pairs:
+        if not _copy_parameters(label, ref, mine, report):
+            return
+        (mine.train if training else mine.eval)()
+    x_b = np.random.default_rng([seed, 2]).standard_normal(x.shape) * case.x_scale
+    if case.away_from_zero:
+        x_b = np.where(x_b >= 0, x_b + 0.1, x_b - 0.1)
+    (ref_a, mine_a), (ref_b, mine_b) = pairs
+    y = ref_a.forward(x.copy())
+    ref_b.forward(x_b.copy())
+    mine_a.forward(x.copy())
+    mine_b.forward(x_b.copy())
+    G = np.random.default_rng([seed, 3]).standard_normal(y.shape)
+    want = {"dx": ref_a.backward(G.copy()), **{f"d{k}": v for k, v in ref_a.grads.items()}}
+    got = {"dx": mine_a.backward(G.copy()), **{f"d{k}": mine_a.grads[k] for k in ref_a.grads}}
+    errors = {k: rel_error(np.asarray(got[k], dtype=np.float64), w) if np.shape(got[k]) ==
+              w.shape else np.inf for k, w in want.items()}
+    what, err = max(errors.items(), key=lambda kv: kv[1])
+    report.line(label, err <= FORWARD_TOLERANCE, err,
+                hints.TWO_LAYERS.format(what=f"gave a {what} {err:.0e} off the package's"))
 
 
 def _grade_float32(case: Case, learner_cls: Any, ref_cls: Any, seed: int, x64: np.ndarray,
@@ -404,14 +440,19 @@ def _copy_parameters(label: str, ref: Any, learner: Any, report: Report) -> bool
                     f"expected parameters {want}, got {got}: keep the stub's constructor "
                     "(its names and shapes)")
         return False
-    for k in ref.params:
-        learner.params[k][...] = ref.params[k]
-    for k, v in ref.buffers.items():
+    for k in ref.buffers:
         if k not in getattr(learner, "buffers", {}):
             report.line(f"{label}  buffers", False, None,
                         f"expected a buffer {k!r} (keep the stub's constructor)")
             return False
-        learner.buffers[k][...] = v
+    pairs = [(f"params[{k!r}]", learner.params[k], v) for k, v in ref.params.items()]
+    pairs += [(f"buffers[{k!r}]", learner.buffers[k], v) for k, v in ref.buffers.items()]
+    for what, mine, theirs in pairs:
+        if np.asarray(mine).dtype != theirs.dtype:
+            report.line(f"{label}  {what} dtype", False, None, hints.PARAM_DTYPE.format(
+                what=what, got=np.asarray(mine).dtype, want=theirs.dtype))
+            return False
+        mine[...] = theirs
     return True
 
 
@@ -435,7 +476,9 @@ def _grade_forward(label: str, x: np.ndarray, ref: Any, learner: Any, training: 
         if err > FORWARD_TOLERANCE and ctx.step in ("conv2d", "conv_transpose2d"):
             ctx.flipped_y = _flipped_forward(ref, x)
         ok = report.line(f"{label}  forward", err <= FORWARD_TOLERANCE, err,
-                         hints.forward_hint(y_l, y_r, ctx) if err > FORWARD_TOLERANCE else None)
+                         None if err <= FORWARD_TOLERANCE else
+                         hints.FLOAT32_INSIDE.format(err=err) if _float32_valued(y_l, y_r)
+                         else hints.forward_hint(y_l, y_r, ctx))
         if not ok and MAP_KIND[ctx.step] == "conv":  # a border, output_padding rows: a picture
             where = maps.gradient_map("conv", "y", y_l, y_r)
             report.result.lines[-1].where = "\n".join(where.lines)
@@ -447,6 +490,15 @@ def _grade_forward(label: str, x: np.ndarray, ref: Any, learner: Any, training: 
                     "the running statistics move towards the batch's mean and its unbiased "
                     "variance by momentum: see the stub's BatchNorm2d docstring")
     return ok
+
+
+def _float32_valued(y: np.ndarray, r: np.ndarray) -> bool:
+    """Is every entry of the float64 y a float32 number (computed in float32, cast up),
+    where the reference's are not? Random float64 values almost never are."""
+    def f32(a: np.ndarray) -> bool:
+        with np.errstate(over="ignore"):
+            return bool(np.array_equal(a.astype(np.float32).astype(np.float64), a))
+    return y.dtype == np.float64 and y.size > 1 and f32(y) and not f32(r)
 
 
 def _flipped_forward(ref: Any, x: np.ndarray) -> np.ndarray:
@@ -473,8 +525,10 @@ def _backward_both(ref: Any, learner: Any, x: np.ndarray, seed: int
     before = {k: id(v) for k, v in learner.grads.items()}
     dx_l = learner.backward(G.copy())
     rebound = [k for k, v in learner.grads.items() if id(v) != before.get(k)]
-    g_l: dict[str, Any] = {"input": _as_array(dx_l, "backward", x.shape, x.dtype),
-                           **{k: np.asarray(v, dtype=np.float64) for k, v in learner.grads.items()}}
+    dx = _as_array(dx_l, "backward", x.shape, x.dtype)
+    # copies: a layer may hand out its own arrays and overwrite them on its next call
+    g_l: dict[str, Any] = {"input": dx if isinstance(dx, str) else dx.copy(),
+                           **{k: np.array(v, dtype=np.float64) for k, v in learner.grads.items()}}
     return G, g_r, g_l, rebound
 
 

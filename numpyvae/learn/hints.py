@@ -57,6 +57,17 @@ DTYPE = ("{what} returned {got} for a {want} input: every array your code return
 MUTATED_X = ("forward changed the x it was given: it writes into the caller's array (an "
              "in-place operation such as x *= or x[...] = on the input, or on a view of it). "
              "The layer before still needs its own output; compute into a new array.")
+FLOAT32_INSIDE = ("forward agrees with the reference only to {err:.0e}, float32's precision, "
+                  "and every value it returns is a float32 number cast up: for a float64 input "
+                  "your code computes in float32 somewhere (an astype, or an array made "
+                  "float32). Keep x's dtype throughout.")
+PARAM_DTYPE = ("{what} is {got} in a layer built with dtype={want}: make every parameter and "
+               "buffer in the dtype the constructor is given (it is float32 in training, "
+               "float64 in the gradient check).")
+TWO_LAYERS = ("two of your layers at once disagree with two of the package's: after a second "
+              "layer ran forward, the first one's backward {what}. Keep what backward needs "
+              "on the instance (self.cache), never on the class or in a module's global: a "
+              "model runs every forward before any backward.")
 FLOAT32 = ("in float32, {what} differs from the package's float32 layer by {err:.1e} of its "
            "largest entry (float32 rounding alone stays below {tol:.0e}), though float64 "
            "agrees: look for a step that loses precision in float32, such as a large sum "

@@ -460,3 +460,26 @@ def test_map_output_padding_rows_of_forward():
     rows = line.where.splitlines()[1:]
     assert rows[-1].strip() == "#" * len(rows[-1].strip()) and "#" not in "".join(rows[:-1])
     assert "only in the last output_padding rows" in line.hint
+
+
+def test_readmes_failing_printout_is_what_learn_check_prints(tmp_path):
+    """README's `learn check conv2d --seed 1 --no-speed` block, for a learn/conv2d.py whose
+    backward drops the windows that overlap the padding, line for line up to its "…" (the
+    errors' digits aside: they depend on the machine's arithmetic)."""
+    import re
+
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    start = readme.index("```\nlearn check conv2d (learn/conv2d.py)") + 4
+    block = readme[start:readme.index("```", start)].rstrip("\n").splitlines()
+    (tmp_path / "learn").mkdir()
+    (tmp_path / "learn" / "conv2d.py").write_text(
+        "from tests.learn.planted import BorderConv2d as Conv2d\n")
+    out = run_check("conv2d", tmp_path / "learn", echo=None, speed=False, seed=1).text
+    out = out.replace(str(tmp_path / "learn"), "learn").splitlines()
+
+    def digits_aside(lines):
+        return [re.sub(r"error \S+", "error …", line) for line in lines]
+
+    cut = block.index("  …")
+    assert digits_aside(out[:cut]) == digits_aside(block[:cut])
+    assert out[-1] == block[-1]

@@ -16,7 +16,7 @@ from numpyvae.learn.grader import record_status, run_check
 from numpyvae.learn.steps import BY_NAME
 from numpyvae.learn.train import PACKAGE_KIT, learner_kit, replay
 
-from . import alternatives
+from . import alternatives, differently
 from .test_check import REFERENCE_FILES, REPO, _learn
 
 MLP_STEPS = ("dense", "activations", "vae", "adam")
@@ -103,7 +103,9 @@ ALTERNATIVES = {"four-loop Conv2d": ("Conv2d", alternatives.LoopConv2d),
                 "im2col Conv2d": ("Conv2d", alternatives.Im2colConv2d),
                 "ConvTranspose2d on a Conv2d": ("ConvTranspose2d",
                                                 alternatives.ConvTransposeOnConv2d),
-                "staged BatchNorm2d": ("BatchNorm2d", alternatives.StagedBatchNorm2d)}
+                "staged BatchNorm2d": ("BatchNorm2d", alternatives.StagedBatchNorm2d),
+                "ConvTranspose2d by zero-stuffing": ("ConvTranspose2d",
+                                                     differently.ZeroStuffConvTranspose2d)}
 
 
 def _replay(kit, arch, steps=2, batch_size=8):

@@ -1,0 +1,78 @@
+"""The grader tried once more with code written differently from the package's: right ones
+pass the check (float64, float32, two layers at once) and the replay; wrong ones fail with a
+hint that names their mistake, not another."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from numpyvae import nn
+from numpyvae.learn import check, hints
+from numpyvae.learn.train import PACKAGE_KIT, replay
+
+from . import differently
+
+
+def _activations(elu):
+    return {"ELU": elu, "Softplus": nn.Softplus, "Sigmoid": nn.Sigmoid}
+
+
+# (step, what the learner hands over, the kit entry it replaces, the model it replays in)
+RIGHT = {
+    "Dense written with einsum": ("dense", differently.EinsumDense, "Dense", "mlp"),
+    "Dense whose backward returns a buffer it overwrites on its next call": (
+        "dense", differently.BufferDense, "Dense", "mlp"),
+    "ELU writing dx into the dout it was given": (
+        "activations", _activations(differently.DoutInPlaceELU), "ELU", "cnn"),
+    "ConvTranspose2d by zero-stuffing and a stride-1 conv": (
+        "conv_transpose2d", differently.ZeroStuffConvTranspose2d, "ConvTranspose2d", "cnn"),
+}
+
+
+@pytest.mark.parametrize("style", list(RIGHT))
+def test_right_layers_written_differently_pass_and_replay(style):
+    step, obj, name, arch = RIGHT[style]
+    result = check(step, obj, echo=False, speed=False, seed=0)
+    assert result.passed, result.text
+    assert any("two layers at once" in x.label for x in result.lines), result.text
+    cls = obj[name] if isinstance(obj, dict) else obj
+    images = np.random.default_rng(0).uniform(0, 1, (32, 1, 28, 28)).astype(np.float32)
+    lines: list[str] = []
+    assert replay(dict(PACKAGE_KIT, **{name: cls}), arch, images, steps=2, batch_size=8,
+                  lr=2.5e-3, echo=lines.append), lines
+
+
+# (step, the wrong layer, the label of the first failing line, what its hint must say)
+WRONG = {
+    "cache on the class": ("dense", differently.ClassCacheDense, "two layers at once",
+                           "never on the class"),
+    "np.where evaluating exp(1000)": ("activations", _activations(differently.WhereELU),
+                                      "x = ±1000", "forward: overflow encountered in exp"),
+    "all arithmetic in float32": ("batchnorm2d", differently.Float32BatchNorm2d, "forward",
+                                  "computes in float32 somewhere"),
+    "running statistics made float32": (
+        "batchnorm2d", differently.Float32BuffersBatchNorm2d, "buffers['running_mean'] dtype",
+        "buffers['running_mean'] is float32 in a layer built with dtype=float64"),
+}
+
+
+@pytest.mark.parametrize("mistake", list(WRONG))
+def test_wrong_layers_written_differently_fail_naming_the_mistake(mistake):
+    step, obj, label, hint = WRONG[mistake]
+    result = check(step, obj, echo=False, speed=False, seed=0)
+    assert not result.passed and result.problem is None, result.text
+    first = result.failures[0]
+    assert label in first.label and hint in (first.hint or ""), result.text
+
+
+def test_the_float32_hint_needs_float32_values():
+    """A float64 forward that is merely off by 1e-7 gets no float32 hint."""
+    class Off(nn.BatchNorm2d):
+        def forward(self, x):
+            return super().forward(x) * (1 + 1e-7)
+
+    result = check("batchnorm2d", Off, echo=False, speed=False, seed=0)
+    assert not result.passed
+    assert all("float32" not in (x.hint or "") for x in result.failures), result.text
+    assert hints.FLOAT32_INSIDE.split("{")[0] not in result.text
