@@ -209,11 +209,6 @@ def _config_from_args(args: argparse.Namespace):
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    import numpy as np
-
-    from ..figures.run_figures import draw_run_figures
-    from ..training.train import CHECKPOINT, TrainingDiverged, train
-
     config = _config_from_args(args)
     out = _run_folder(args, config)
     if args.threads is not None:
@@ -230,30 +225,79 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     finished_before = final_mtime(out)
     with interrupts_recorded() as seen:
-        try:
-            # Divergence is detected by checking for NaN and inf; numpy's warnings add nothing.
-            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                train(config, out, resume=args.resume, stop_requested=lambda: bool(seen))
-        except KeyboardInterrupt:
-            kept = (f"The last checkpoint (end of the last finished epoch) is kept in {out}."
-                    if (out / CHECKPOINT).is_file() else
-                    f"No epoch had finished, so there is no checkpoint yet in {out}; resuming "
-                    "starts at epoch 1.")
-            print(f"\ninterrupted. {kept}\nResume with:\n    {resume_cmd}", file=sys.stderr)
-            return 130
-        except TrainingDiverged as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 1
-        try:
-            if not args.no_figures and final_mtime(out) != finished_before:
-                draw_run_figures(out)  # a finished run that was only reopened is left as it was
-            if seen:
-                raise KeyboardInterrupt
-        except KeyboardInterrupt:
-            print(f"\ninterrupted while drawing the figures: the run in {out} is finished and "
-                  "saved, and no half-written figure is left. Draw them with:\n"
-                  f"    python -m numpyvae plot --run {shlex.quote(str(out))}", file=sys.stderr)
-            return 130
+        code = _train_or_say_why(config, out, args.resume, seen, resume_cmd)
+        if code is not None:
+            return code
+        # a finished run that was only reopened is left as it was
+        draw = not args.no_figures and final_mtime(out) != finished_before
+        return _draw_or_say_why(out, draw, seen)
+
+
+def _kept(out: Path, resume_cmd: str, resume: str = "Resume with") -> str:
+    """What an interrupted or failed training left in ``out``, and the command that goes on."""
+    from ..training.train import CHECKPOINT, holds_no_run
+
+    if not out.is_dir() or holds_no_run(out):
+        removed = "" if out.is_dir() else " and was removed"
+        return f"Nothing was kept: {out} held no run yet{removed}. Run the same command again."
+    kept = (f"The last checkpoint (end of the last finished epoch) is kept in {out}."
+            if (out / CHECKPOINT).is_file() else
+            f"No epoch had finished, so there is no checkpoint yet in {out}; resuming "
+            "starts at epoch 1.")
+    return f"{kept}\n{resume}:\n    {resume_cmd}"
+
+
+def _train_or_say_why(config: Any, out: Path, resume: bool, seen: list[int],
+                      resume_cmd: str) -> int | None:
+    """train(); None when it ended, else the exit status, with what was kept printed:
+    130 interrupted, 1 diverged or the disk failed (full, read-only)."""
+    import numpy as np
+
+    from ..training.train import TrainingDiverged, train
+
+    try:
+        # Divergence is detected by checking for NaN and inf; numpy's warnings add nothing.
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            train(config, out, resume=resume, stop_requested=lambda: bool(seen))
+    except KeyboardInterrupt:
+        print(f"\ninterrupted. {_kept(out, resume_cmd)}", file=sys.stderr)
+        return 130
+    except TrainingDiverged as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:
+        if e.errno not in DISK_ERRNOS:
+            raise
+        print(f"error: train: {_describe_os_error(e)}. Every file is whole. "
+              f"{_kept(out, resume_cmd, 'Once the disk has room, resume with')}",
+              file=sys.stderr)
+        return 1
+    return None
+
+
+def _draw_or_say_why(out: Path, draw: bool, seen: list[int]) -> int:
+    """The figures of the finished run in ``out`` (if ``draw``); 0, or 130 interrupted, 1
+    the disk failed, with the command that draws them."""
+    from ..figures.run_figures import draw_run_figures
+
+    plot = f"python -m numpyvae plot --run {shlex.quote(str(out))}"
+    try:
+        if draw:
+            draw_run_figures(out)
+        if seen:
+            raise KeyboardInterrupt
+    except KeyboardInterrupt:
+        print(f"\ninterrupted while drawing the figures: the run in {out} is finished and "
+              f"saved, and no half-written figure is left. Draw them with:\n    {plot}",
+              file=sys.stderr)
+        return 130
+    except OSError as e:
+        if e.errno not in DISK_ERRNOS:
+            raise
+        print(f"error: train: {_describe_os_error(e)}. The run in {out} is finished and "
+              "saved, and no half-written figure is left. Once the disk has room, draw them "
+              f"with:\n    {plot}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -59,8 +59,11 @@ def held_lock_file(path: str | Path) -> Iterator[None]:
             pass
         os.close(fd)
     try:
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
+        except OSError as e:  # a full disk: name the file
+            raise OSError(e.errno, e.strerror, str(path)) from e
         yield
     finally:
         with contextlib.suppress(OSError):

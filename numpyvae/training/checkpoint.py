@@ -39,16 +39,27 @@ def atomic_write(path: str | Path, write: Any, suffix: str = "") -> None:
     crash or Ctrl-C leaves either the old file or the new one, never half of one.
     """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}",
+                                   dir=path.parent)
+    except OSError as e:
+        raise _naming(e, path) from e
     os.close(fd)
     try:
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a plain open() would not
         write(tmp)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         if os.path.exists(tmp):
             os.remove(tmp)
+        if isinstance(e, OSError) and e.errno:
+            raise _naming(e, path) from e
         raise
+
+
+def _naming(e: OSError, path: Path) -> OSError:
+    """``e`` (a full disk, say) naming the file being written, not its temporary one or none."""
+    return e if e.filename == str(path) else OSError(e.errno, e.strerror or str(e), str(path))
 
 
 def remove_stray_temp_files(folder: str | Path) -> list[Path]:

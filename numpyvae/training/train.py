@@ -372,6 +372,7 @@ def train(
     config = copy.copy(config)  # checked when it was made; only the record changes
     config.threads = current_threads()
     run_data = load_run_data(config)  # data first: a missing data set fails before any write
+    made = False
     if not resume:
         made = _make_run_folder(out)
     elif not out.is_dir():
@@ -386,6 +387,12 @@ def train(
         raise ValueError(f"{out} is being written by another process (PID {e.pid}): a run "
                          "folder takes one writer at a time; wait for it to end or stop it "
                          "(nothing was changed)") from None
+    except BaseException:
+        # a folder made here that never got its config.json (a full or read-only disk, an
+        # interrupt) is removed again: the same command can rerun
+        if not resume and made and holds_no_run(out):
+            shutil.rmtree(out, ignore_errors=True)
+        raise
 
 
 def _make_run_folder(out: Path) -> bool:
@@ -404,8 +411,7 @@ def _make_run_folder(out: Path) -> bool:
 def _write_new_config(out: Path, config: TrainConfig, made: bool,
                       log: Callable[[str], None]) -> None:
     """config.json of a new run, the folder's lock held. A folder that was there is checked
-    again, under the lock, to hold no run. If config.json cannot be written (a full or
-    read-only disk), a folder made here is removed again: the same command can rerun."""
+    again, under the lock, to hold no run."""
     if not made:
         if not holds_no_run(out):  # another process wrote a run there since
             raise FileExistsError(f"{out} exists: resume it, or choose another folder "
@@ -414,12 +420,7 @@ def _write_new_config(out: Path, config: TrainConfig, made: bool,
         log(f"note: {out} exists but holds no run (left by a run stopped before it wrote "
             f"config.json{f'; removed {len(left)} temporary file(s)' if left else ''}): "
             "reusing it")
-    try:
-        write_json(out / "config.json", config.to_json())
-    except BaseException:
-        if made:
-            shutil.rmtree(out, ignore_errors=True)
-        raise
+    write_json(out / "config.json", config.to_json())
 
 
 def _train_session(config: TrainConfig, out: Path, resume: bool, run_data: RunData,

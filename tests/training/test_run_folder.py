@@ -193,3 +193,75 @@ def test_a_folder_holding_anything_else_is_still_refused(shared_datasets, tmp_pa
     assert _train(shared_datasets, out, "--epochs", "1") == 2
     assert "exists: add --resume" in capsys.readouterr().err
     assert sorted(p.name for p in out.iterdir()) == before
+
+
+# -- a full disk while training writes: the file named, what is kept, how to go on ----------
+def _full_disk(*_args, **_kw):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))  # as write() raises it: no file
+
+
+def test_a_full_disk_at_a_checkpoint_names_it_and_keeps_the_last(shared_datasets, tmp_path,
+                                                                  monkeypatch, capsys):
+    """It said only "train: No space left on device (errno 28)": no file, nothing kept."""
+    import numpy as np
+
+    real, calls = np.savez, []
+
+    def savez(file, **arrays):
+        calls.append(1)
+        if len(calls) == 2:  # epoch 2's checkpoint: half of it written, then the disk is full
+            file.write(b"PK\x03\x04 half a checkpoint")
+            _full_disk()
+        real(file, **arrays)
+
+    monkeypatch.setattr(checkpoint_module.np, "savez", savez)
+    out = tmp_path / "run"
+    assert _train(shared_datasets, out, "--epochs", "2") == 1
+    err = capsys.readouterr().err
+    assert f"{out / 'checkpoint.npz'}: No space left on device" in err
+    assert f"The last checkpoint (end of the last finished epoch) is kept in {out}" in err
+    assert f"Once the disk has room, resume with:\n    python -m numpyvae train --out {out} " \
+           "--resume --epochs 2" in err
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoint.npz", "config.json",
+                                                     "history.json"]
+    assert load_run(out).epoch == 1
+    monkeypatch.undo()
+    assert _train(shared_datasets, out, "--epochs", "2", "--resume") == 0
+    assert load_run(out).epoch == 2
+
+
+def test_a_full_disk_at_a_figure_says_the_run_is_saved(shared_datasets, tmp_path, monkeypatch,
+                                                       capsys):
+    """It named the figure, but not that the run was finished and saved, nor `plot`."""
+    from numpyvae.figures import plots
+
+    monkeypatch.setattr(plots, "_write_png", _full_disk)
+    out = tmp_path / "run"
+    args = [a for a in QUICK if a != "--no-figures"]
+    assert run_cli(["train", *args, "--data-dir", str(shared_datasets), "--out", str(out),
+                    "--epochs", "1"]) == 1
+    err = capsys.readouterr().err
+    assert f"{out / 'samples.png'}: No space left on device" in err
+    assert f"The run in {out} is finished and saved" in err
+    assert f"draw them with:\n    python -m numpyvae plot --run {out}" in err
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoint.npz", "config.json",
+                                                     "final.json", "history.json"]
+
+
+@pytest.mark.parametrize("existed", [False, True])
+def test_a_full_disk_at_the_lock_file_leaves_no_folder_behind(shared_datasets, tmp_path,
+                                                              monkeypatch, capsys, existed):
+    """A folder made for a run whose lock file could not be written was left empty, and the
+    message told to --resume it."""
+    out = tmp_path / "run"
+    if existed:
+        out.mkdir()
+    monkeypatch.setattr(os, "ftruncate", _full_disk)
+    assert _train(shared_datasets, out, "--epochs", "1") == 1
+    err = capsys.readouterr().err
+    assert f"{out / LOCK}: No space left on device" in err
+    assert f"Nothing was kept: {out} held no run yet" in err and "--resume" not in err
+    assert out.exists() == existed  # a folder that was there is left, and holds nothing
+    assert not existed or list(out.iterdir()) == []
+    monkeypatch.undo()
+    assert _train(shared_datasets, out, "--epochs", "1") == 0
