@@ -69,6 +69,10 @@ _GRAD_WEIGHT_ROWS = 512
 # The direct weight gradient splits the batch into this many chunks of samples,
 # each with its own slot of partial sums, added in chunk order at the end.
 _DIRECT_CHUNKS = 32
+# The weight gradient by tap (``gemm.grad_weight_taps``) multiplies dy's zeros on a grid of
+# (Ho + (K − 1)//s) × (Wo + (K − 1)//s) pixels: it is taken while that grid is at most this
+# much larger than Ho × Wo (1.15 for dec.convT3's 14 × 14; enc.conv3's 4 × 4 would be 1.56).
+_TAPS_MAX_GRID = 1.2
 
 
 # ----------------------------------------------------------------------------
@@ -384,6 +388,63 @@ def _gemm_grad_input(dy: np.ndarray, w: np.ndarray, s: int, p: int, bias: np.nda
     gemm.grad_input(dy, w_phases, phases, bias, g, top, left, planes, cols, rows, pixels, dx)
 
 
+def _tap_tables(H: int, W: int, Ho: int, Wo: int, K: int, s: int, p: int
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Where x goes in its phases, for ``gemm.grad_weight_taps``: row h of x to phase row
+    (rh, u) = ((h + p) mod s, (h + p)//s), or u = −1 when no tap of that phase reads it
+    (u ≥ Ho + Ta − 1, Ta = its taps); and for each column phase rw the pixels v_lo ≤ v < v_hi
+    that hold x (0 ≤ s·v + rw − p < W) and are read (v < Wo + Te − 1)."""
+    def taps(r: int) -> int:
+        return len(range(r, K, s))
+
+    rows_to = np.empty((H, 2), dtype=np.int64)
+    for h in range(H):
+        rh, u = (h + p) % s, (h + p) // s
+        rows_to[h] = rh, (u if taps(rh) and u < Ho + taps(rh) - 1 else -1)
+    cols_from = np.zeros((s, 2), dtype=np.int64)
+    for rw in range(s):
+        v_lo = -((rw - p) // s)
+        v_hi = min(Wo + taps(rw) - 1, (W - 1 + p - rw) // s + 1)
+        if taps(rw) and v_hi > max(v_lo, 0):
+            cols_from[rw] = max(v_lo, 0), v_hi
+    return rows_to, cols_from
+
+
+def _taps_grid(Ho: int, Wo: int, K: int, s: int) -> tuple[int, int]:
+    """The grid (Hph, Wph) of ``gemm.grad_weight_taps``: the output's, plus the farthest tap."""
+    return Ho + (K - 1) // s, Wo + (K - 1) // s
+
+
+def _taps_sample_bytes(C: int, F: int, Ho: int, Wo: int, K: int, s: int, itemsize: int) -> int:
+    """One sample's share of ``gemm.grad_weight_taps``'s buffers: x's s² phases and dy."""
+    Hph, Wph = _taps_grid(Ho, Wo, K, s)
+    return (s * s * C + F) * Hph * Wph * itemsize
+
+
+def _gemm_grad_weight_taps(dy: np.ndarray, x: np.ndarray, K: int, s: int, p: int
+                           ) -> np.ndarray:
+    """dw by tap, one product per tap and chunk on x's phases (``gemm.grad_weight_taps``);
+    chunks of about _CHUNK_BYTES of phases and pixels, set by the shapes alone."""
+    N, F, Ho, Wo = dy.shape
+    C, H, W = x.shape[1:]
+    Hph, Wph = _taps_grid(Ho, Wo, K, s)
+    per_sample = _taps_sample_bytes(C, F, Ho, Wo, K, s, dy.dtype.itemsize)
+    per_chunk = max(1, min(N, _CHUNK_BYTES // per_sample))
+    n_chunks = -(-N // per_chunk)
+    workers = max(1, min(numba.get_num_threads(), n_chunks))
+    pin_inner_blas()
+    tail = (K - 1) // s * (Wph + 1)  # the farthest tap's offset past the last grid pixel
+    planes = buffer("planes", (workers, s * s, C, per_chunk * Hph * Wph + tail), dy.dtype)
+    pixels = buffer("pixels", (workers, per_chunk * Hph * Wph, F), dy.dtype)
+    partials = buffer("partials", (n_chunks, K * K, C, F), dy.dtype)
+    rows_to, cols_from = _tap_tables(H, W, Ho, Wo, K, s, p)
+    gemm.grad_weight_taps(dy, x, ConvGeometry(K, s, p, Ho, Wo, per_chunk), Wph, rows_to,
+                          cols_from, planes, pixels, partials)
+    dw = np.empty((K * K, C * F), dtype=dy.dtype)
+    gemm.sum_chunks(partials.reshape(n_chunks, K * K, C * F), dw)
+    return np.ascontiguousarray(dw.reshape(K, K, C, F).transpose(3, 2, 0, 1))
+
+
 def channel_sum_unchecked(a: np.ndarray) -> np.ndarray:
     a = np.ascontiguousarray(a)
     out = np.empty(a.shape[1], dtype=a.dtype)
@@ -457,6 +518,8 @@ def conv2d_grad_weight_unchecked(dy: np.ndarray, x: np.ndarray, kernel_size: int
         dw = np.empty((F, C * K * K), dtype=dy.dtype)
         gemm.sum_chunks(partials, dw)
         return dw.reshape(F, C, K, K), db
+    if np.prod(_taps_grid(Ho, Wo, K, s)) <= _TAPS_MAX_GRID * Ho * Wo:
+        return _gemm_grad_weight_taps(dy, x, K, s, p), db
     g, planes, cols, rows = _gemm_setup(x.shape, F, K, s, p, Ho, Wo, dy.dtype,
                                         min_rows=_GRAD_WEIGHT_ROWS)
     partials = buffer("partials", (-(-N // g.samples_per_chunk), F, K * K * C), dy.dtype)

@@ -200,6 +200,42 @@ def test_transposed_path_matches_reference(cfg, dtype, three_samples_per_chunk):
         assert_close(dw, dw_ref, dtype, f"fused transposed grad_weight {tag}")
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("cfg", CONV_CONFIGS, ids=_ids)
+def test_grad_weight_by_taps_matches_reference(cfg, dtype, monkeypatch):
+    """The weight gradient by tap on x's phases (taken by default only where its grid wastes
+    little, e.g. dec.convT3), forced on every configuration, in chunks of 3 samples (7 = 3 +
+    3 + 1: a short last chunk, whose taps read past its grid)."""
+    N, C, F, H, W, K, s, p = cfg
+    Ho, Wo = conv_output_size(H, K, s, p), conv_output_size(W, K, s, p)
+    monkeypatch.setattr(conv_api, "_TAPS_MAX_GRID", float("inf"))
+    monkeypatch.setattr(conv_api, "_CHUNK_BYTES", 3 * conv_api._taps_sample_bytes(
+        C, F, Ho, Wo, K, s, np.dtype(dtype).itemsize))
+    rng = np.random.default_rng(abs(hash(cfg)) % 2**32)
+    x = rng.standard_normal((N, C, H, W)).astype(dtype)
+    w = rng.standard_normal((F, C, K, K)).astype(dtype)
+    dy = rng.standard_normal((N, F, Ho, Wo)).astype(dtype)
+    _, dw_ref, db_ref = conv2d_grad_definition(dy, x, w, s, p)
+    dw, db = conv2d_grad_weight(dy, x, K, s, p, method="gemm")
+    assert_close(dw, dw_ref, dtype, f"grad_weight by taps {np.dtype(dtype)}")
+    assert_close(db, db_ref, dtype, f"grad_bias {np.dtype(dtype)}")
+
+
+def test_grad_weight_by_taps_is_taken_for_dec_convT3(monkeypatch):
+    """The tap path is the default where its grid is small beside the output (dec.convT3's
+    weight gradient: 15 × 15 against 14 × 14), and not for enc.conv3's 4 × 4 (5 × 5)."""
+    calls = []
+    real = conv_api._gemm_grad_weight_taps
+    monkeypatch.setattr(conv_api, "_gemm_grad_weight_taps",
+                        lambda *a: calls.append(a[0].shape) or real(*a))
+    rng = np.random.default_rng(0)
+    for (C, H), (F, Ho) in [((32, 28), (32, 14)), ((64, 7), (32, 4))]:
+        x = rng.standard_normal((2, C, H, H)).astype(np.float32)
+        dy = rng.standard_normal((2, F, Ho, Ho)).astype(np.float32)
+        conv2d_grad_weight(dy, x, 3, 2, 1)
+    assert calls == [(2, 32, 14, 14)]
+
+
 @pytest.mark.parametrize("n_out, n_in, K, s, p", [(28, 14, 3, 2, 1), (27, 14, 3, 2, 1),
                                                  (9, 3, 1, 3, 0), (13, 4, 5, 3, 2),
                                                  (6, 6, 3, 1, 1), (5, 2, 2, 2, 0)])
@@ -287,10 +323,12 @@ def _run_all(case, dtype, rng_seed=3):
 _TWO_THREADS = """
 import numpyvae.kernels.conv as conv_api
 from tests.kernels.test_conv_kernels import THREAD_CASES, _run_all, assert_close
-for one_sample_chunks in (False, True):
+default_grid = conv_api._TAPS_MAX_GRID
+for one_sample_chunks, taps in ((False, False), (True, False), (False, True), (True, True)):
     # one sample per GEMM chunk: as many chunks as samples, so every worker gets some
     conv_api._CHUNK_BYTES = 1 if one_sample_chunks else 1 << 19
     conv_api._GRAD_WEIGHT_ROWS = 1 if one_sample_chunks else 512
+    conv_api._TAPS_MAX_GRID = float("inf") if taps else default_grid  # weight gradient by tap
     for dtype in (np.float32, np.float64):
         for case in THREAD_CASES:
             results = {}
@@ -323,7 +361,9 @@ import numpyvae.kernels.conv as conv_api
 from tests.kernels.test_conv_kernels import THREAD_CASES, _run_all, assert_close
 assert numba.config.NUMBA_NUM_THREADS == 3
 conv_api._CHUNK_BYTES = conv_api._GRAD_WEIGHT_ROWS = 1  # one sample per GEMM chunk
-for dtype in (np.float32, np.float64):
+default_grid = conv_api._TAPS_MAX_GRID
+for dtype, taps in ((np.float32, False), (np.float64, False), (np.float32, True)):
+    conv_api._TAPS_MAX_GRID = float("inf") if taps else default_grid  # weight gradient by tap
     for case in THREAD_CASES:
         numba.set_num_threads(1)
         one, ref = _run_all(case, dtype)
