@@ -28,7 +28,9 @@ Two ways to run them:
   numba's parallel loop hands each worker thread a range of chunks; the worker
   packs a chunk, multiplies it with a single-threaded BLAS call (numba's
   np.dot) and unpacks it while it is still in cache. One thread pool does
-  everything, so numba's threads and BLAS's never fight over the cores.
+  everything, so numba's threads and BLAS's never fight over the cores. The weight
+  gradient of a large image with stride (dec.convT3's) skips the im2col: x's
+  sub-pixel phases, one product per kernel tap (``gemm.grad_weight_taps``).
 - ``direct.py``: plain loops, used when F == 1 (the CNN's last layer), and for the
   input gradient when C == 1 (the first layer's), where the GEMM would degenerate
   into a matrix-vector product.
