@@ -128,19 +128,18 @@ class Layer:
         The batch (the first axis) must not be empty. A layer with parameters
         also needs x in its own dtype.
         """
-        name = type(self).__name__
-        what = "(N, ...)" if shape is None else _shape_text(shape)
+        name, what = type(self).__name__, _shape_text  # the text only for an error message
         if not isinstance(x, np.ndarray):
-            raise ValueError(f"{name}: expected a NumPy array of shape {what}, "
+            raise ValueError(f"{name}: expected a NumPy array of shape {what(shape)}, "
                              f"got {type(x).__name__}")
         if shape is not None and x.ndim != len(shape):
-            raise ValueError(f"{name}: expected input of shape {what} ({len(shape)} dims), "
-                             f"got shape {x.shape}")
+            raise ValueError(f"{name}: expected input of shape {what(shape)} ({len(shape)} dims),"
+                             f" got shape {x.shape}")
         for axis, (got, want) in enumerate(zip(x.shape, shape or (), strict=False)):
             if want is not None and got != want:
                 unit = "channels" if len(shape) == 4 and axis == 1 else "values on axis"
-                raise ValueError(f"{name}: expected input of shape {what}, got shape {x.shape} "
-                                 f"({got} {unit} where {want} are expected)")
+                raise ValueError(f"{name}: expected input of shape {what(shape)}, got shape "
+                                 f"{x.shape} ({got} {unit} where {want} are expected)")
         if x.ndim < 1 or x.shape[0] == 0:
             raise ValueError(f"{name}: expected a batch of at least 1 sample, "
                              f"got shape {x.shape}")
@@ -185,8 +184,11 @@ def pending_backward_kept(node: Any) -> Iterator[None]:
             node.buffers[k][...] = v
 
 
-def _shape_text(shape: tuple[int | None, ...]) -> str:
-    """(None, 784) → "(N, 784)", (None, 3, None, None) → "(N, 3, H, W)": free axes by name."""
+def _shape_text(shape: tuple[int | None, ...] | None) -> str:
+    """(None, 784) → "(N, 784)", (None, 3, None, None) → "(N, 3, H, W)": free axes by name;
+    None (any shape with a batch axis) → "(N, ...)"."""
+    if shape is None:
+        return "(N, ...)"
     names = {2: "ND", 3: "NCL", 4: "NCHW"}.get(len(shape), "N" + "ABCDEFGHIJ")
     parts = [names[i] if s is None else str(s) for i, s in enumerate(shape)]
     return "(" + ", ".join(parts) + ("," if len(parts) == 1 else "") + ")"
