@@ -6,6 +6,9 @@ memory; the layers keep the readable NumPy form as their reference.
 
 - ``elu_forward``/``elu_backward``, ``sigmoid_forward``/``sigmoid_backward``: flat loops, cut into
   fixed chunks of ``_CHUNK`` elements that numba's threads share out.
+- ``sigmoid_squared_error``/``sigmoid_squared_error_backward``: the Gaussian likelihood's
+  x̂ = σ(out), Σ (x̂ − x)² per image and its gradient, one row (image) per work item: one
+  pass each, where NumPy makes five arrays and three passes (and their page faults).
 
 Parallel loops split independent outputs only (fixed chunks of a flat array),
 so results are bitwise the same at any thread count. (BatchNorm2d's kernels
@@ -39,6 +42,8 @@ __all__ = [
     "elu_backward",
     "sigmoid_forward",
     "sigmoid_backward",
+    "sigmoid_squared_error",
+    "sigmoid_squared_error_backward",
 ]
 
 # Elements per chunk of a flat parallel loop: a few tens of KB, so each chunk
@@ -49,6 +54,9 @@ _SERIAL_BELOW = 1 << 18
 
 # "contract" only (fused multiply-add): no reassociation, NaN and inf semantics kept.
 _FMA = {"contract"}
+# Sums may also be reassociated, so LLVM can split them over vector lanes: an order
+# fixed at compile time, so results stay reproducible.
+_SUMS = {"contract", "reassoc"}
 
 
 # ----------------------------------------------------------------------------
@@ -191,6 +199,77 @@ def _sigmoid_backward_par(y, dy, dx):
     for k in prange((n + _CHUNK - 1) // _CHUNK):
         lo, hi = k * _CHUNK, min((k + 1) * _CHUNK, n)
         _sigmoid_backward_chunk(y[lo:hi], dy[lo:hi], dx[lo:hi])
+
+
+@numba.njit(cache=True, error_model="numpy", fastmath=_SUMS)
+def _squared_distance(a, b):
+    """Σ (a − b)² over one row."""
+    s = a.dtype.type(0)
+    for i in range(a.size):
+        d = a[i] - b[i]
+        s += d * d
+    return s
+
+
+@numba.njit(cache=True, error_model="numpy", fastmath=_FMA)
+def _sigmoid_squared_error_rows(out, x, x_hat, sq, lo, hi):
+    """Rows lo..hi: x̂ = σ(out) by Sigmoid's own kernel (the same bits), then Σ (x̂ − x)²
+    while the row is in cache."""
+    for n in range(lo, hi):
+        _sigmoid_chunk(out[n], x_hat[n])
+        sq[n] = _squared_distance(x_hat[n], x[n])
+
+
+@numba.njit(cache=True, error_model="numpy", fastmath=_FMA)
+def _sigmoid_squared_error_grad_rows(x_hat, x, k, dout, lo, hi):
+    """Rows lo..hi: d out = (x̂ − x)·k_n·x̂·(1 − x̂), multiplied in the NumPy form's order."""
+    one = x_hat.dtype.type(1)
+    for n in range(lo, hi):
+        h, xs, d, kn = x_hat[n], x[n], dout[n], k[n]
+        for i in range(h.size):
+            d[i] = (h[i] - xs[i]) * kn * h[i] * (one - h[i])
+
+
+@numba.njit(cache=True, error_model="numpy", parallel=True)
+def _sigmoid_squared_error_par(out, x, x_hat, sq):
+    for n in prange(out.shape[0]):
+        _sigmoid_squared_error_rows(out, x, x_hat, sq, n, n + 1)
+
+
+@numba.njit(cache=True, error_model="numpy", parallel=True)
+def _sigmoid_squared_error_grad_par(x_hat, x, k, dout):
+    for n in prange(x_hat.shape[0]):
+        _sigmoid_squared_error_grad_rows(x_hat, x, k, dout, n, n + 1)
+
+
+def _rows(a: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(a).reshape(a.shape[0], -1)
+
+
+def sigmoid_squared_error(out: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """x̂ = σ(out) (out's shape) and Σ (x̂ − x)² over each image (N,). out, x (N, ...) of one
+    shape and float dtype."""
+    o, xr = _rows(out), _rows(x)
+    x_hat = np.empty_like(o)
+    sq = np.empty(o.shape[0], dtype=o.dtype)
+    if o.size < _SERIAL_BELOW:
+        _sigmoid_squared_error_rows(o, xr, x_hat, sq, 0, o.shape[0])
+    else:
+        _sigmoid_squared_error_par(o, xr, x_hat, sq)
+    return x_hat.reshape(out.shape), sq
+
+
+def sigmoid_squared_error_backward(x_hat: np.ndarray, x: np.ndarray, k: np.ndarray
+                                   ) -> np.ndarray:
+    """d/d out of Σ_n k_n·Σ (x̂ − x)²/2, x̂ = σ(out): (x̂ − x)·k_n·x̂(1 − x̂). x̂, x (N, ...);
+    k (N,), one factor per image, of x̂'s dtype."""
+    h, xr = _rows(x_hat), _rows(x)
+    dout = np.empty_like(h)
+    if h.size < _SERIAL_BELOW:
+        _sigmoid_squared_error_grad_rows(h, xr, k, dout, 0, h.shape[0])
+    else:
+        _sigmoid_squared_error_grad_par(h, xr, k, dout)
+    return dout.reshape(x_hat.shape)
 
 
 def _flat(a: np.ndarray) -> np.ndarray:

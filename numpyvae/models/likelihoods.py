@@ -22,7 +22,10 @@ import math
 import numpy as np
 
 from ..nn.activations import Sigmoid, sigmoid, sigmoid_fast, softplus
-from ..nn.layer import pending_backward_kept
+from ..nn.layer import FLOAT_DTYPES, pending_backward_kept
+from ..nn.lazy_kernels import lazy
+
+elementwise = lazy("elementwise")
 
 LIKELIHOODS = ("gaussian", "bernoulli")
 OUTPUT_ACTIVATIONS = ("sigmoid", "identity")
@@ -114,18 +117,31 @@ class Gaussian(Likelihood):
 
     def nll(self, x: np.ndarray, out: np.ndarray) -> np.ndarray:
         self._check(x, out)
+        if self._fused(x, out):  # the same math in one pass: elementwise.sigmoid_squared_error
+            x_hat, sq = elementwise.sigmoid_squared_error(out, x)
+            self.cache = (None, x_hat, x)
+            return sq / (2 * self.c)
         x_hat = self.mean(out)
         diff = x_hat - x
-        self.cache = (diff, x_hat)
+        self.cache = (diff, x_hat, None)
         return _per_image_sum(diff * diff) / (2 * self.c)
+
+    def _fused(self, x: np.ndarray, out: np.ndarray) -> bool:
+        """Does the kernel path run: σ output, the Sigmoid layers' kernels on, one float dtype?"""
+        return (self.squash and Sigmoid.use_kernels and out.dtype in FLOAT_DTYPES
+                and x.dtype == out.dtype)
 
     def backward(self, dnll: np.ndarray | float) -> np.ndarray:
         """dnll (N,) or a scalar → d out (N, C, H, W).
 
         d nll / d x̂ = (x̂ − x) / c;  with x̂ = σ(out), dx̂/d out = σ'(out) = x̂(1 − x̂).
         """
-        diff, x_hat = self._saved()
-        dx_hat = diff * (self._weights(dnll, diff) / self.c)
+        diff, x_hat, x = self._saved()
+        w = self._weights(dnll, x_hat)
+        if diff is None:
+            k = np.broadcast_to((w / self.c).reshape(-1), x_hat.shape[:1])
+            return elementwise.sigmoid_squared_error_backward(x_hat, x, np.ascontiguousarray(k))
+        dx_hat = diff * (w / self.c)
         return dx_hat * x_hat * (1 - x_hat) if self.squash else dx_hat
 
     def log_normalizer(self, pixels: int) -> float:

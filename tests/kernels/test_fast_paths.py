@@ -18,6 +18,7 @@ import pytest
 from numpyvae import kernels
 from numpyvae.kernels import adam as kernel_adam
 from numpyvae.kernels import batchnorm, elementwise
+from numpyvae.models.likelihoods import Gaussian
 from numpyvae.nn import ELU, BatchNorm2d, Dense, Sigmoid
 from numpyvae.nn.adam import Adam
 from numpyvae.nn.batchnorm2d import batchnorm_backward_numpy, batchnorm_backward_staged
@@ -363,7 +364,10 @@ def run_everything(dtype):
     Adam([(p, g)], lr=1e-3).step()
     sig = Sigmoid()
     s = sig.forward(x)
-    return [y, dx, p, s, sig.backward(dy), *bn.grads.values(), *bn.buffers.values()]
+    lik = Gaussian()  # its kernel: σ, Σ (x̂ − x)² per image, the gradient
+    nll = lik.nll(np.abs(dy) / (1 + np.abs(dy)), x)
+    return [y, dx, p, s, sig.backward(dy), *bn.grads.values(), *bn.buffers.values(), nll,
+            lik.backward(0.5)]
 
 
 _BITWISE_AT_1_AND_2 = """
@@ -534,6 +538,7 @@ def test_float32_kernels_hold_no_float64_values():
     E = elementwise
     f32 = np.float32
     v = np.ones(10, f32)
+    v2 = v.reshape(2, 5)
     x3, planes, c, a = np.ones((2, 3, 4), f32), np.ones((2, 3), f32), np.ones(3, f32), f32(1)
     B = batchnorm
     cases = [
@@ -541,6 +546,8 @@ def test_float32_kernels_hold_no_float64_values():
         (E._elu_backward_chunk, (v, v, a, v.copy())),
         (E._sigmoid_chunk, (v, v.copy())),
         (E._sigmoid_backward_chunk, (v, v, v.copy())),
+        (E._sigmoid_squared_error_rows, (v2, v2, v2.copy(), v[:2].copy(), 0, 2)),
+        (E._sigmoid_squared_error_grad_rows, (v2, v2, v[:2], v2.copy(), 0, 2)),
         (E._exp32, (a,)),
         (E._expm1_32, (a,)),
         (E._exp_parts32, (a,)),

@@ -117,3 +117,27 @@ def test_log_prob_between_nll_and_backward_changes_nothing(lik):
     lik.nll(x, out)
     lik.log_prob(_data(rng, (5, 1, 4, 5)), rng.standard_normal((5, 1, 4, 5)))
     np.testing.assert_array_equal(lik.backward(0.5), expected)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(3, 1, 4, 5), (1, 1, 28, 28), (401, 1, 28, 28)], ids=str)
+def test_gaussian_kernel_path_matches_its_numpy_form(dtype, shape, monkeypatch):
+    """The fused kernel (σ, Σ (x̂ − x)² per image, the gradient: one pass each; 401 images
+    take its parallel loop) against the NumPy lines it replaces, which run when the Sigmoid
+    layers' kernels are off; scalar and per-image weights."""
+    from numpyvae.nn import Sigmoid
+
+    rng = np.random.default_rng(8)
+    x = _data(rng, shape).astype(dtype)
+    out = (3 * rng.standard_normal(shape)).astype(dtype)
+    weights = rng.uniform(0.5, 2, shape[0]).astype(dtype)
+    lik = Gaussian(c=0.05)
+    got = [lik.nll(x, out), lik.backward(0.25), lik.backward(weights)]
+    assert lik.cache[0] is None  # the kernel path ran
+    monkeypatch.setattr(Sigmoid, "use_kernels", False)
+    ref = [lik.nll(x, out), lik.backward(0.25), lik.backward(weights)]
+    assert lik.cache[0] is not None  # the NumPy path ran
+    rtol = 2e-6 if dtype == np.float32 else 1e-13
+    for g, r in zip(got, ref, strict=True):
+        assert g.dtype == r.dtype == dtype and g.shape == r.shape
+        np.testing.assert_allclose(g, r, rtol=rtol, atol=rtol * np.abs(r).max())
