@@ -51,6 +51,10 @@ OUTPUT_PADDING = ("is right with output_padding=0 but wrong with output_padding=
 NO_INPLACE = ("backward replaced self.grads[{name!r}] with a new array; the contract "
               "(numpyvae/nn/layer.py's docstring) writes into it in place, so an optimizer "
               "holding the old array still sees it.")
+ACCUMULATES = ("backward adds into self.grads[{name!r}] instead of overwriting it: the same "
+               "forward and backward run twice gave {k:.3g} times the first result the second "
+               "time. Nothing zeroes the grads between steps; backward writes "
+               "grads[k][...] = ... afresh each time.")
 DTYPE = ("{what} returned {got} for a {want} input: every array your code returns keeps the "
          "input's dtype (training runs in float32, the checks in float64). Look for an array "
          "made without dtype= (zeros, empty, a constant array) or an astype.")
@@ -72,10 +76,19 @@ FLOAT32 = ("in float32, {what} differs from the package's float32 layer by {err:
            "largest entry (float32 rounding alone stays below {tol:.0e}), though float64 "
            "agrees: look for a step that loses precision in float32, such as a large sum "
            "subtracted from another, or a constant that is not in the input's dtype.")
+FLOAT32_FAR = ("in float32, {what} differs from the package's float32 layer by {err:.1e} of its "
+               "largest entry, far beyond float32 rounding (below {tol:.0e}), though float64 "
+               "agrees: your code may take another path for float32 (a branch on the dtype, a "
+               "float32-only function), or a step there loses all its digits (a large sum "
+               "subtracted from another, such as E[x²] − E[x]²).")
 OVERFLOW = ("{e}: the check raises on overflow, invalid (inf − inf, 0·inf) and division by "
             "zero, where NumPy would only warn. Never exponentiate a large positive number: "
             "write each f with exp of values ≤ 0 only (the derivation in the stub says how).")
 SHAPE = "has shape {got}, expected {want} (the parameter's own shape)."
+NOT_REPEATABLE = ("fails the check by central differences, yet the one your backward gave first "
+                  "matches the reference's everywhere: your layer gives another result when "
+                  "called again (state carried from one call to the next, such as a sum "
+                  "never reset, or an array you return and change later).")
 GENERIC = "differs from the reference all over: go back to the derivation in {reading}."
 LOCAL = ("differs from the reference in {where} (the map below), and is right elsewhere: "
          "find the term of the derivation in {reading} that only those entries need.")
@@ -157,6 +170,8 @@ def layer_hint(tensor: str, g: np.ndarray, r: np.ndarray, ctx: Context) -> str:
     """The likely mistake behind a failing gradient g of ``tensor`` (reference r)."""
     name = grad_name(tensor)
     f = ctx.features
+    if ctx.where is not None and ctx.where.bad == 0:
+        return f"{name} " + NOT_REPEATABLE
     if tensor == "input" and f.get("training") and ctx.step == "batchnorm2d":
         hint = _batchnorm_hint(name, g, ctx)
         if hint:

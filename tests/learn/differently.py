@@ -193,3 +193,40 @@ class Float32BatchNorm2d(Layer):
             dxhat = dxhat - dxhat.mean(axis=axes, keepdims=True) - xhat * (
                 dxhat * xhat).mean(axis=axes, keepdims=True)
         return (dxhat * istd).astype(dtype)
+
+
+class AccumulatingDense(EinsumDense):
+    """Wrong: backward adds into its grads (+=), as if something zeroed them each step;
+    right once, twice the truth the second time."""
+
+    def backward(self, dout):
+        x = self._saved()
+        self.grads["weight"] += np.einsum("ni,no->io", x, dout)
+        if "bias" in self.grads:
+            self.grads["bias"] += dout.sum(axis=0)
+        return np.einsum("no,io->ni", dout, self.params["weight"])
+
+
+class Float32BranchBatchNorm2d(StagedBatchNorm2d):
+    """Wrong in float32 only: a separate float32 branch of backward that leaves out the
+    variance path (float64 takes the staged, right one)."""
+
+    def backward(self, dout):
+        if dout.dtype != np.float32:
+            return super().backward(dout)
+        super().backward(dout)  # the parameters' gradients, right in both
+        shape, xc, istd, xhat, training = self._saved()
+        N, C, H, W = shape
+        dxc = dout.transpose(1, 0, 2, 3).reshape(C, -1) * (self.params["weight"] * istd)[:, None]
+        if training:
+            dxc = dxc - dxc.mean(axis=1, keepdims=True)
+        return dxc.reshape(C, N, H, W).transpose(1, 0, 2, 3)
+
+
+class DriftingDense(EinsumDense):
+    """Wrong: a counter kept across calls scales dx from the second backward on (right the
+    first time, 1% off the next)."""
+
+    def backward(self, dout):
+        self.calls = getattr(self, "calls", 0) + 1
+        return super().backward(dout) * (1 + 0.01 * (self.calls - 1))

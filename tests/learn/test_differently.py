@@ -54,6 +54,14 @@ WRONG = {
     "running statistics made float32": (
         "batchnorm2d", differently.Float32BuffersBatchNorm2d, "buffers['running_mean'] dtype",
         "buffers['running_mean'] is float32 in a layer built with dtype=float64"),
+    "grads added to, not overwritten": ("dense", differently.AccumulatingDense,
+                                        "grads['weight'] overwritten, not added to",
+                                        "gave 2 times the first result"),
+    "state carried across calls": ("dense", differently.DriftingDense, "dx",
+                                    "gives another result when called again"),
+    "a float32 branch leaving out a path": (
+        "batchnorm2d", differently.Float32BranchBatchNorm2d, "float32: forward",
+        "your code may take another path for float32"),
 }
 
 
