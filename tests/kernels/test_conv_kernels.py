@@ -90,6 +90,7 @@ def three_samples_per_chunk(monkeypatch):
 
     def set_for(C: int, K: int, L: int, dtype) -> None:
         monkeypatch.setattr(conv_api, "_CHUNK_BYTES", 3 * L * K * K * C * np.dtype(dtype).itemsize)
+        monkeypatch.setattr(conv_api, "_PHASE_CHUNK_BYTES", conv_api._CHUNK_BYTES)
 
     return set_for
 
@@ -209,6 +210,7 @@ def test_grad_weight_by_taps_matches_reference(cfg, dtype, monkeypatch):
     N, C, F, H, W, K, s, p = cfg
     Ho, Wo = conv_output_size(H, K, s, p), conv_output_size(W, K, s, p)
     monkeypatch.setattr(conv_api, "_TAPS_MAX_GRID", float("inf"))
+    monkeypatch.setattr(conv_api, "_TAPS_MIN_CHANNELS", 1)
     monkeypatch.setattr(conv_api, "_CHUNK_BYTES", 3 * conv_api._taps_sample_bytes(
         C, F, Ho, Wo, K, s, np.dtype(dtype).itemsize))
     rng = np.random.default_rng(abs(hash(cfg)) % 2**32)
@@ -221,15 +223,43 @@ def test_grad_weight_by_taps_matches_reference(cfg, dtype, monkeypatch):
     assert_close(db, db_ref, dtype, f"grad_bias {np.dtype(dtype)}")
 
 
+def test_chunked_fixture_cuts_every_gemm_path_into_three_samples(three_samples_per_chunk,
+                                                                monkeypatch):
+    """The grid tests' chunks of 3 reach each GEMM driver, so a short last chunk is run: the
+    forward's, the weight gradient's and the input gradient by phase (its own budget)."""
+    import numpyvae.kernels.gemm as gemm
+
+    seen = {}
+    for name in ("forward", "grad_weight", "grad_input"):
+        real = getattr(gemm, name)
+
+        def spy(*args, _name=name, _real=real):
+            seen[_name] = next(a for a in args if hasattr(a, "samples_per_chunk"))
+            return _real(*args)
+        monkeypatch.setattr(gemm, name, spy)
+    N, C, F, H, K, s, p = 7, 3, 2, 9, 3, 2, 1
+    Ho = conv_output_size(H, K, s, p)
+    three_samples_per_chunk(C, K, Ho * Ho, np.float64)
+    rng = np.random.default_rng(0)
+    x, w = rng.standard_normal((N, C, H, H)), rng.standard_normal((F, C, K, K))
+    dy = rng.standard_normal((N, F, Ho, Ho))
+    conv2d_forward(x, w, None, s, p, method="gemm")
+    conv2d_grad_weight(dy, x, K, s, p, method="gemm")
+    conv2d_grad_input(dy, w, (H, H), s, p, method="gemm")
+    assert {k: g.samples_per_chunk for k, g in seen.items()} == {
+        "forward": 3, "grad_weight": 3, "grad_input": 3}
+
+
 def test_grad_weight_by_taps_is_taken_for_dec_convT3(monkeypatch):
     """The tap path is the default where its grid is small beside the output (dec.convT3's
-    weight gradient: 15 × 15 against 14 × 14), and not for enc.conv3's 4 × 4 (5 × 5)."""
+    weight gradient: 15 × 15 against 14 × 14), not for enc.conv3's 4 × 4 (5 × 5), nor for
+    enc.conv1's one input channel."""
     calls = []
     real = conv_api._gemm_grad_weight_taps
     monkeypatch.setattr(conv_api, "_gemm_grad_weight_taps",
                         lambda *a: calls.append(a[0].shape) or real(*a))
     rng = np.random.default_rng(0)
-    for (C, H), (F, Ho) in [((32, 28), (32, 14)), ((64, 7), (32, 4))]:
+    for (C, H), (F, Ho) in [((32, 28), (32, 14)), ((64, 7), (32, 4)), ((1, 28), (32, 14))]:
         x = rng.standard_normal((2, C, H, H)).astype(np.float32)
         dy = rng.standard_normal((2, F, Ho, Ho)).astype(np.float32)
         conv2d_grad_weight(dy, x, 3, 2, 1)
@@ -323,12 +353,14 @@ def _run_all(case, dtype, rng_seed=3):
 _TWO_THREADS = """
 import numpyvae.kernels.conv as conv_api
 from tests.kernels.test_conv_kernels import THREAD_CASES, _run_all, assert_close
-default_grid = conv_api._TAPS_MAX_GRID
+default_grid, default_channels = conv_api._TAPS_MAX_GRID, conv_api._TAPS_MIN_CHANNELS
 for one_sample_chunks, taps in ((False, False), (True, False), (False, True), (True, True)):
     # one sample per GEMM chunk: as many chunks as samples, so every worker gets some
     conv_api._CHUNK_BYTES = 1 if one_sample_chunks else 1 << 19
+    conv_api._PHASE_CHUNK_BYTES = 1 if one_sample_chunks else 1 << 18
     conv_api._GRAD_WEIGHT_ROWS = 1 if one_sample_chunks else 512
     conv_api._TAPS_MAX_GRID = float("inf") if taps else default_grid  # weight gradient by tap
+    conv_api._TAPS_MIN_CHANNELS = 1 if taps else default_channels
     for dtype in (np.float32, np.float64):
         for case in THREAD_CASES:
             results = {}
@@ -361,9 +393,11 @@ import numpyvae.kernels.conv as conv_api
 from tests.kernels.test_conv_kernels import THREAD_CASES, _run_all, assert_close
 assert numba.config.NUMBA_NUM_THREADS == 3
 conv_api._CHUNK_BYTES = conv_api._GRAD_WEIGHT_ROWS = 1  # one sample per GEMM chunk
-default_grid = conv_api._TAPS_MAX_GRID
+conv_api._PHASE_CHUNK_BYTES = 1
+default_grid, default_channels = conv_api._TAPS_MAX_GRID, conv_api._TAPS_MIN_CHANNELS
 for dtype, taps in ((np.float32, False), (np.float64, False), (np.float32, True)):
     conv_api._TAPS_MAX_GRID = float("inf") if taps else default_grid  # weight gradient by tap
+    conv_api._TAPS_MIN_CHANNELS = 1 if taps else default_channels
     for case in THREAD_CASES:
         numba.set_num_threads(1)
         one, ref = _run_all(case, dtype)
