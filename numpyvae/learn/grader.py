@@ -424,7 +424,16 @@ def _make_layers(case: Case, learner_cls: Any, ref_cls: Any, seed: int,
         kw["dtype"] = dtype
     extra = (lambda: {"rng": np.random.default_rng(seed)}) if case.rng_arg else dict
     ref = ref_cls(*case.args, **kw, **extra())
-    learner = learner_cls(*case.args, **kw, **extra())
+    try:
+        learner = learner_cls(*case.args, **kw, **extra())
+    except TypeError as e:
+        if has_learner_frame(e):  # raised inside their constructor: their traceback
+            raise
+        args = ", ".join([*map(repr, case.args), *(f"{k}={np.dtype(v).name}" if k == "dtype"
+                                                   else f"{k}={v!r}" for k, v in kw.items()),
+                          *(["rng=a Generator"] if case.rng_arg else [])])
+        raise StepProblem(f"{learner_cls.__name__}({args}) failed: {e}. Keep the stub's "
+                          "constructor: its arguments, their names and defaults") from None
     rng = np.random.default_rng([seed, 1])  # not gradcheck_layer's seed: x must not equal G
     if case.setup is not None:
         case.setup(ref, rng)
@@ -1084,6 +1093,11 @@ def _check_kinds(step: Step, ns: dict) -> None:
             raise StepProblem(f"{name} should be the class, got {made}: the check builds "
                               f"its own layers with the arguments each case needs, so pass "
                               f"the class itself, e.g. check({step.name!r}, {name})")
+        elif step.name != "adam" and not issubclass(obj, nn.Layer):
+            raise StepProblem(f"{name} should subclass Layer (`from numpyvae.nn import "
+                              f"Layer`), as the stub's {name} does; {obj.__name__} does not. "
+                              "The check and the model use what the base gives: params, grads "
+                              "and buffers, train() and eval(), named_arrays(), infer()")
 
 
 def run_check(step_name: str, directory: str | Path | None = None, obj: Any = None,

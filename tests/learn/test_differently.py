@@ -84,3 +84,36 @@ def test_the_float32_hint_needs_float32_values():
     assert not result.passed
     assert all("float32" not in (x.hint or "") for x in result.failures), result.text
     assert hints.FLOAT32_INSIDE.split("{")[0] not in result.text
+
+
+class _NoLayerDense:
+    """A Dense written without the Layer base: params and grads, forward and backward."""
+
+    def __init__(self, in_features, out_features, bias=True, dtype=np.float32, rng=None):
+        self.params = {"weight": np.zeros((in_features, out_features), dtype)}
+        self.grads = {"weight": np.zeros((in_features, out_features), dtype)}
+
+    def forward(self, x):
+        self.x = x
+        return x @ self.params["weight"]
+
+    def backward(self, dout):
+        self.grads["weight"][...] = self.x.T @ dout
+        return dout @ self.params["weight"].T
+
+
+class _RenamedAlphaELU(nn.ELU):
+    def __init__(self, a=1.0):  # the stub's alpha= renamed
+        super().__init__(alpha=a)
+
+
+@pytest.mark.parametrize("step, obj, said", [
+    ("dense", _NoLayerDense, "Dense should subclass Layer"),
+    ("activations", _activations(_RenamedAlphaELU),
+     "_RenamedAlphaELU(alpha=0.5) failed: _RenamedAlphaELU.__init__() got an unexpected "
+     "keyword argument 'alpha'. Keep the stub's constructor")])
+def test_a_class_off_the_stubs_interface_is_a_fail_not_a_crash(step, obj, said):
+    """Both crashed the check with the grader's own traceback (AttributeError: no train;
+    TypeError at the grader's call); from the command line, a child that wrote no verdict."""
+    result = check(step, obj, echo=False, speed=False, seed=0)
+    assert not result.passed and said in (result.problem or ""), result.text
