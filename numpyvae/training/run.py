@@ -128,7 +128,7 @@ def summary_markdown(run_dir: str | Path) -> str:
     """A short Markdown summary of a finished run: ours beside the report's figures."""
     run = load_run(run_dir)  # the checkpoint, not config.json, says what the run is
     config, history = run.config, run.history
-    final = read_final(run_dir)
+    final = read_final(run_dir, history)
     key = (config.arch, config.dataset, config.latent_dim)
     ours_train, test = final["train"], final["test"]
     hidden = f", hidden {','.join(map(str, config.hidden))}" if config.arch == "mlp" else ""
@@ -176,8 +176,12 @@ def read_json(path: str | Path) -> Any:
     return parse_json(read_bounded(path), path)
 
 
-def read_final(run_dir: str | Path) -> dict[str, Any]:
-    """A run's ``final.json``, checked: an object with train, train_eval and test losses."""
+def read_final(run_dir: str | Path, history: list[dict[str, Any]] | None = None
+               ) -> dict[str, Any]:
+    """A run's ``final.json``, checked: an object with train, train_eval and test losses,
+    each loss recon + KL. Given the checkpoint's ``history``, also that it is this run's
+    (its epochs, and its train losses those of the last epoch): a stale or hand-edited
+    final.json is a ValueError naming it."""
     path = Path(run_dir) / "final.json"
     final = read_json(path)
     if not isinstance(final, dict):
@@ -188,6 +192,15 @@ def read_final(run_dir: str | Path) -> dict[str, Any]:
                 isinstance(losses.get(k), (int, float)) for k in ("loss", "recon", "kl")):
             raise ValueError(f"{path}: {key!r} should hold the loss, recon and kl numbers, "
                              f"got {losses!r}")
+        total = losses["recon"] + losses["kl"]  # float32 sums: equal to a few ulps
+        if not abs(losses["loss"] - total) <= 1e-4 * max(1.0, abs(total)):
+            raise ValueError(f"{path}: {key!r} has loss {losses['loss']!r}, but recon + kl = "
+                             f"{total!r}: it was changed after the run wrote it")
+    if history is not None and (final.get("epochs") != len(history)
+                                or final["train"] != history[-1]["train"]):
+        raise ValueError(f"{path} is not this run's: it says epochs {final.get('epochs')!r} "
+                         f"and train loss {final['train']['loss']!r}, the checkpoint epoch "
+                         f"{len(history)} and {history[-1]['train']['loss']!r}")
     return final
 
 

@@ -432,7 +432,7 @@ def _train_session(config: TrainConfig, out: Path, resume: bool, run_data: RunDa
         log(f"{out} is finished at epoch {config.epochs}: nothing to do (give a larger --epochs "
             "to train further)")
         try:
-            return read_final(out)
+            return read_final(out, state.history)
         except ValueError as e:
             raise ValueError(f"{e}. The checkpoint is the record: delete final.json and "
                              "resume again to redo the final evaluation") from None

@@ -186,6 +186,38 @@ def test_plot_checks_final_json_before_drawing(content, message, trained, tmp_pa
     assert files(run) == before  # not one figure drawn
 
 
+def _edited(final: dict, edit: str) -> dict:
+    if edit == "a loss":
+        final["test"]["loss"] -= 100.0  # a better number, written by hand
+    elif edit == "its epochs":
+        final["epochs"] = 15  # another run's final.json, or a stale one
+    else:
+        final["train"] = dict(final["train"], loss=final["train"]["loss"] - 100.0,
+                              recon=final["train"]["recon"] - 100.0)  # consistent, but not true
+    return final
+
+
+@pytest.mark.parametrize("edit, message", [
+    ("a loss", "'test' has loss"),
+    ("its epochs", "is not this run's: it says epochs 15"),
+    ("the train losses", "is not this run's"),
+])
+def test_a_hand_edited_final_json_is_named_not_reported(edit, message, trained, tmp_path,
+                                                        capsys):
+    """plot wrote summary.md from a final.json edited by hand, and a resume to the same
+    epoch returned it as the run's result with exit 0."""
+    run = copy_run(trained, tmp_path)
+    final = _edited(json.loads((run / "final.json").read_text()), edit)
+    (run / "final.json").write_text(json.dumps(final))
+    before = files(run)
+    code, err = run_cli(capsys, "plot", "--run", str(run), "--out", str(tmp_path / "figs"))
+    assert code == 2 and str(run / "final.json") in err and message in err
+    assert not (tmp_path / "figs" / "summary.md").exists()
+    code, err = run_cli(capsys, "train", "--out", str(run), "--resume", "--epochs", "1")
+    assert code == 2 and message in err and "delete final.json and resume again" in err
+    assert files(run) == before
+
+
 @pytest.mark.parametrize("content", ["{}", "[]", "not json"])
 def test_plot_rewrites_a_damaged_history_json_from_the_checkpoint(content, trained, tmp_path,
                                                                  capsys):
