@@ -44,6 +44,8 @@ class ChecksumError(IDXError):
 def _missing_message(dataset: str, split: str, folder: Path, missing: list[str],
                      data_dir: str | os.PathLike | None) -> str:
     command = fetch_command(dataset, data_dir)
+    missing = [name + (" (a folder of that name is in its place: move it away)"
+                       if (folder / name).is_dir() else "") for name in missing]
     what = "does not exist" if not folder.is_dir() else "lacks " + " and ".join(missing)
     return (
         f"{dataset} ({split}) not found: the folder {folder}/ {what}.\n"

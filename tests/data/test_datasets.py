@@ -134,6 +134,17 @@ def test_missing_file_is_named(tmp_path):
         load("mnist", "test", tmp_path)
 
 
+def test_a_folder_in_place_of_a_file_is_named_as_such(tmp_path):
+    """It said the folder "lacks" the file, which is there: as a folder."""
+    write_tiny(tmp_path)
+    path = tmp_path / "mnist" / "t10k-labels-idx1-ubyte.gz"
+    path.unlink()
+    path.mkdir()
+    with pytest.raises(DataNotFoundError, match="lacks t10k-labels-idx1-ubyte.gz \\(a folder "
+                       "of that name is in its place: move it away\\)"):
+        load("mnist", "test", tmp_path)
+
+
 def test_truncated_file_names_file_and_fix(tmp_path):
     write_tiny(tmp_path)
     path = tmp_path / "mnist" / "train-images-idx3-ubyte.gz"
