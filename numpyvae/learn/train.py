@@ -27,7 +27,7 @@ from ..models.vae import VAE
 from ..nn import Reparameterize as ReferenceReparameterize
 from ..nn.adam import Adam as ReferenceAdam
 from .grader import done_steps
-from .loading import StepProblem, load_module
+from .loading import StepProblem, has_learner_frame, learner_traceback, load_module
 from .steps import BY_NAME
 
 # The replay's verdict, on ``gradient_errors``: each gradient's max difference from the
@@ -261,9 +261,15 @@ def train_command(args: argparse.Namespace,
     except LearnerExit as e:  # exit 1: their sys.exit(0) must not read as a finished run
         print(e, file=sys.stderr)
         return 1
-    except (ValueError, FileNotFoundError) as e:  # as the command line says them
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    except Exception as e:
+        if has_learner_frame(e):  # their layer raised: a FAIL at their line
+            print(learner_traceback(e, "FAIL: your code raised an exception in learn train"),
+                  file=sys.stderr)
+            return 1
+        if isinstance(e, (ValueError, FileNotFoundError)):  # as the command line says them
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        raise
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM: learn train has no resume
         from ..training.run import load_run
 

@@ -116,3 +116,18 @@ def test_ctrl_c_stops_the_training_child_with_its_message(tmp_path, shared_datas
     assert re.search(kept, text), text
     assert "no resume" in text and "Traceback" not in text and "no verdict" not in text, text
     assert [p.name for p in (d / "run").iterdir() if p.name.startswith(".")] == []
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("error", ["ValueError", "IndexError"])
+def test_an_exception_in_the_learners_code_is_a_fail_at_their_line(tmp_path, shared_datasets,
+                                                                  dtype, error):
+    """Their layer raising in the replay or the training: a FAIL (exit 1) with their line, not
+    'error: ...' (exit 2, as for a bad option) nor the package's whole traceback."""
+    d = _learner_dir(tmp_path / "mine", f"raise {error}('planted')", dtype)
+    r = subprocess.run(_train_args(d, shared_datasets, "--epochs", "1"), cwd=REPO,
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 1, (r.returncode, r.stdout, r.stderr)
+    assert "FAIL: your code raised an exception in learn train" in r.stderr, r.stderr
+    assert f'{d / "dense.py"}", line 15, in backward' in r.stderr, r.stderr
+    assert f"{error}: planted" in r.stderr and "numpyvae/learn/" not in r.stderr, r.stderr
