@@ -265,3 +265,22 @@ def test_a_full_disk_at_the_lock_file_leaves_no_folder_behind(shared_datasets, t
     assert not existed or list(out.iterdir()) == []
     monkeypatch.undo()
     assert _train(shared_datasets, out, "--epochs", "1") == 0
+
+
+def test_a_reused_folder_is_checked_again_under_the_lock(shared_datasets, tmp_path,
+                                                         monkeypatch, capsys):
+    """Two trainings into one empty folder: the one that takes the lock second finds the
+    first's config.json and stops, writing nothing."""
+    out = tmp_path / "run"
+    out.mkdir()
+    real = train_module.held_lock_file
+
+    def after_the_other_began(path):  # the other process wrote its config.json meanwhile
+        (out / "config.json").write_text('{"theirs": true}')
+        return real(path)
+
+    monkeypatch.setattr(train_module, "held_lock_file", after_the_other_began)
+    assert _train(shared_datasets, out, "--epochs", "1") == 2
+    assert f"{out} exists" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["config.json"]
+    assert (out / "config.json").read_text() == '{"theirs": true}'
