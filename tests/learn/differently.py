@@ -8,7 +8,7 @@ import numpy as np
 
 from numpyvae.nn import Layer
 
-from .alternatives import Im2colConv2d, StagedBatchNorm2d, _conv_init
+from .alternatives import Im2colConv2d, LoopConv2d, StagedBatchNorm2d, _conv_init
 
 
 class EinsumDense(Layer):
@@ -230,3 +230,34 @@ class DriftingDense(EinsumDense):
     def backward(self, dout):
         self.calls = getattr(self, "calls", 0) + 1
         return super().backward(dout) * (1 + 0.01 * (self.calls - 1))
+
+
+class WindowConv2d(LoopConv2d):
+    """Right: Conv2d on np.lib.stride_tricks.sliding_window_view (a read-only view of the
+    padded input, kept as the cache) and einsum; dx scattered back offset by offset."""
+
+    def forward(self, x):
+        self.check_input(x, (None, self.in_channels, None, None))
+        K, s, p = self.kernel_size, self.stride, self.padding
+        xp = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))
+        win = np.lib.stride_tricks.sliding_window_view(xp, (K, K), axis=(2, 3))[:, :, ::s, ::s]
+        y = np.einsum("nchwab,fcab->nfhw", win, self.params["weight"])
+        if "bias" in self.params:
+            y = y + self.params["bias"][:, None, None]
+        self.cache = (x, win)
+        return y
+
+    def backward(self, dout):
+        x, win = self._saved()
+        K, s, p = self.kernel_size, self.stride, self.padding
+        N, C, H, W = x.shape
+        Ho, Wo = dout.shape[2:]
+        self.grads["weight"][...] = np.einsum("nchwab,nfhw->fcab", win, dout)
+        if "bias" in self.grads:
+            self.grads["bias"][...] = dout.sum(axis=(0, 2, 3))
+        dxp = np.zeros((N, C, H + 2 * p, W + 2 * p), dtype=x.dtype)
+        part = np.einsum("nfhw,fcab->nchwab", dout, self.params["weight"])
+        for a in range(K):
+            for b in range(K):
+                dxp[:, :, a:a + s * (Ho - 1) + 1:s, b:b + s * (Wo - 1) + 1:s] += part[..., a, b]
+        return dxp[:, :, p:p + H, p:p + W]

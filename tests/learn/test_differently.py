@@ -25,6 +25,8 @@ RIGHT = {
         "dense", differently.BufferDense, "Dense", "mlp"),
     "ELU writing dx into the dout it was given": (
         "activations", _activations(differently.DoutInPlaceELU), "ELU", "cnn"),
+    "Conv2d on sliding_window_view and einsum": ("conv2d", differently.WindowConv2d, "Conv2d",
+                                                 "cnn"),
     "ConvTranspose2d by zero-stuffing and a stride-1 conv": (
         "conv_transpose2d", differently.ZeroStuffConvTranspose2d, "ConvTranspose2d", "cnn"),
 }
