@@ -33,7 +33,7 @@ from .. import data
 from ..figures.run_figures import draw_run_figures, run_figure_names
 from ..models.architectures import DEFAULT_HIDDEN
 from ..models.report_losses import REPORT_SPLIT
-from ..training.checkpoint import write_json
+from ..training.checkpoint import atomic_write, write_json
 from ..training.run import load_run, read_json
 from ..training.train import FIXED_ON_RESUME, TrainConfig, train
 from . import claims as claim_rules
@@ -318,7 +318,7 @@ def make_figures(out: Path, finished: dict[RunSpec, dict[str, Any]], rows: list[
         [(f"z = {z}", model(replace(vae_spec("mlp", z=z), conditional=True)))
          for z in BEYOND_DIMS],
         folder / "conditional_samples.png")
-    stamp_file.write_text(stamp)
+    atomic_write(stamp_file, lambda tmp: Path(tmp).write_text(stamp))
     names = [f for f in FIGURES if (folder / f).is_file()]
     log(f"figures: {', '.join(names)} in {folder}")
     return names
@@ -333,7 +333,8 @@ def write_docs(out: Path, docs: Path, figure_names: Sequence[str],
     (docs / "figures").mkdir(parents=True, exist_ok=True)
     total = 0
     for name in ("results.md", "results.json"):
-        (docs / name).write_bytes((out / name).read_bytes())
+        copy = (out / name).read_bytes()
+        atomic_write(docs / name, lambda tmp, copy=copy: Path(tmp).write_bytes(copy))
         total += (docs / name).stat().st_size
     png = 0
     for name in figure_names:
@@ -438,9 +439,9 @@ def reproduce(
                   "wall_seconds": sum(r["wall_seconds"] for r in previous if r["trained"])
                   + (now if trained else 0.0)}
         write_json(out / "results.json", rows)
-        (out / "results.md").write_text(results_markdown(
-            rows, plan, measures, claims, clf_info, timing, settings, figure_names,
-            REPORT_SPLIT))
+        text = results_markdown(rows, plan, measures, claims, clf_info, timing, settings,
+                                figure_names, REPORT_SPLIT)
+        atomic_write(out / "results.md", lambda tmp: Path(tmp).write_text(text))
         log("")
         log(console_summary(rows, claims))
         log(f"\nwrote results.json ({len(rows)} rows), results.md and figures/ in {out}")

@@ -462,3 +462,32 @@ def test_docs_naming_a_file_is_refused_before_the_sweep(tmp_path, monkeypatch, c
     assert code == 2
     assert f"--docs {tmp_path / 'notes.md'} is a file" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("name", ["results.md", "figures/.stamp"])
+def test_a_full_disk_while_the_sweep_writes_keeps_the_old_file_whole(quick_run, monkeypatch,
+                                                                     name):
+    """results.md and the figures' stamp were written in place: a full disk left half of
+    one (and the stamp, half-written, was then taken for another)."""
+    import errno
+    import os
+
+    out = quick_run["out"]
+    target = out / name
+    before = target.read_text()
+    real = Path.write_text
+
+    def filling(self, data, *args, **kwargs):
+        if self.name == target.name or self.name.startswith(f".{target.name}."):
+            real(self, data[:len(data) // 2], *args, **kwargs)  # half, then the disk is full
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(self, data, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "write_text", filling)
+    if name == "figures/.stamp":  # drawn again only when something changed
+        (out / "figures" / FIGURES[0]).unlink()
+    with pytest.raises(OSError, match="No space left on device") as info:
+        reproduce(out, quick=True, data_dir=str(quick_run["data"]), log=lambda s: None)
+    assert info.value.filename == str(target)
+    assert target.read_text() == before
+    assert [p.name for p in target.parent.iterdir() if ".tmp" in p.name] == []
