@@ -1,17 +1,27 @@
-"""The direct path: plain numba loops, for convs with a single output channel (F == 1).
+"""The direct path: numba loops for thin convs, where a GEMM would be a matrix-vector product.
 
-There the GEMM would be a matrix-vector product streaming all of cols for two
-flops per number. These loops are correct for any shape (the tests run them
-on the whole grid) but only fast when F is small.
+Two thin shapes, each turned into small products whose inner loop runs over a
+sample's pixels (long, contiguous: it vectorises), written straight into the
+output's planes (no rows → planes transpose). With T = C·K·K window entries and
+the taps (a, e) of the kernel:
 
-They work on flattened zero-bordered planes of row length Wp = W + 2p, and
-keep outputs with that same row length (the Wp − Wo extra entries at the end
-of each row are scratch). Output q = i·Wp + j with tap (a, e) then reads input
-s·q + a·Wp + e, so every tap is one long axpy or dot product over q instead
-of Ho short ones. A 3×3 stride-1 kernel (the CNN's last layer) gets its nine
-taps fused into one pass. The input gradient goes by sub-pixel phase, as the
-GEMM path's does: within a phase every tap is a stride-1 shift of dy's plane,
-and each pixel of dx is written once, so nothing is scattered.
+- narrow windows (T small, e.g. a 1-channel input: the CNN's first layer), by the
+  windows of one sample, cols (T, Ho·Wo), cols[(c, a, e), (i, j)] = xpad[c, i·s + a, j·s + e]:
+      forward      y[n]  = b + W (F, T) @ cols
+      grad_weight  dW   += dy[n] (F, Ho·Wo) @ colsᵀ
+      grad_input   dcols = Wᵀ (T, F) @ dy[n], then each tap's plane added into dx[n]
+- one output channel (F == 1: the CNN's last layer), by the taps: a tap's
+  contribution is a shifted copy of one plane the size of the input,
+      forward      z = Wₜ (K·K, C) @ x[n] (H·W),  y[n] = b + Σ_taps z[(a, e)] at the tap's shift
+      grad_input   D[(a, e)] = dy[n] placed at the tap's shift (0 elsewhere),  dx[n] = W @ D
+      grad_weight  dW += x[n] (C, H·W) @ Dᵀ
+  so x and dx are read or written once, in full rows, never copied into padded planes.
+
+Out-of-range taps are skipped (``_tap_range``), not read from a zero border: the
+scratch arrays (cols, D) are zeroed once per chunk, and every sample then rewrites
+the same in-range entries. No sum's order depends on the thread count: samples are
+independent, and weight-gradient sums are kept per chunk of samples (set by N
+alone) and added in chunk order by the caller.
 """
 
 import numba
@@ -24,208 +34,379 @@ from numba import prange
 
 
 @numba.njit(cache=True)
-def _load_plane(x_nc, top, left, Wp, plane):
-    """plane[(top + h)·Wp + left + w] = x_nc[h, w]; the plane's zero border is left alone."""
-    H, W = x_nc.shape
-    for h in range(H):
-        src = x_nc[h]
-        dst = plane[(top + h) * Wp + left:(top + h) * Wp + left + W]
-        for q in range(W):
-            dst[q] = src[q]
+def _tap_range(n_out, n_in, a, s, p):
+    """The outputs lo ≤ i < hi (of n_out) whose tap a lies inside the input:
+    0 ≤ i·s + a − p < n_in."""
+    lo = max(0, -((a - p) // s))
+    hi = min(n_out, (n_in - 1 + p - a) // s + 1)
+    return lo, max(lo, hi)
 
 
 @numba.njit(cache=True)
-def _load_rows(y_nf, Wp, flat):
-    """flat[i·Wp + j] = y_nf[i, j] for j < Wo; the entries between rows stay as they are (0)."""
-    Ho, Wo = y_nf.shape
-    for i in range(Ho):
-        src = y_nf[i]
-        dst = flat[i * Wp:i * Wp + Wo]
-        for q in range(Wo):
-            dst[q] = src[q]
+def _gather_tap(src, a, e, s, p, dst, add):
+    """dst[i, j] (+)= src[i·s + a − p, j·s + e − p] where that is inside src.
+    src (H, W), dst (Ho, Wo)."""
+    H, W = src.shape
+    Ho, Wo = dst.shape
+    i0, i1 = _tap_range(Ho, H, a, s, p)
+    j0, j1 = _tap_range(Wo, W, e, s, p)
+    w0 = j0 * s + e - p
+    for i in range(i0, i1):
+        d = dst[i, j0:j1]
+        r = src[i * s + a - p, w0:w0 + s * (j1 - j0):s]
+        if add:
+            for q in range(j1 - j0):
+                d[q] += r[q]
+        else:
+            for q in range(j1 - j0):
+                d[q] = r[q]
+
+
+@numba.njit(cache=True)
+def _scatter_tap(src, a, e, s, p, dst, add):
+    """dst[i·s + a − p, j·s + e − p] (+)= src[i, j] where that is inside dst.
+    src (Ho, Wo), dst (H, W). Within one tap no two (i, j) meet the same pixel."""
+    Ho, Wo = src.shape
+    H, W = dst.shape
+    i0, i1 = _tap_range(Ho, H, a, s, p)
+    j0, j1 = _tap_range(Wo, W, e, s, p)
+    w0 = j0 * s + e - p
+    for i in range(i0, i1):
+        r = src[i, j0:j1]
+        d = dst[i * s + a - p, w0:w0 + s * (j1 - j0):s]
+        if add:
+            for q in range(j1 - j0):
+                d[q] += r[q]
+        else:
+            for q in range(j1 - j0):
+                d[q] = r[q]
 
 
 @numba.njit(cache=True, fastmath={"contract"})
-def _axpy(out, wv, plane, off, s, L):
-    """out[q] += wv · plane[off + s·q] for q < L."""
-    if s == 1:
-        src = plane[off:off + L]  # a contiguous view: this loop vectorises
+def _add_row_product(A, m, B, o):
+    """o += Σ_k A[m, k]·B[k]: one row of out, four rows of B per pass over it."""
+    Kd, L = B.shape
+    for k in range(0, Kd - 3, 4):
+        a0, a1, a2, a3 = A[m, k], A[m, k + 1], A[m, k + 2], A[m, k + 3]
+        b0, b1, b2, b3 = B[k], B[k + 1], B[k + 2], B[k + 3]
         for q in range(L):
-            out[q] += wv * src[q]
-    else:
-        src = plane[off:off + s * (L - 1) + 1:s]
+            o[q] += a0 * b0[q] + a1 * b1[q] + a2 * b2[q] + a3 * b3[q]
+    for k in range(Kd - Kd % 4, Kd):
+        ak, bk = A[m, k], B[k]
         for q in range(L):
-            out[q] += wv * src[q]
+            o[q] += ak * bk[q]
 
 
 @numba.njit(cache=True, fastmath={"contract"})
-def _stencil3(out, w3, plane, Wp, L):
-    """out[q] += Σ_{a, e < 3} w3[a, e] · plane[q + a·Wp + e]: a 3×3 stride-1 tap set in one pass."""
-    r0 = plane[0:L + 2]
-    r1 = plane[Wp:Wp + L + 2]
-    r2 = plane[2 * Wp:2 * Wp + L + 2]
-    w00, w01, w02 = w3[0, 0], w3[0, 1], w3[0, 2]
-    w10, w11, w12 = w3[1, 0], w3[1, 1], w3[1, 2]
-    w20, w21, w22 = w3[2, 0], w3[2, 1], w3[2, 2]
-    for q in range(L):
-        out[q] += (w00 * r0[q] + w01 * r0[q + 1] + w02 * r0[q + 2]
-                   + w10 * r1[q] + w11 * r1[q + 1] + w12 * r1[q + 2]
-                   + w20 * r2[q] + w21 * r2[q + 1] + w22 * r2[q + 2])
+def _product(A, B, bias, out):
+    """out[m] = bias[m] + Σ_k A[m, k]·B[k]  (A (M, Kd), B (Kd, L), out (M, L)).
+
+    The inner loop runs over a row of L contiguous pixels and vectorises. A pass updates
+    four rows of out from four rows of B (16 multiply-adds per 4 loads of B, 4 of out and
+    4 stores): one row at a time, loads and stores, not the multiply-adds, set the pace."""
+    M, Kd = A.shape
+    L = B.shape[1]
+    for m in range(0, M - 3, 4):
+        o0, o1, o2, o3 = out[m], out[m + 1], out[m + 2], out[m + 3]
+        c0, c1, c2, c3 = bias[m], bias[m + 1], bias[m + 2], bias[m + 3]
+        for q in range(L):
+            o0[q] = c0
+            o1[q] = c1
+            o2[q] = c2
+            o3[q] = c3
+        for k in range(0, Kd - 3, 4):
+            b0, b1, b2, b3 = B[k], B[k + 1], B[k + 2], B[k + 3]
+            a0, a1, a2, a3 = A[m, k:k + 4], A[m + 1, k:k + 4], A[m + 2, k:k + 4], A[m + 3, k:k + 4]
+            for q in range(L):
+                v0, v1, v2, v3 = b0[q], b1[q], b2[q], b3[q]
+                o0[q] += a0[0] * v0 + a0[1] * v1 + a0[2] * v2 + a0[3] * v3
+                o1[q] += a1[0] * v0 + a1[1] * v1 + a1[2] * v2 + a1[3] * v3
+                o2[q] += a2[0] * v0 + a2[1] * v1 + a2[2] * v2 + a2[3] * v3
+                o3[q] += a3[0] * v0 + a3[1] * v1 + a3[2] * v2 + a3[3] * v3
+        for k in range(Kd - Kd % 4, Kd):
+            bk = B[k]
+            a0, a1, a2, a3 = A[m, k], A[m + 1, k], A[m + 2, k], A[m + 3, k]
+            for q in range(L):
+                v = bk[q]
+                o0[q] += a0 * v
+                o1[q] += a1 * v
+                o2[q] += a2 * v
+                o3[q] += a3 * v
+    for m in range(M - M % 4, M):
+        o = out[m]
+        bm = bias[m]
+        for q in range(L):
+            o[q] = bm
+        _add_row_product(A, m, B, o)
 
 
 @numba.njit(cache=True, fastmath={"reassoc", "contract"})
-def _dot(d, plane, off, s, L):
-    """Σ_{q < L} d[q] · plane[off + s·q]."""
-    total = d.dtype.type(0)
-    if s == 1:
-        src = plane[off:off + L]
-        for q in range(L):
-            total += d[q] * src[q]
-    else:
-        src = plane[off:off + s * (L - 1) + 1:s]
-        for q in range(L):
-            total += d[q] * src[q]
+def _dot(a, b):
+    """Σ_q a[q]·b[q], summed in vector lanes."""
+    total = a.dtype.type(0)
+    for q in range(a.shape[0]):
+        total += a[q] * b[q]
     return total
 
 
+@numba.njit(cache=True)
+def _add3(row, t, s0, s1, s2):
+    row[t] += s0
+    row[t + 1] += s1
+    row[t + 2] += s2
+
+
 @numba.njit(cache=True, fastmath={"reassoc", "contract"})
-def _dots3(acc, d, plane, Wp, L):
-    """acc[a, e] += Σ_{q < L} d[q] · plane[q + a·Wp + e] for a, e < 3: nine dots in one pass."""
-    r0 = plane[0:L + 2]
-    r1 = plane[Wp:Wp + L + 2]
-    r2 = plane[2 * Wp:2 * Wp + L + 2]
-    s00 = s01 = s02 = s10 = s11 = s12 = s20 = s21 = s22 = d.dtype.type(0)
-    for q in range(L):
-        dq = d[q]
-        s00 += dq * r0[q]
-        s01 += dq * r0[q + 1]
-        s02 += dq * r0[q + 2]
-        s10 += dq * r1[q]
-        s11 += dq * r1[q + 1]
-        s12 += dq * r1[q + 2]
-        s20 += dq * r2[q]
-        s21 += dq * r2[q + 1]
-        s22 += dq * r2[q + 2]
-    acc[0, 0] += s00
-    acc[0, 1] += s01
-    acc[0, 2] += s02
-    acc[1, 0] += s10
-    acc[1, 1] += s11
-    acc[1, 2] += s12
-    acc[2, 0] += s20
-    acc[2, 1] += s21
-    acc[2, 2] += s22
-
-
-@numba.njit(parallel=True, cache=True)
-def forward(x, w, b, s, p, planes, outs, y):
-    """y[n, f] = b[f] + Σ_{c, a, e} w[f, c, a, e] · (padded x[n, c] from (a, e), step s)."""
-    N, C, H, W = x.shape
-    F, K = w.shape[0], w.shape[2]
-    Ho, Wo = y.shape[2], y.shape[3]
-    Wp = W + 2 * p
-    L = (Ho - 1) * Wp + Wo
-    n_chunks = planes.shape[0]
-    for chunk in prange(n_chunks):
-        sample_planes = planes[chunk]
-        sample_planes[:, :] = 0
-        out = outs[chunk]
-        for n in range(chunk * N // n_chunks, (chunk + 1) * N // n_chunks):
-            for c in range(C):
-                _load_plane(x[n, c], p, p, Wp, sample_planes[c])
-            for f in range(F):
-                out[:] = 0
-                for c in range(C):
-                    if K == 3 and s == 1:
-                        _stencil3(out, w[f, c], sample_planes[c], Wp, L)
-                    else:
-                        for a in range(K):
-                            for e in range(K):
-                                _axpy(out, w[f, c, a, e], sample_planes[c], a * Wp + e, s, L)
-                bf = b[f]
-                for i in range(Ho):
-                    src = out[i * Wp:i * Wp + Wo]
-                    dst = y[n, f, i]
-                    for j in range(Wo):
-                        dst[j] = src[j] + bf
+def _dots4x3(A, m, B, t, acc):
+    """acc[m + u, t + v] += Σ_q A[m + u, q]·B[t + v, q] for u < 4, v < 3: 12 sums in one
+    pass, 7 loads for 12 multiply-adds (a 3×3 kernel's 9 taps are 3 such column blocks)."""
+    a0, a1, a2, a3 = A[m], A[m + 1], A[m + 2], A[m + 3]
+    b0, b1, b2 = B[t], B[t + 1], B[t + 2]
+    s00 = s01 = s02 = s10 = s11 = s12 = A.dtype.type(0)
+    s20 = s21 = s22 = s30 = s31 = s32 = A.dtype.type(0)
+    for q in range(A.shape[1]):
+        u0, u1, u2, u3 = a0[q], a1[q], a2[q], a3[q]
+        v0, v1, v2 = b0[q], b1[q], b2[q]
+        s00 += u0 * v0
+        s01 += u0 * v1
+        s02 += u0 * v2
+        s10 += u1 * v0
+        s11 += u1 * v1
+        s12 += u1 * v2
+        s20 += u2 * v0
+        s21 += u2 * v1
+        s22 += u2 * v2
+        s30 += u3 * v0
+        s31 += u3 * v1
+        s32 += u3 * v2
+    _add3(acc[m], t, s00, s01, s02)
+    _add3(acc[m + 1], t, s10, s11, s12)
+    _add3(acc[m + 2], t, s20, s21, s22)
+    _add3(acc[m + 3], t, s30, s31, s32)
 
 
 @numba.njit(cache=True)
-def _write_phase(out, Wd, ph, s, p, bc, dx_nc):
-    """dx_nc[s·u + rh − p, s·v + rw − p] = out[(u − u0)·Wd + v − v0] + bc over the phase."""
-    rh, rw, u0, U, v0, V = ph[0], ph[1], ph[4], ph[5], ph[6], ph[7]
-    w0 = s * v0 + rw - p
-    for du in range(U):
-        src = out[du * Wd:du * Wd + V]
-        dst = dx_nc[s * (u0 + du) + rh - p, w0:w0 + s * (V - 1) + 1:s]
-        for q in range(V):
-            dst[q] = src[q] + bc
+def _dots(A, B, acc):
+    """acc[m, t] += Σ_q A[m, q]·B[t, q]  (A (M, L), B (T, L)): blocks of 4×3 sums, the
+    rows and columns left over one dot product at a time."""
+    M = A.shape[0]
+    T = B.shape[0]
+    Mb, Tb = M - M % 4, T - T % 3
+    for m in range(0, Mb, 4):
+        for t in range(0, Tb, 3):
+            _dots4x3(A, m, B, t, acc)
+    for m in range(M):
+        for t in range(Tb if m < Mb else 0, T):
+            acc[m, t] += _dot(A[m], B[t])
+
+
+@numba.njit(cache=True)
+def _windows(x_n, K, s, p, cols):
+    """cols[(c, a, e), i, j] = x_n[c, i·s + a − p, j·s + e − p], in-range entries only
+    (the rest stay as they are: zero).  x_n (C, H, W), cols (C·K·K, Ho, Wo)."""
+    for c in range(x_n.shape[0]):
+        for a in range(K):
+            for e in range(K):
+                _gather_tap(x_n[c], a, e, s, p, cols[(c * K + a) * K + e], False)
+
+
+@numba.njit(cache=True)
+def _flat_span(H, W, a, e, p):
+    """Stride 1, output the size of the input, planes flattened: tap (a, e) is the shift
+    (a − p)·W + e − p. Returns it and the outputs [lo, hi) of the rows it reaches whose
+    shifted index stays inside the plane (the rest would read only wrapped columns)."""
+    r = a - p
+    shift = r * W + e - p
+    lo = max(max(0, -r) * W, -shift)
+    hi = min(min(H, H - r) * W, H * W - shift)
+    return shift, lo, max(lo, hi)
+
+
+@numba.njit(cache=True)
+def _zero_wrapped(plane, d):
+    """Zero the columns of plane (H, W) that a flattened shift by d columns wraps into (the
+    last −d ones if d < 0, the first d if d > 0): no tap reads them in range, so a
+    flattened pass picks up zeros there instead of a neighbouring row's pixels."""
+    H, W = plane.shape
+    c0, c1 = (W + d, W) if d < 0 else (0, d)
+    for h in range(H):
+        for w in range(c0, c1):
+            plane[h, w] = 0
+
+
+@numba.njit(cache=True)
+def _flat_place(d_n, K, p, D):
+    """_place_taps for a stride-1 conv whose output is the size of its input (the CNN's last
+    layer): each tap is one long copy of the flattened plane instead of one per row."""
+    H, W = d_n.shape
+    src = d_n.reshape(H * W)
+    for a in range(K):
+        for e in range(K):
+            t = a * K + e
+            shift, lo, hi = _flat_span(H, W, a, e, p)
+            dst = D[t].reshape(H * W)[lo + shift:hi + shift]
+            part = src[lo:hi]
+            for q in range(hi - lo):
+                dst[q] = part[q]
+            _zero_wrapped(D[t], e - p)
+
+
+@numba.njit(cache=True)
+def _place_taps(d_n, K, s, p, D):
+    """D[(a, e), i·s + a − p, j·s + e − p] = d_n[i, j], in-range entries only (the rest stay
+    zero).  d_n (Ho, Wo), D (K·K, H, W)."""
+    if s == 1 and d_n.shape[0] == D.shape[1] and d_n.shape[1] == D.shape[2]:
+        _flat_place(d_n, K, p, D)
+        return
+    for a in range(K):
+        for e in range(K):
+            _scatter_tap(d_n, a, e, s, p, D[a * K + e], False)
+
+
+@numba.njit(cache=True)
+def _flat_sum(z, K, p, y_n):
+    """_sum_taps for a stride-1 conv whose output is the size of its input: one long add
+    per tap over flattened planes (z's wrapped columns zeroed first: only reads that
+    fall outside the plane land there)."""
+    H, W = y_n.shape
+    dst = y_n.reshape(H * W)
+    for a in range(K):
+        for e in range(K):
+            t = a * K + e
+            _zero_wrapped(z[t], e - p)
+            shift, lo, hi = _flat_span(H, W, a, e, p)
+            src = z[t].reshape(H * W)[lo + shift:hi + shift]
+            out = dst[lo:hi]
+            for q in range(hi - lo):
+                out[q] += src[q]
+
+
+@numba.njit(cache=True)
+def _sum_taps(z, K, s, p, y_n):
+    """y_n[i, j] += Σ_{a, e} z[(a, e), i·s + a − p, j·s + e − p] over in-range taps.
+    z (K·K, H, W), y_n (Ho, Wo)."""
+    if s == 1 and y_n.shape[0] == z.shape[1] and y_n.shape[1] == z.shape[2]:
+        _flat_sum(z, K, p, y_n)
+        return
+    for a in range(K):
+        for e in range(K):
+            _gather_tap(z[a * K + e], a, e, s, p, y_n, True)
+
+
+@numba.njit(cache=True)
+def _sample_range(chunk, n_chunks, N):
+    """Chunk ``chunk`` of ``n_chunks`` near-equal ranges of N items: [lo, hi)."""
+    return chunk * N // n_chunks, (chunk + 1) * N // n_chunks
 
 
 @numba.njit(parallel=True, cache=True)
-def grad_input(dy, w, phases, top, left, Wd, s, p, bias, planes, outs, dx):
-    """dx[n, c] = bias[c] + Σ_f Σ_taps w[f, c, a, e]·dy[n, f], one sub-pixel phase at a time
-    (rows of ``phases`` as in ``gemm.grad_input``): within a phase every tap is a stride-1
-    shift of dy's zero-bordered plane (row length Wd), so each is one contiguous axpy, and
-    each pixel of dx is written once (no scatter-add)."""
-    N, C = dx.shape[0], dx.shape[1]
-    F = w.shape[0]
-    n_chunks = planes.shape[0]
+def forward_by_windows(x, w2, b, K, s, p, cols, y):
+    """y[n] (F, Ho·Wo) = b + w2 (F, C·K·K) @ cols of x[n].  cols: (chunks, C·K·K, Ho, Wo)."""
+    N = x.shape[0]
+    n_chunks, T, Ho, Wo = cols.shape
     for chunk in prange(n_chunks):
-        dplanes = planes[chunk]
-        dplanes[:, :] = 0
-        out = outs[chunk]
-        for n in range(chunk * N // n_chunks, (chunk + 1) * N // n_chunks):
-            for f in range(F):
-                _load_plane(dy[n, f], top, left, Wd, dplanes[f])
-            for c in range(C):
-                for i in range(phases.shape[0]):
-                    ph = phases[i]
-                    rh, rw, Ta, Te, u0, U, v0 = ph[0], ph[1], ph[2], ph[3], ph[4], ph[5], ph[6]
-                    Lq = (U - 1) * Wd + ph[7]
-                    out[:Lq] = 0
-                    for f in range(F):
-                        for ta in range(Ta):
-                            for te in range(Te):
-                                # output (u, v) reads dy[f, u − ta, v − te]
-                                off = (u0 - ta + top) * Wd + v0 - te + left
-                                _axpy(out, w[f, c, rh + s * ta, rw + s * te], dplanes[f], off,
-                                      1, Lq)
-                    _write_phase(out, Wd, ph, s, p, bias[c], dx[n, c])
+        c_ = cols[chunk]
+        c_[:, :, :] = 0
+        flat = c_.reshape(T, Ho * Wo)
+        lo, hi = _sample_range(chunk, n_chunks, N)
+        for n in range(lo, hi):
+            _windows(x[n], K, s, p, c_)
+            _product(w2, flat, b, y[n])
 
 
 @numba.njit(parallel=True, cache=True)
-def grad_weight(dy, x, g, planes, rows, partials):
-    """partials[chunk, f, c, a, e] = Σ over the chunk's samples n, and i, j, of
-    dy[n, f, i, j] · xpad[n, c, i·s + a, j·s + e].  g: the ConvGeometry."""
-    K, s, p, samples_per_chunk = g.kernel_size, g.stride, g.padding, g.samples_per_chunk
-    N, C, H, W = x.shape
-    F, Ho, Wo = dy.shape[1], dy.shape[2], dy.shape[3]
-    Wp = W + 2 * p
-    L = (Ho - 1) * Wp + Wo
+def forward_by_taps(x, wt, b0, K, s, p, z, y):
+    """F == 1: z (K·K, H·W) = wt (K·K, C) @ x[n] (C, H·W), then y[n, 0] = b0 + Σ_{a, e} of
+    z[(a, e)] read at (i·s + a − p, j·s + e − p).  z: (chunks, K·K, H, W)."""
+    N, C = x.shape[0], x.shape[1]
+    n_chunks, KK, H, W = z.shape
+    no_bias = np.zeros(KK, dtype=x.dtype)
+    for chunk in prange(n_chunks):
+        zc = z[chunk]
+        flat = zc.reshape(KK, H * W)
+        lo, hi = _sample_range(chunk, n_chunks, N)
+        for n in range(lo, hi):
+            _product(wt, x[n].reshape(C, H * W), no_bias, flat)
+            y_n = y[n, 0]
+            y_n[:, :] = b0
+            _sum_taps(zc, K, s, p, y_n)
+
+
+@numba.njit(parallel=True, cache=True)
+def grad_input_by_windows(dy, w2t, bias, K, s, p, dcols, dx):
+    """dx[n, c] = bias[c] + Σ_{a, e} dcols[(c, a, e)] put back at (i·s + a − p, j·s + e − p),
+    dcols (C·K·K, Ho·Wo) = w2t (C·K·K, F) @ dy[n] (F, Ho·Wo).  dcols: (chunks, C·K·K, Ho, Wo)."""
+    N, C = dx.shape[0], dx.shape[1]
+    n_chunks, T, Ho, Wo = dcols.shape
+    no_bias = np.zeros(T, dtype=dy.dtype)
+    for chunk in prange(n_chunks):
+        dc = dcols[chunk]
+        flat = dc.reshape(T, Ho * Wo)
+        lo, hi = _sample_range(chunk, n_chunks, N)
+        for n in range(lo, hi):
+            _product(w2t, dy[n].reshape(dy.shape[1], Ho * Wo), no_bias, flat)
+            for c in range(C):
+                dx_nc = dx[n, c]
+                dx_nc[:, :] = bias[c]
+                for a in range(K):
+                    for e in range(K):
+                        _scatter_tap(dc[(c * K + a) * K + e], a, e, s, p, dx_nc, True)
+
+
+@numba.njit(parallel=True, cache=True)
+def grad_input_by_taps(dy, w2, bias, K, s, p, D, dx):
+    """F == 1: dx[n] (C, H·W) = bias + w2 (C, K·K) @ D, D[(a, e)] = dy[n, 0] placed at
+    (i·s + a − p, j·s + e − p), zero elsewhere.  D: (chunks, K·K, H, W)."""
+    N = dy.shape[0]
+    n_chunks, KK, H, W = D.shape
+    for chunk in prange(n_chunks):
+        Dc = D[chunk]
+        Dc[:, :, :] = 0
+        flat = Dc.reshape(KK, H * W)
+        lo, hi = _sample_range(chunk, n_chunks, N)
+        for n in range(lo, hi):
+            _place_taps(dy[n, 0], K, s, p, Dc)
+            _product(w2, flat, bias, dx[n])
+
+
+@numba.njit(parallel=True, cache=True)
+def grad_weight_by_windows(dy, x, K, s, p, per_chunk, cols, partials):
+    """partials[chunk] (F, C·K·K) = Σ over the chunk's samples of dy[n] (F, Ho·Wo) @ colsᵀ.
+    Worker k takes a range of chunks; cols: (workers, C·K·K, Ho, Wo)."""
+    N, F = dy.shape[0], dy.shape[1]
+    n_workers, T, Ho, Wo = cols.shape
     n_chunks = partials.shape[0]
-    n_workers = planes.shape[0]
-    # worker k takes a range of chunks of samples; each chunk's sums go to its own slot
     for k in prange(n_workers):
-        plane = planes[k]
-        plane[:] = 0
-        d = rows[k]
-        d[:, :] = 0
-        for chunk in range(k * n_chunks // n_workers, (k + 1) * n_chunks // n_workers):
+        c_ = cols[k]
+        c_[:, :, :] = 0
+        flat = c_.reshape(T, Ho * Wo)
+        first, last = _sample_range(k, n_workers, n_chunks)
+        for chunk in range(first, last):
             acc = partials[chunk]
-            acc[:, :, :, :] = 0
-            for n in range(chunk * samples_per_chunk, min(N, (chunk + 1) * samples_per_chunk)):
-                for f in range(F):
-                    _load_rows(dy[n, f], Wp, d[f])
-                for c in range(C):
-                    _load_plane(x[n, c], p, p, Wp, plane)
-                    for f in range(F):
-                        if K == 3 and s == 1:
-                            _dots3(acc[f, c], d[f], plane, Wp, L)
-                        else:
-                            for a in range(K):
-                                for e in range(K):
-                                    acc[f, c, a, e] += _dot(d[f], plane, a * Wp + e, s, L)
+            acc[:, :] = 0
+            for n in range(chunk * per_chunk, min(N, (chunk + 1) * per_chunk)):
+                _windows(x[n], K, s, p, c_)
+                _dots(dy[n].reshape(F, Ho * Wo), flat, acc)
+
+
+@numba.njit(parallel=True, cache=True)
+def grad_weight_by_taps(dy, x, K, s, p, per_chunk, D, partials):
+    """F == 1: partials[chunk] (C, K·K) = Σ over the chunk's samples of x[n] (C, H·W) @ Dᵀ,
+    D[(a, e)] = dy[n, 0] placed at the tap's shift.  D: (workers, K·K, H, W)."""
+    N, C = x.shape[0], x.shape[1]
+    n_workers, KK, H, W = D.shape
+    n_chunks = partials.shape[0]
+    for k in prange(n_workers):
+        Dk = D[k]
+        Dk[:, :, :] = 0
+        flat = Dk.reshape(KK, H * W)
+        first, last = _sample_range(k, n_workers, n_chunks)
+        for chunk in range(first, last):
+            acc = partials[chunk]
+            acc[:, :] = 0
+            for n in range(chunk * per_chunk, min(N, (chunk + 1) * per_chunk)):
+                _place_taps(dy[n, 0], K, s, p, Dk)
+                _dots(x[n].reshape(C, H * W), flat, acc)
 
 
 @numba.njit(parallel=True, cache=True)

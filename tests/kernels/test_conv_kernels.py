@@ -266,6 +266,48 @@ def test_grad_weight_by_taps_is_taken_for_dec_convT3(monkeypatch):
     assert calls == [(2, 32, 14, 14)]
 
 
+# (N, C, F, H, W, K, s, p): the CNN's two thin layers at their image size, then the direct
+# path's branches at odd shapes: flattened stride-1 taps (F = 1, output the input's size),
+# per-row taps (F = 1 otherwise), a sample's windows (F > 1); even and odd kernels, N = 1
+THIN_CASES = [
+    (3, 1, 32, 28, 28, 3, 2, 1),  # enc.conv1: 1 → 32, 28 → 14
+    (3, 32, 1, 28, 28, 3, 1, 1),  # dec.conv1: 32 → 1, 28 → 28
+    (2, 3, 1, 5, 7, 3, 1, 1),
+    (1, 2, 1, 7, 5, 5, 1, 2),
+    (2, 2, 1, 7, 6, 2, 1, 0),
+    (2, 3, 1, 9, 7, 3, 3, 2),
+    (2, 1, 3, 9, 7, 2, 2, 0),
+    (1, 1, 2, 7, 9, 5, 3, 2),
+    (2, 1, 5, 6, 5, 1, 1, 0),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("cfg", THIN_CASES, ids=_ids)
+def test_thin_convs_take_the_direct_path_and_match_reference(cfg, dtype):
+    """One channel in or out: ``auto`` picks the direct path, whose every direction (and the
+    fused pair) matches the definition, at the CNN's shapes and at odd ones."""
+    N, C, F, H, W, K, s, p = cfg
+    assert conv_api._use_direct("auto", F, C)
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((N, C, H, W)).astype(dtype)
+    w = rng.standard_normal((F, C, K, K)).astype(dtype)
+    b = rng.standard_normal(F).astype(dtype)
+    y_ref = conv2d_definition(x, w, b, s, p)
+    dy = rng.standard_normal(y_ref.shape).astype(dtype)
+    dx_ref, dw_ref, db_ref = conv2d_grad_definition(dy, x, w, s, p)
+    bias_c = rng.standard_normal(C).astype(dtype)
+    assert_close(conv2d_forward(x, w, b, s, p), y_ref, dtype, "forward")
+    assert_close(conv2d_grad_input(dy, w, (H, W), s, p, bias=bias_c), dx_ref
+                 + bias_c.astype(np.float64)[None, :, None, None], dtype, "grad_input + bias")
+    dw, db = conv2d_grad_weight(dy, x, K, s, p)
+    assert_close(dw, dw_ref, dtype, "grad_weight")
+    assert_close(db, db_ref, dtype, "grad_bias")
+    y, dw2 = conv2d_forward_and_grad_weight(x, w, dy, s, p)
+    assert_close(y, y_ref - b.astype(np.float64)[None, :, None, None], dtype, "fused forward")
+    assert_close(dw2, dw_ref, dtype, "fused grad_weight")
+
+
 @pytest.mark.parametrize("n_out, n_in, K, s, p", [(28, 14, 3, 2, 1), (27, 14, 3, 2, 1),
                                                  (9, 3, 1, 3, 0), (13, 4, 5, 3, 2),
                                                  (6, 6, 3, 1, 1), (5, 2, 2, 2, 0)])
@@ -322,6 +364,7 @@ THREAD_CASES = [
     (5, 3, 6, 11, 9, 3, 2, 1),   # GEMM path
     (7, 1, 5, 12, 12, 3, 2, 1),  # thin input (1 channel): direct path
     (5, 6, 1, 10, 10, 3, 1, 1),  # thin output (1 channel): direct path
+    (4, 3, 1, 9, 8, 3, 2, 0),    # thin output at stride 2: the direct path's per-row taps
     (3, 5, 7, 9, 8, 5, 3, 2),    # GEMM path, stride 3
 ]
 
