@@ -51,15 +51,14 @@ def _gather_tap(src, a, e, s, p, dst, add):
     i0, i1 = _tap_range(Ho, H, a, s, p)
     j0, j1 = _tap_range(Wo, W, e, s, p)
     w0 = j0 * s + e - p
-    for i in range(i0, i1):
-        d = dst[i, j0:j1]
-        r = src[i * s + a - p, w0:w0 + s * (j1 - j0):s]
+    for i in range(i0, i1):  # 2-d indexing: with a strided slice view, 1.5x the time
+        h = i * s + a - p
         if add:
             for q in range(j1 - j0):
-                d[q] += r[q]
+                dst[i, j0 + q] += src[h, w0 + s * q]
         else:
             for q in range(j1 - j0):
-                d[q] = r[q]
+                dst[i, j0 + q] = src[h, w0 + s * q]
 
 
 @numba.njit(cache=True)
@@ -106,24 +105,21 @@ def _product(A, B, bias, out):
     4 stores): one row at a time, loads and stores, not the multiply-adds, set the pace."""
     M, Kd = A.shape
     L = B.shape[1]
+    k4 = Kd - Kd % 4  # rows k4 … Kd − 1 of B go one per pass, the first with the bias
     for m in range(0, M - 3, 4):
         o0, o1, o2, o3 = out[m], out[m + 1], out[m + 2], out[m + 3]
         c0, c1, c2, c3 = bias[m], bias[m + 1], bias[m + 2], bias[m + 3]
+        z = A.dtype.type(0)
+        bk = B[min(k4, Kd - 1)]
+        a0, a1, a2, a3 = (A[m, k4], A[m + 1, k4], A[m + 2, k4], A[m + 3, k4]) if k4 < Kd \
+            else (z, z, z, z)
         for q in range(L):
-            o0[q] = c0
-            o1[q] = c1
-            o2[q] = c2
-            o3[q] = c3
-        for k in range(0, Kd - 3, 4):
-            b0, b1, b2, b3 = B[k], B[k + 1], B[k + 2], B[k + 3]
-            a0, a1, a2, a3 = A[m, k:k + 4], A[m + 1, k:k + 4], A[m + 2, k:k + 4], A[m + 3, k:k + 4]
-            for q in range(L):
-                v0, v1, v2, v3 = b0[q], b1[q], b2[q], b3[q]
-                o0[q] += a0[0] * v0 + a0[1] * v1 + a0[2] * v2 + a0[3] * v3
-                o1[q] += a1[0] * v0 + a1[1] * v1 + a1[2] * v2 + a1[3] * v3
-                o2[q] += a2[0] * v0 + a2[1] * v1 + a2[2] * v2 + a2[3] * v3
-                o3[q] += a3[0] * v0 + a3[1] * v1 + a3[2] * v2 + a3[3] * v3
-        for k in range(Kd - Kd % 4, Kd):
+            v = bk[q]
+            o0[q] = c0 + a0 * v
+            o1[q] = c1 + a1 * v
+            o2[q] = c2 + a2 * v
+            o3[q] = c3 + a3 * v
+        for k in range(k4 + 1, Kd):
             bk = B[k]
             a0, a1, a2, a3 = A[m, k], A[m + 1, k], A[m + 2, k], A[m + 3, k]
             for q in range(L):
@@ -132,6 +128,15 @@ def _product(A, B, bias, out):
                 o1[q] += a1 * v
                 o2[q] += a2 * v
                 o3[q] += a3 * v
+        for k in range(0, k4, 4):
+            b0, b1, b2, b3 = B[k], B[k + 1], B[k + 2], B[k + 3]
+            a0, a1, a2, a3 = A[m, k:k + 4], A[m + 1, k:k + 4], A[m + 2, k:k + 4], A[m + 3, k:k + 4]
+            for q in range(L):
+                v0, v1, v2, v3 = b0[q], b1[q], b2[q], b3[q]
+                o0[q] += a0[0] * v0 + a0[1] * v1 + a0[2] * v2 + a0[3] * v3
+                o1[q] += a1[0] * v0 + a1[1] * v1 + a1[2] * v2 + a1[3] * v3
+                o2[q] += a2[0] * v0 + a2[1] * v1 + a2[2] * v2 + a2[3] * v3
+                o3[q] += a3[0] * v0 + a3[1] * v1 + a3[2] * v2 + a3[3] * v3
     for m in range(M - M % 4, M):
         o = out[m]
         bm = bias[m]
