@@ -21,7 +21,6 @@ measure existed gets that measure added, the rest kept.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +30,7 @@ from ..figures.plots import latent_means
 from ..models.iwae import log_likelihood
 from ..models.latent_health import evaluate_latent
 from ..training.checkpoint import write_json
-from ..training.run import load_run, read_json
+from ..training.run import load_run, read_final, read_json
 from ..training.train import TrainConfig, evaluation_images
 from .classifier import Classifier, score_samples
 
@@ -91,7 +90,7 @@ def measure_run(
     log p(x); 0 skips it.
     """
     run_dir = Path(run_dir)
-    final = read_json(run_dir / "final.json")
+    final = read_final(run_dir)
     config = TrainConfig.from_json(read_json(run_dir / "config.json"),
                                    where=str(run_dir / "config.json"))
     scored = classifier is not None and config.dataset == "mnist"
@@ -103,9 +102,11 @@ def measure_run(
     cache = run_dir / MEASURES_FILE
     cached: dict[str, Any] = {}
     if cache.is_file():
-        try:
+        try:  # a damaged cache is measured again
             cached = read_json(cache)
-        except (OSError, json.JSONDecodeError):
+        except (OSError, ValueError):
+            cached = {}
+        if not isinstance(cached, dict):
             cached = {}
     health_needed = config.model == "vae"
     if cached.get("key") == key and ("health" in cached or not health_needed):

@@ -34,7 +34,7 @@ from ..figures.run_figures import draw_run_figures, run_figure_names
 from ..models.architectures import DEFAULT_HIDDEN
 from ..models.report_losses import REPORT_SPLIT
 from ..training.checkpoint import atomic_write, write_json
-from ..training.run import load_run, read_json
+from ..training.run import load_run, read_final, read_json
 from ..training.train import FIXED_ON_RESUME, TrainConfig, train
 from . import claims as claim_rules
 from . import figures as figs
@@ -380,6 +380,22 @@ def _measure_all(out: Path, finished: dict[RunSpec, Any], tests: _TestSets, sett
     return measures
 
 
+def _read_sweep_log(path: Path) -> list[dict[str, Any]]:
+    """sweep.json's records of the past invocations ([] when there is none yet); a damaged
+    one is a ValueError naming it, before anything is trained."""
+    if not path.is_file():
+        return []
+    log = read_json(path)
+    if not isinstance(log, list) or not all(
+            isinstance(r, dict) and isinstance(r.get("trained"), list)
+            and isinstance(r.get("wall_seconds"), (int, float)) for r in log):
+        raise ValueError(f"{path}: expected a list of one object per invocation, each with "
+                         f"'trained' and 'wall_seconds', got {json.dumps(log)[:60]}: it is "
+                         "damaged; move it away (it records only past invocations' times), "
+                         "then run again (nothing was trained)")
+    return log
+
+
 def _default_out(out: str | Path | None, quick: bool) -> Path:
     return Path(out) if out is not None else (DEFAULT_QUICK_OUT if quick else DEFAULT_OUT)
 
@@ -418,13 +434,13 @@ def reproduce(
         f"({', '.join(only)})")
     record: dict[str, Any] = {"started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                               "quick": quick, "only": list(only), "trained": []}
-    previous = read_json(out / "sweep.json") if (out / "sweep.json").is_file() else []
+    previous = _read_sweep_log(out / "sweep.json")
     try:
         trained, skipped = train_missing(to_train, out, settings, data_dir, log, record["trained"],
                                          stop_requested)
         clf, clf_info, clf_id = classifier_for(out, settings, data_dir, log)
         tests = _TestSets(settings, data_dir)
-        finished = {s: read_json(run_dir(out, s) / "final.json") for s in unique_specs(plan)
+        finished = {s: read_final(run_dir(out, s)) for s in unique_specs(plan)
                     if (run_dir(out, s) / "final.json").is_file()}
         measures = _measure_all(out, finished, tests, settings, (clf, clf_id), log,
                                 stop_requested)

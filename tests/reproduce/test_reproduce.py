@@ -491,3 +491,68 @@ def test_a_full_disk_while_the_sweep_writes_keeps_the_old_file_whole(quick_run, 
     assert info.value.filename == str(target)
     assert target.read_text() == before
     assert [p.name for p in target.parent.iterdir() if ".tmp" in p.name] == []
+
+
+@pytest.mark.parametrize("content, message", [
+    ("{}", "'train' should hold the loss, recon and kl numbers"),
+    ('{"train": {"loss": 1, "recon": 1, "kl": 0}, "train_eval": {"loss": 1, "recon": 1, '
+     '"kl": 0}, "test": {"loss": -5, "recon": 1, "kl": 2}, "epochs": 1, "seconds": 1}',
+     "'test' has loss -5"),
+])
+def test_a_damaged_final_json_of_a_sweep_run_is_named(quick_run, content, message):
+    """An empty one was a KeyError traceback; one edited by hand went into the tables."""
+    run = quick_run["out"] / "runs" / "ae-mlp-mnist-z2-h300.100.10-c0.05-s0"
+    final = (run / "final.json").read_text()
+    (run / "final.json").write_text(content)
+    try:
+        with pytest.raises(ValueError, match=message) as info:
+            reproduce(quick_run["out"], quick=True, only=["ae"],
+                      data_dir=str(quick_run["data"]), log=lambda s: None)
+        assert str(run / "final.json") in str(info.value)
+    finally:
+        (run / "final.json").write_text(final)
+
+
+@pytest.mark.parametrize("content", ["{", "[]", "null"])
+def test_a_damaged_measure_cache_is_measured_again(quick_run, content):
+    """The cache's own reader meant to skip a damaged file, but caught JSONDecodeError,
+    which read_json never raises: the sweep stopped on it until the file was deleted."""
+    from numpyvae import data
+    from numpyvae.reproduce import measures as M
+    from numpyvae.reproduce.classifier import load_classifier
+    from numpyvae.reproduce.sweep import CLASSIFIER_FILE, _file_id
+
+    out = quick_run["out"]
+    run = out / "runs" / "ae-mlp-mnist-z2-h300.100.10-c0.05-s0"
+    cache = json.loads((run / M.MEASURES_FILE).read_text())
+    (run / M.MEASURES_FILE).write_text(content)
+    x, y = data.load("mnist", "test", str(quick_run["data"]))
+    clf, _ = load_classifier(out / CLASSIFIER_FILE)
+    result = M.measure_run(run, x[:QUICK.test_subset], y[:QUICK.test_subset], clf,
+                           _file_id(out / CLASSIFIER_FILE), QUICK.prior_samples)
+    assert result == cache  # the same numbers: fixed seeds, in eval mode
+    assert json.loads((run / M.MEASURES_FILE).read_text()) == cache
+
+
+@pytest.mark.parametrize("content", ["[1]", '[{"a": 1}]', '{"a": 1}', "{"])
+def test_a_damaged_sweep_log_is_named_before_anything_is_trained(quick_run, content,
+                                                                  monkeypatch):
+    """sweep.json records each invocation; damaged, it was a TypeError or KeyError
+    traceback at the end of the sweep, or silently replaced."""
+    import numpyvae.reproduce.sweep as sweep
+
+    def no_training(*a, **k):
+        raise AssertionError("trained before sweep.json was checked")
+
+    monkeypatch.setattr(sweep, "train_missing", no_training)
+    log = quick_run["out"] / "sweep.json"
+    before = log.read_text()
+    log.write_text(content)
+    try:
+        with pytest.raises(ValueError) as info:
+            reproduce(quick_run["out"], quick=True, only=["ae"],
+                      data_dir=str(quick_run["data"]), log=lambda s: None)
+        assert str(log) in str(info.value)
+        assert log.read_text() == content  # kept as it was: the user decides
+    finally:
+        log.write_text(before)
