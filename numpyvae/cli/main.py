@@ -238,13 +238,18 @@ def _kept(out: Path, resume_cmd: str, resume: str = "Resume with") -> str:
     from ..training.train import CHECKPOINT, holds_no_run
 
     if not out.is_dir() or holds_no_run(out):
-        removed = "" if out.is_dir() else " and was removed"
-        return f"Nothing was kept: {out} held no run yet{removed}. Run the same command again."
+        where = f"{out} holds no run" if out.is_dir() else f"there is no {out}"
+        return f"Nothing was kept: {where}. Run the same command again."
     kept = (f"The last checkpoint (end of the last finished epoch) is kept in {out}."
             if (out / CHECKPOINT).is_file() else
             f"No epoch had finished, so there is no checkpoint yet in {out}; resuming "
             "starts at epoch 1.")
     return f"{kept}\n{resume}:\n    {resume_cmd}"
+
+
+def _once_writable(e: OSError) -> str:
+    full = e.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
+    return "Once the disk has room" if full else "Once the disk can be written again"
 
 
 def _train_or_say_why(config: Any, out: Path, resume: bool, seen: list[int],
@@ -269,7 +274,7 @@ def _train_or_say_why(config: Any, out: Path, resume: bool, seen: list[int],
         if e.errno not in DISK_ERRNOS:
             raise
         print(f"error: train: {_describe_os_error(e)}. Every file is whole. "
-              f"{_kept(out, resume_cmd, 'Once the disk has room, resume with')}",
+              f"{_kept(out, resume_cmd, f'{_once_writable(e)}, resume with')}",
               file=sys.stderr)
         return 1
     return None
@@ -295,7 +300,7 @@ def _draw_or_say_why(out: Path, draw: bool, seen: list[int]) -> int:
         if e.errno not in DISK_ERRNOS:
             raise
         print(f"error: train: {_describe_os_error(e)}. The run in {out} is finished and "
-              "saved, and no half-written figure is left. Once the disk has room, draw them "
+              f"saved, and no half-written figure is left. {_once_writable(e)}, draw them "
               f"with:\n    {plot}", file=sys.stderr)
         return 1
     return 0

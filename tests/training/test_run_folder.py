@@ -200,8 +200,11 @@ def _full_disk(*_args, **_kw):
     raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))  # as write() raises it: no file
 
 
+@pytest.mark.parametrize("fault, once", [(errno.ENOSPC, "Once the disk has room"),
+                                         (errno.EROFS, "Once the disk can be written again")])
 def test_a_full_disk_at_a_checkpoint_names_it_and_keeps_the_last(shared_datasets, tmp_path,
-                                                                  monkeypatch, capsys):
+                                                                  monkeypatch, capsys, fault,
+                                                                  once):
     """It said only "train: No space left on device (errno 28)": no file, nothing kept."""
     import numpy as np
 
@@ -209,18 +212,18 @@ def test_a_full_disk_at_a_checkpoint_names_it_and_keeps_the_last(shared_datasets
 
     def savez(file, **arrays):
         calls.append(1)
-        if len(calls) == 2:  # epoch 2's checkpoint: half of it written, then the disk is full
+        if len(calls) == 2:  # epoch 2's checkpoint: half of it written, then the disk fails
             file.write(b"PK\x03\x04 half a checkpoint")
-            _full_disk()
+            raise OSError(fault, os.strerror(fault))
         real(file, **arrays)
 
     monkeypatch.setattr(checkpoint_module.np, "savez", savez)
     out = tmp_path / "run"
     assert _train(shared_datasets, out, "--epochs", "2") == 1
     err = capsys.readouterr().err
-    assert f"{out / 'checkpoint.npz'}: No space left on device" in err
+    assert f"{out / 'checkpoint.npz'}: {os.strerror(fault)}" in err
     assert f"The last checkpoint (end of the last finished epoch) is kept in {out}" in err
-    assert f"Once the disk has room, resume with:\n    python -m numpyvae train --out {out} " \
+    assert f"{once}, resume with:\n    python -m numpyvae train --out {out} " \
            "--resume --epochs 2" in err
     assert sorted(p.name for p in out.iterdir()) == ["checkpoint.npz", "config.json",
                                                      "history.json"]
@@ -260,7 +263,8 @@ def test_a_full_disk_at_the_lock_file_leaves_no_folder_behind(shared_datasets, t
     assert _train(shared_datasets, out, "--epochs", "1") == 1
     err = capsys.readouterr().err
     assert f"{out / LOCK}: No space left on device" in err
-    assert f"Nothing was kept: {out} held no run yet" in err and "--resume" not in err
+    assert "Nothing was kept: " + (f"{out} holds no run" if existed else f"there is no {out}") \
+        in err and "--resume" not in err
     assert out.exists() == existed  # a folder that was there is left, and holds nothing
     assert not existed or list(out.iterdir()) == []
     monkeypatch.undo()
