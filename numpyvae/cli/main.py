@@ -202,6 +202,10 @@ def _config_from_args(args: argparse.Namespace):
         return TrainConfig(**given)
     if args.out is None:
         raise ValueError("--resume needs --out: the run folder to continue")
+    if not Path(args.out).is_dir():
+        what = "a file, not a run folder" if Path(args.out).exists() else "not there"
+        raise FileNotFoundError(f"--resume: --out {args.out} is {what}: there is no run to "
+                                "continue")
     from ..training.run import saved_config
 
     where, saved = saved_config(args.out)
@@ -320,6 +324,9 @@ def _run_folder(args: argparse.Namespace, config: Any) -> Path:
             f"-s{config.seed}"
         )
     out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file, not a run folder: choose a folder (nothing "
+                         "was changed)")
     if out.exists() and not args.resume and not holds_no_run(out):
         raise ValueError(
             f"--out {out} exists: add --resume to continue it, or choose another folder "

@@ -57,6 +57,9 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         set_threads(args.threads)
     from .sweep import plan_status, reproduce
 
+    if args.out is not None and Path(args.out).exists() and not Path(args.out).is_dir():
+        raise ValueError(f"--out {args.out} is a file: give a folder for the sweep (nothing "
+                         "was trained)")
     if args.list:
         status = plan_status(args.out, quick=args.quick, only=args.only)
         for spec, state in status:

@@ -347,3 +347,20 @@ def test_a_data_file_of_the_other_data_set_stops_train(shared_datasets, tmp_path
                         "--out", str(tmp_path / "run"))
     assert code == 2 and "is not the published mnist file" in err and "data_fetch.py" in err
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--out", "{file}"], "--out {file} is a file, not a run folder"),
+    (["train", "--out", "{file}", "--resume"], "--out {file} is a file, not a run folder"),
+    (["train", "--out", "{missing}", "--resume"], "--out {missing} is not there"),
+    (["reproduce", "--quick", "--out", "{file}"], "--out {file} is a file: give a folder"),
+    (["reproduce", "--quick", "--list", "--out", "{file}"], "--out {file} is a file"),
+])
+def test_an_out_that_is_a_file_or_missing_is_named(argv, message, tmp_path, capsys):
+    """These said "exists: add --resume", "it has neither checkpoint.npz nor config.json",
+    "File exists (errno 17)", or listed every run as "to train" with exit 0."""
+    names = {"file": tmp_path / "notes.txt", "missing": tmp_path / "missing"}
+    names["file"].write_text("mine")
+    code, err = run_cli(capsys, *(a.format(**names) for a in argv))
+    assert code == 2 and message.format(**names) in err
+    assert names["file"].read_text() == "mine" and not names["missing"].exists()
