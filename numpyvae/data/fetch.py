@@ -13,18 +13,21 @@ Command line: ``python data_fetch.py [mnist|fashion-mnist|all] [--dir DIR] [--mi
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import http.client
 import math
 import os
 import re
 import secrets
+import signal
 import socket
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, TextIO
@@ -384,6 +387,23 @@ def _parser(prog: str | None) -> argparse.ArgumentParser:
     return parser
 
 
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """For the block, SIGTERM (`kill`) stops the fetch as Ctrl-C does: the unfinished file
+    is removed (the default handler would end the process and leave it)."""
+    def interrupt(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may set handlers
+        return
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     """The command line; returns the exit status (0 done, 1 failed, 130 interrupted)."""
     parser = _parser(prog)
@@ -398,7 +418,8 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     root = resolve_data_dir(args.dir)
     print(f"Data folder: {root}", flush=True)
     try:
-        results = fetch(args.datasets, args.dir, args.mirror, timeout=args.timeout)
+        with _sigterm_as_interrupt():
+            results = fetch(args.datasets, args.dir, args.mirror, timeout=args.timeout)
     except FetchError as err:
         print(f"\n{err}", file=sys.stderr)
         return 1

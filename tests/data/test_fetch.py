@@ -407,6 +407,31 @@ def test_cli_interrupt_exits_130(tmp_path, mirror_dir, monkeypatch, capsys):
     assert leftovers(tmp_path / "d") == []
 
 
+def test_cli_sigterm_is_an_interrupt(tmp_path, mirror_dir, monkeypatch, capsys):
+    """`kill` ended the fetch by the default handler: exit 143 and the .part file left for
+    the next fetch to remove. As Ctrl-C: exit 130, nothing left."""
+    import signal
+
+    class Unhandled(Exception):  # stands for the default handler, which ends the process
+        pass
+
+    def default(signum, frame):
+        raise Unhandled
+
+    def terminate(self, n):
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(fetch_module._Progress, "update", terminate)
+    previous = signal.signal(signal.SIGTERM, default)
+    try:
+        assert main(["--dir", str(tmp_path / "d"), "--mirror", str(mirror_dir)]) == 130
+        assert signal.getsignal(signal.SIGTERM) is default  # the caller's handler is back
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert "Interrupted" in capsys.readouterr().err
+    assert leftovers(tmp_path / "d") == []
+
+
 @pytest.mark.parametrize("argv, text", [
     (["cifar"], "unknown data set 'cifar'"),
     (["--mirror", "/no/such/folder"], "no such folder"),
