@@ -30,7 +30,8 @@ Two ways to run them:
   np.dot) and unpacks it while it is still in cache. One thread pool does
   everything, so numba's threads and BLAS's never fight over the cores. The weight
   gradient of a large image with stride (dec.convT3's) skips the im2col: x's
-  sub-pixel phases, one product per kernel tap (``gemm.grad_weight_taps``).
+  sub-pixel phases, one product per kernel tap (``gemm.grad_weight_taps``), and so does
+  the forward computed beside it (a transposed conv's backward).
 - ``direct.py``: loops for thin convs, one output channel (F == 1, the CNN's last
   layer) or one input channel (C == 1, its first), where the GEMM's products would
   be matrix-vector ones: small products over a sample's whole planes instead.
@@ -81,8 +82,8 @@ _DIRECT_CHUNKS = 32
 # much larger than Ho × Wo (1.15 for dec.convT3's 14 × 14; enc.conv3's 4 × 4 would be 1.56).
 _TAPS_MAX_GRID = 1.2
 # ... and x has at least this many channels: with fewer, the tap products (C, R) @ (R, F)
-# degenerate towards matrix-vector ones while the im2col is narrow anyway (enc.conv1's
-# C = 1: 2.47 ms against 2.20 by im2col at two threads).
+# degenerate towards matrix-vector ones while the im2col is narrow anyway (measured with
+# C = 1, enc.conv1's, before it took the direct path: 2.47 ms against 2.20 by im2col).
 _TAPS_MIN_CHANNELS = 8
 
 
@@ -470,10 +471,11 @@ def _taps_sample_bytes(C: int, F: int, Ho: int, Wo: int, K: int, s: int, itemsiz
     return (s * s * C + F) * Hph * Wph * itemsize
 
 
-def _gemm_grad_weight_taps(dy: np.ndarray, x: np.ndarray, K: int, s: int, p: int
-                           ) -> np.ndarray:
-    """dw by tap, one product per tap and chunk on x's phases (``gemm.grad_weight_taps``);
-    chunks of about _CHUNK_BYTES of phases and pixels, set by the shapes alone."""
+def _gemm_taps(dy: np.ndarray, x: np.ndarray, w: np.ndarray | None, K: int, s: int, p: int
+               ) -> tuple[np.ndarray | None, np.ndarray]:
+    """(conv2d(x, w) or None, dw) by tap on x's phases (``gemm.grad_weight_taps``): one
+    product per tap and chunk each; chunks of about _CHUNK_BYTES of phases and pixels, set
+    by the shapes alone."""
     N, F, Ho, Wo = dy.shape
     C, H, W = x.shape[1:]
     Hph, Wph = _taps_grid(Ho, Wo, K, s)
@@ -486,12 +488,18 @@ def _gemm_grad_weight_taps(dy: np.ndarray, x: np.ndarray, K: int, s: int, p: int
     planes = buffer("planes", (workers, s * s, C, per_chunk * Hph * Wph + tail), dy.dtype)
     pixels = buffer("pixels", (workers, per_chunk * Hph * Wph, F), dy.dtype)
     partials = buffer("partials", (n_chunks, K * K, C, F), dy.dtype)
+    if w is None:
+        Wt, grids, y = np.zeros((0, F, C), dy.dtype), np.zeros((workers, 0), dy.dtype), None
+    else:  # Wt[a·K + e, f, c] = w[f, c, a, e]
+        Wt = np.ascontiguousarray(w.transpose(2, 3, 0, 1)).reshape(K * K, F, C)
+        grids = buffer("rows", (workers, F * per_chunk * Hph * Wph), dy.dtype)
+        y = np.empty((N, F, Ho, Wo), dtype=dy.dtype)
     rows_to, cols_from = _tap_tables(H, W, Ho, Wo, K, s, p)
-    gemm.grad_weight_taps(dy, x, ConvGeometry(K, s, p, Ho, Wo, per_chunk), Wph, rows_to,
-                          cols_from, planes, pixels, partials)
+    gemm.grad_weight_taps(x, Wt, dy, ConvGeometry(K, s, p, Ho, Wo, per_chunk), Wph, rows_to,
+                          cols_from, planes, pixels, grids, dy[:0] if y is None else y, partials)
     dw = np.empty((K * K, C * F), dtype=dy.dtype)
     gemm.sum_chunks(partials.reshape(n_chunks, K * K, C * F), dw)
-    return np.ascontiguousarray(dw.reshape(K, K, C, F).transpose(3, 2, 0, 1))
+    return y, np.ascontiguousarray(dw.reshape(K, K, C, F).transpose(3, 2, 0, 1))
 
 
 def channel_sum_unchecked(a: np.ndarray) -> np.ndarray:
@@ -550,7 +558,7 @@ def conv2d_grad_weight_unchecked(dy: np.ndarray, x: np.ndarray, kernel_size: int
     if _use_direct(method, F, C):
         return _direct_grad_weight(dy, x, K, s, p), db
     if _takes_taps(C, Ho, Wo, K, s):
-        return _gemm_grad_weight_taps(dy, x, K, s, p), db
+        return _gemm_taps(dy, x, None, K, s, p)[1], db
     g, planes, cols, rows = _gemm_setup(x.shape, F, K, s, p, Ho, Wo, dy.dtype,
                                         min_rows=_GRAD_WEIGHT_ROWS)
     partials = buffer("partials", (-(-N // g.samples_per_chunk), F, K * K * C), dy.dtype)
@@ -571,6 +579,8 @@ def conv2d_forward_and_grad_weight_unchecked(x: np.ndarray, w: np.ndarray, d: np
     x = np.ascontiguousarray(x)
     w = np.ascontiguousarray(w)
     d = np.ascontiguousarray(d)
+    if _takes_taps(C, Ho, Wo, K, s):
+        return _gemm_taps(d, x, w, K, s, p)
     g, planes, cols, rows = _gemm_setup(x.shape, F, K, s, p, Ho, Wo, x.dtype,
                                         min_rows=_GRAD_WEIGHT_ROWS)
     partials = buffer("partials", (-(-N // g.samples_per_chunk), F, K * K * C), x.dtype)

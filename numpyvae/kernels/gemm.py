@@ -402,33 +402,78 @@ def _load_pixels(dy_n, Wph, first, pixels):
 
 
 @numba.njit(cache=True)
-def _grad_weight_taps_worker(k, n_workers, dy, x, g, Wph, rows_to, cols_from, planes, pixels,
-                             partials):
-    """Worker k's chunks of ``grad_weight_taps``."""
+def _load_taps_chunk(x, dy, first, m, rows_to, cols_from, g, Wph, planes_k, pixels_k):
+    """x's phases and dy's pixels of samples first … first + m − 1, one grid of P pixels each."""
+    P = (g.out_h + (g.kernel_size - 1) // g.stride) * Wph
+    for t in range(m):
+        _load_phases(x[first + t], rows_to, cols_from, g.stride, g.padding, Wph, t * P,
+                     planes_k)
+        _load_pixels(dy[first + t], Wph, t * P, pixels_k)
+
+
+@numba.njit(cache=True)
+def _tap_partials(planes_k, pixels_k, K, s, Wph, R, partial):
+    """partial[a·K + e] (C, F) = phase (a mod s, e mod s)[:, off:off + R] @ pixels[:R],
+    off = (a//s)·Wph + e//s: each tap's share of dw over the chunk's R grid pixels."""
+    C, F = partial.shape[1], partial.shape[2]
+    for a in range(K):
+        for e in range(K):
+            off = (a // s) * Wph + e // s
+            phase = planes_k[(a % s) * s + e % s]
+            blas.gemm(ord("N"), ord("N"), F, C, R, 1.0, pixels_k, F, phase[:, off:],
+                      phase.shape[1], 0.0, partial[a * K + e], F)
+
+
+@numba.njit(cache=True)
+def _tap_forward(planes_k, Wt, K, s, Wph, R, grid):
+    """grid (F, R) = Σ over taps of Wt[a·K + e] (F, C) @ phase[:, off:off + R]: the conv's
+    output on the chunk's grid, the taps added by the product itself (β = 1 after the first)."""
+    F, C = Wt.shape[1], Wt.shape[2]
+    for a in range(K):
+        for e in range(K):
+            off = (a // s) * Wph + e // s
+            phase = planes_k[(a % s) * s + e % s]
+            blas.gemm(ord("N"), ord("N"), R, F, C, 1.0, phase[:, off:], phase.shape[1],
+                      Wt[a * K + e], C, 0.0 if a + e == 0 else 1.0, grid, R)
+
+
+@numba.njit(cache=True)
+def _grid_to_planes(grid, first, m, P, Wph, y):
+    """y[first + t, f, u, v] = grid[f, t·P + u·Wph + v]: the valid pixels of the grid."""
+    F, Ho, Wo = y.shape[1], y.shape[2], y.shape[3]
+    for t in range(m):
+        for f in range(F):
+            for u in range(Ho):
+                src = grid[f, t * P + u * Wph:]
+                dst = y[first + t, f, u]
+                for v in range(Wo):
+                    dst[v] = src[v]
+
+
+@numba.njit(cache=True)
+def _taps_worker(k, n_workers, x, Wt, dy, g, Wph, rows_to, cols_from, planes, pixels, grids,
+                 y, partials):
+    """Worker k's chunks of ``grad_weight_taps``, and of the forward too when Wt has taps."""
     N, F = dy.shape[0], dy.shape[1]
-    C = x.shape[1]
-    K, s, p, spc = g.kernel_size, g.stride, g.padding, g.samples_per_chunk
+    K, s, spc = g.kernel_size, g.stride, g.samples_per_chunk
     P = (g.out_h + (K - 1) // s) * Wph
     planes[k] = 0  # the entries no sample writes stay zero from here on
     pixels[k] = 0
     for chunk in _chunks_of_worker(k, n_workers, partials.shape[0]):
         first, m = _chunk_samples(chunk, spc, N)
-        R = m * P
-        for t in range(m):
-            _load_phases(x[first + t], rows_to, cols_from, s, p, Wph, t * P, planes[k])
-            _load_pixels(dy[first + t], Wph, t * P, pixels[k])
-        for a in range(K):
-            for e in range(K):
-                # row-major (C, F) = phase[:, off:off + R] @ pixels[:R]
-                off = (a // s) * Wph + e // s
-                phase = planes[k, (a % s) * s + e % s]
-                blas.gemm(ord("N"), ord("N"), F, C, R, 1.0, pixels[k], F, phase[:, off:],
-                          phase.shape[1], 0.0, partials[chunk, a * K + e], F)
+        _load_taps_chunk(x, dy, first, m, rows_to, cols_from, g, Wph, planes[k], pixels[k])
+        _tap_partials(planes[k], pixels[k], K, s, Wph, m * P, partials[chunk])
+        if Wt.shape[0]:
+            grid = grids[k, :F * m * P].reshape((F, m * P))
+            _tap_forward(planes[k], Wt, K, s, Wph, m * P, grid)
+            _grid_to_planes(grid, first, m, P, Wph, y)
 
 
 @numba.njit(parallel=True, cache=True)
-def grad_weight_taps(dy, x, g, Wph, rows_to, cols_from, planes, pixels, partials):
-    """partials[chunk, a·K + e] = Σ over the chunk's pixels of x ⊗ dy at tap (a, e): (C, F).
+def grad_weight_taps(x, Wt, dy, g, Wph, rows_to, cols_from, planes, pixels, grids, y, partials):
+    """partials[chunk, a·K + e] = Σ over the chunk's pixels of x ⊗ dy at tap (a, e): (C, F);
+    with weights Wt (K·K, F, C) (else an empty array), also y = conv2d(x, w) from the same
+    phases (the transposed conv's backward, as ``forward_and_grad_weight``).
 
     x is split into its s² phases on a grid of Hph × Wph pixels per sample (Hph = Ho +
     (K − 1)//s), samples one after another along the grid; dy sits on the same grid, zero
@@ -436,17 +481,17 @@ def grad_weight_taps(dy, x, g, Wph, rows_to, cols_from, planes, pixels, partials
     (a//s)·Wph + e//s from dy's pixel, so its partial is one product, that slice of the
     phase (C, R) @ dY (R, F), over the chunk's R grid pixels: no im2col at all. The grid's
     extra pixels multiply dy's zeros; so do the farthest taps' last reads, past R (the
-    phases' zeros, or samples of this call's earlier chunks). ``planes`` (workers, s², C,
-    R_max + tail),
-    ``pixels`` (workers, R_max, F); rows_to, cols_from: see ``_load_phases``.
+    phases' zeros, or samples of this call's earlier chunks); the forward computes them and
+    drops them. ``planes`` (workers, s², C, R_max + tail), ``pixels`` (workers, R_max, F),
+    ``grids`` (workers, F·R_max) for the forward; rows_to, cols_from: see ``_load_phases``.
 
     The worker's body is a function of its own: compiled inside the parallel loop, the same
     loops ran the loading 1.4x slower (8.4 ms against 6.0 for dec.convT3, one thread).
     """
     n_workers = planes.shape[0]
     for k in prange(n_workers):
-        _grad_weight_taps_worker(k, n_workers, dy, x, g, Wph, rows_to, cols_from, planes,
-                                 pixels, partials)
+        _taps_worker(k, n_workers, x, Wt, dy, g, Wph, rows_to, cols_from, planes, pixels, grids,
+                     y, partials)
 
 
 @numba.njit(parallel=True, cache=True)

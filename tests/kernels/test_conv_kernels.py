@@ -205,9 +205,10 @@ def test_transposed_path_matches_reference(cfg, dtype, three_samples_per_chunk):
 @pytest.mark.parametrize("cfg", CONV_CONFIGS, ids=_ids)
 def test_grad_weight_by_taps_matches_reference(cfg, dtype, monkeypatch):
     """The weight gradient by tap on x's phases (taken by default only where its grid wastes
-    little, e.g. dec.convT3), forced on every configuration, in chunks of 3 samples (7 = 3 +
-    3 + 1: a short last chunk, whose taps read past its grid)."""
+    little, e.g. dec.convT3), and the forward beside it, forced on every configuration, in
+    chunks of 3 samples (7 = 3 + 3 + 1: a short last chunk, whose taps read past its grid)."""
     N, C, F, H, W, K, s, p = cfg
+    tag = np.dtype(dtype)
     Ho, Wo = conv_output_size(H, K, s, p), conv_output_size(W, K, s, p)
     monkeypatch.setattr(conv_api, "_TAPS_MAX_GRID", float("inf"))
     monkeypatch.setattr(conv_api, "_TAPS_MIN_CHANNELS", 1)
@@ -221,6 +222,10 @@ def test_grad_weight_by_taps_matches_reference(cfg, dtype, monkeypatch):
     dw, db = conv2d_grad_weight(dy, x, K, s, p, method="gemm")
     assert_close(dw, dw_ref, dtype, f"grad_weight by taps {np.dtype(dtype)}")
     assert_close(db, db_ref, dtype, f"grad_bias {np.dtype(dtype)}")
+    # the transposed conv's backward: the forward from the same phases, beside dw
+    y, dw = conv2d_forward_and_grad_weight(x, w, dy, s, p, method="gemm")
+    assert_close(y, conv2d_definition(x, w, None, s, p), dtype, f"fused forward by taps {tag}")
+    assert_close(dw, dw_ref, dtype, f"fused grad_weight by taps {tag}")
 
 
 def test_chunked_fixture_cuts_every_gemm_path_into_three_samples(three_samples_per_chunk,
@@ -253,13 +258,13 @@ def test_chunked_fixture_cuts_every_gemm_path_into_three_samples(three_samples_p
 def test_grad_weight_by_taps_is_taken_for_dec_convT3(monkeypatch):
     """The tap path is the default where its grid is small beside the output (dec.convT3's
     weight gradient: 15 × 15 against 14 × 14), not for enc.conv3's 4 × 4 (5 × 5), nor for
-    enc.conv1's one input channel."""
+    a few input channels (4: the products would be nearly matrix-vector ones)."""
     calls = []
-    real = conv_api._gemm_grad_weight_taps
-    monkeypatch.setattr(conv_api, "_gemm_grad_weight_taps",
+    real = conv_api._gemm_taps
+    monkeypatch.setattr(conv_api, "_gemm_taps",
                         lambda *a: calls.append(a[0].shape) or real(*a))
     rng = np.random.default_rng(0)
-    for (C, H), (F, Ho) in [((32, 28), (32, 14)), ((64, 7), (32, 4)), ((1, 28), (32, 14))]:
+    for (C, H), (F, Ho) in [((32, 28), (32, 14)), ((64, 7), (32, 4)), ((4, 28), (32, 14))]:
         x = rng.standard_normal((2, C, H, H)).astype(np.float32)
         dy = rng.standard_normal((2, F, Ho, Ho)).astype(np.float32)
         conv2d_grad_weight(dy, x, 3, 2, 1)
