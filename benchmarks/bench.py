@@ -352,11 +352,22 @@ def bench_kernels(batch: int, threads: int, repeats: int) -> list[dict[str, Any]
 # ----------------------------------------------------------------------------
 # step: each configuration in a fresh process
 # ----------------------------------------------------------------------------
+def keep_memory_as_train_does() -> None:
+    """``train`` keeps freed memory for the next step (training/memory.py); an older
+    checkout timed by paired.py may not have it, and then runs as it would train."""
+    try:
+        from numpyvae.training.memory import keep_freed_memory
+    except ImportError:
+        return
+    keep_freed_memory()
+
+
 def numpyvae_step(arch: str, batch: int) -> tuple[Callable[[], Any], int]:
     """A training step of our model on fixed random data, and its forward FLOPs per image."""
     from numpyvae.models.architectures import build_vae
     from numpyvae.nn.adam import Adam
 
+    keep_memory_as_train_does()
     rng = np.random.default_rng(0)
     vae = build_vae(arch, LATENT_DIM, rng=rng)
     flops = forward_flops_per_image(vae)

@@ -52,6 +52,7 @@ from .loop import (
     kl_weight,
     train_epoch,
 )
+from .memory import keep_freed_memory
 from .optimizer_state import load_optimizer_state, non_finite_moments, optimizer_state
 from .run import LOCK, holds_no_run, read_final
 
@@ -369,6 +370,7 @@ def train(
     swallowed) raises KeyboardInterrupt at the next batch, before anything is saved.
     """
     out = Path(out_dir)
+    keep_freed_memory()  # each step's large arrays reuse the last step's pages
     config = copy.copy(config)  # checked when it was made; only the record changes
     config.threads = current_threads()
     run_data = load_run_data(config)  # data first: a missing data set fails before any write
