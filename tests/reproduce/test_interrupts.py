@@ -15,6 +15,7 @@ from numpyvae.figures import plots
 from numpyvae.figures.run_figures import run_figure_names
 from numpyvae.training import train as train_module
 from numpyvae.training.run import load_run
+from tests.training.helpers import swallowed_signal
 
 AE, VAE = "ae-mlp-mnist-z2-h300.100.10-c0.05-s0", "vae-mlp-mnist-z2-h300.100.10-c0.05-s0"
 
@@ -32,12 +33,7 @@ def _swallowed_in_the_second_run(monkeypatch, signum) -> None:
     def compiling(*args, **kw):
         calls.append(1)
         if len(calls) == 2:
-            try:
-                os.kill(os.getpid(), signum)
-                for _ in range(10**5):
-                    pass
-            except KeyboardInterrupt:
-                pass
+            swallowed_signal(signum)
         return real(*args, **kw)
 
     monkeypatch.setattr(train_module, "train_epoch", compiling)

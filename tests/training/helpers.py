@@ -1,4 +1,6 @@
-"""What the training tests share: a silent log and the CLI run in-process."""
+"""What the training tests share: a silent log, the CLI run in-process, and a swallowed signal."""
+
+import os
 
 from numpyvae.cli.main import main as cli_main
 
@@ -13,3 +15,14 @@ def run_cli(args: list[str]) -> int:
         return cli_main(args)
     except SystemExit as e:
         return int(e.code)
+
+
+def swallowed_signal(signum: int) -> None:
+    """Send ``signum`` to this process and drop its KeyboardInterrupt, as numba's ctypes
+    callbacks do to one that arrives while the kernels compile."""
+    try:
+        os.kill(os.getpid(), signum)
+        for _ in range(10**5):  # the handler runs between bytecodes
+            pass
+    except KeyboardInterrupt:
+        pass

@@ -16,7 +16,7 @@ from numpyvae.training.run import load_run
 from numpyvae.training.train import LOCK
 from tests.conftest import REPO
 
-from .helpers import run_cli
+from .helpers import run_cli, swallowed_signal
 
 QUICK = ["--train-subset", "256", "--test-subset", "100", "--hidden", "32,16", "--no-figures"]
 
@@ -99,12 +99,7 @@ def test_an_interrupt_swallowed_during_compilation_still_stops_the_run(
     real = train_module.train_epoch
 
     def compiling(*args, **kw):
-        try:  # as a ctypes callback: any exception is printed and dropped
-            os.kill(os.getpid(), signum)
-            for _ in range(10**5):
-                pass
-        except KeyboardInterrupt:
-            pass
+        swallowed_signal(signum)
         return real(*args, **kw)
 
     monkeypatch.setattr(train_module, "train_epoch", compiling)
