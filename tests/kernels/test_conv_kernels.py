@@ -271,6 +271,67 @@ def test_grad_weight_by_taps_is_taken_for_dec_convT3(monkeypatch):
     assert calls == [(2, 32, 14, 14)]
 
 
+# (N, C, F, H, W, K, s, p) with 8 or more channels, which the grid above never has: the GEMM
+# path loads small samples channels-last in tiles of 8 channels (then one by one for the rest)
+WIDE_CASES = [
+    (7, 11, 9, 6, 5, 3, 2, 1),     # 8 + 3 channels of x, 8 + 1 of dy: tiles and leftovers
+    (4, 64, 32, 7, 7, 3, 2, 1),    # enc.conv3 (dec.convT1 reversed): x and dy both by tile
+    (3, 16, 12, 20, 18, 3, 2, 1),  # x past the tile budget (by channel); dy by tile
+]
+
+
+@pytest.mark.parametrize("C, H, W, dtype", [(11, 6, 5, np.float32), (16, 3, 4, np.float64),
+                                            (64, 7, 7, np.float32), (16, 20, 18, np.float32),
+                                            (9, 30, 31, np.float64), (5, 4, 3, np.float32)],
+                         ids=str)
+def test_load_channels_last_is_the_transpose_and_keeps_the_border(C, H, W, dtype):
+    """plane[top + h, (left + w)·C + c] = x[c, h, w] on both sides of the tile budget, with
+    channels left over after the tiles of 8; every other entry of the plane is untouched."""
+    import numpyvae.kernels.gemm as gemm
+
+    x = np.random.default_rng(5).standard_normal((C, H, W)).astype(dtype)
+    top, left = 2, 1
+    plane = np.full((H + 3, (W + 2) * C), -7.0, dtype)
+    gemm._load_channels_last(x, top, left, plane)
+    expected = np.full((H + 3, W + 2, C), -7.0, dtype)
+    expected[top:top + H, left:left + W] = x.transpose(1, 2, 0)
+    assert np.array_equal(plane, expected.reshape(plane.shape))
+
+
+def test_load_cases_reach_both_ways_of_loading():
+    """The cases above and WIDE_CASES hold samples on both sides of the tile budget."""
+    import numpyvae.kernels.gemm as gemm
+
+    sizes = [C * H * W * 4 for _, C, _, H, W, *_ in WIDE_CASES]
+    assert min(sizes) <= gemm._TILE_LOAD_BYTES < max(sizes)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("cfg", WIDE_CASES, ids=_ids)
+def test_wide_convs_match_reference(cfg, dtype, three_samples_per_chunk):
+    """Every GEMM direction with 8 or more channels (and the transposed conv's, whose input
+    gradient by phase loads dy the same way), in chunks of 3 samples."""
+    N, C, F, H, W, K, s, p = cfg
+    Ho, Wo = conv_output_size(H, K, s, p), conv_output_size(W, K, s, p)
+    three_samples_per_chunk(C, K, Ho * Wo, dtype)
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((N, C, H, W)).astype(dtype)
+    w = rng.standard_normal((F, C, K, K)).astype(dtype)
+    b = rng.standard_normal(F).astype(dtype)
+    dy = rng.standard_normal((N, F, Ho, Wo)).astype(dtype)
+    y_ref = conv2d_definition(x, w, b, s, p)
+    dx_ref, dw_ref, _ = conv2d_grad_definition(dy, x, w, s, p)
+    tag = f"{cfg} {np.dtype(dtype)}"
+    assert_close(conv2d_forward(x, w, b, s, p, method="gemm"), y_ref, dtype, f"forward {tag}")
+    assert_close(conv2d_grad_input(dy, w, (H, W), s, p, method="gemm"), dx_ref, dtype,
+                 f"grad_input {tag}")
+    assert_close(conv2d_grad_weight(dy, x, K, s, p, method="gemm")[0], dw_ref, dtype,
+                 f"grad_weight {tag}")
+    y, dw = conv2d_forward_and_grad_weight(x, w, dy, s, p, method="gemm")
+    assert_close(y, y_ref - b.astype(np.float64)[None, :, None, None], dtype, f"fused y {tag}")
+    assert_close(dw, dw_ref, dtype, f"fused dw {tag}")
+
+
 # (N, C, F, H, W, K, s, p): the CNN's two thin layers at their image size, then the direct
 # path's branches at odd shapes: flattened stride-1 taps (F = 1, output the input's size),
 # per-row taps (F = 1 otherwise), a sample's windows (F > 1); even and odd kernels, N = 1
@@ -371,6 +432,7 @@ THREAD_CASES = [
     (5, 6, 1, 10, 10, 3, 1, 1),  # thin output (1 channel): direct path
     (4, 3, 1, 9, 8, 3, 2, 0),    # thin output at stride 2: the direct path's per-row taps
     (3, 5, 7, 9, 8, 5, 3, 2),    # GEMM path, stride 3
+    (5, 11, 9, 7, 6, 3, 2, 1),   # GEMM path, 8 + 3 channels: loaded by tile and one by one
 ]
 
 
