@@ -22,6 +22,7 @@ from .batchnorm import (
 )
 from .conv import (
     channel_sum,
+    conv2d_backward,
     conv2d_forward,
     conv2d_forward_and_grad_weight,
     conv2d_grad_input,
@@ -39,6 +40,7 @@ __all__ = [
     "batchnorm_elu_backward",
     "channel_sum",
     "clear_workspace",
+    "conv2d_backward",
     "conv2d_forward",
     "conv2d_forward_and_grad_weight",
     "conv2d_grad_input",

@@ -211,6 +211,37 @@ def conv2d_grad_weight(
     return conv2d_grad_weight_unchecked(dy, x, K, s, p, method=method)
 
 
+def conv2d_backward(
+    dy: np.ndarray,
+    x: np.ndarray,
+    w: np.ndarray,
+    stride: int,
+    padding: int,
+    *,
+    method: str = "auto",
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(dx, dw, db) of conv2d: ``conv2d_grad_input`` and ``conv2d_grad_weight`` together.
+
+    dy (N, F, Ho, Wo), x (N, C, H, W), w (F, C, K, K) → dx (N, C, H, W), dw (F, C, K, K),
+    db (F,). With one output channel (F == 1, the direct path) both come from one pass over
+    each sample, which reads x and writes dx once (``direct.backward_by_taps``).
+    """
+    _check_common("conv2d_backward", dy, w, stride, padding)
+    _check_method(method)
+    F, C, K = w.shape[0], w.shape[1], w.shape[2]
+    s, p = int(stride), int(padding)
+    if x.ndim != 4 or x.dtype != dy.dtype or x.shape[1] != C or K != w.shape[3]:
+        raise ValueError(f"conv2d_backward: expected x of shape (N, {C}, H, W) and dtype "
+                         f"{dy.dtype} for a square weight, got x {x.shape} {x.dtype}, "
+                         f"weight {w.shape}")
+    N, _, H, W = x.shape
+    expected = (N, F, conv_output_size(H, K, s, p), conv_output_size(W, K, s, p))
+    if dy.shape != expected or min(expected[2:]) < 1:
+        raise ValueError(f"conv2d_backward: x {x.shape} with weight {w.shape}, stride {s}, "
+                         f"padding {p} gives dy of shape {expected}, got {dy.shape}")
+    return conv2d_backward_unchecked(dy, x, w, s, p, method=method)
+
+
 def conv2d_forward_and_grad_weight(
     x: np.ndarray,
     w: np.ndarray,
@@ -372,6 +403,29 @@ def _direct_grad_weight(dy: np.ndarray, x: np.ndarray, K: int, s: int, p: int) -
     dw = np.empty(partials.shape[1:], dtype=dy.dtype)
     gemm.sum_chunks(partials, dw)
     return dw.reshape(F, C, K, K)
+
+
+def _direct_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray, s: int, p: int,
+                     dx: np.ndarray) -> np.ndarray:
+    """F == 1: dx (written into) and dw in one pass per sample (``direct.backward_by_taps``),
+    the weight gradient's partial sums kept per chunk as in ``_direct_grad_weight``. A 3×3
+    stride-1 conv whose output is its input's size keeps dy's 3 column shifts (H + 2 rows
+    each) instead of the 9 tap planes: they stay in L1. Returns dw (1, C, K, K)."""
+    N = dy.shape[0]
+    C, H, W = x.shape[1:]
+    K = w.shape[2]
+    per_chunk = -(-N // _DIRECT_CHUNKS)
+    n_chunks = -(-N // per_chunk)
+    workers = min(numba.get_num_threads(), n_chunks)
+    by_rows = K == 3 and s == 1 and dy.shape[2:] == (H, W)
+    shape = (workers, K, H + K - 1, W) if by_rows else (workers, K * K, H, W)
+    scratch = buffer("planes", shape, dy.dtype)
+    partials = buffer("partials", (n_chunks, C, K * K), dy.dtype)
+    direct.backward_by_taps(dy, x, w.reshape(C, K * K), np.zeros(C, dy.dtype), K, s, p,
+                            per_chunk, by_rows, scratch, partials, dx.reshape(N, C, H * W))
+    dw = np.empty((C, K * K), dtype=dy.dtype)
+    gemm.sum_chunks(partials, dw)
+    return dw.reshape(1, C, K, K)
 
 
 def _gemm_grad_input_gathered(dy: np.ndarray, w: np.ndarray, s: int, p: int, bias: np.ndarray,
@@ -564,6 +618,21 @@ def conv2d_grad_weight_unchecked(dy: np.ndarray, x: np.ndarray, kernel_size: int
     partials = buffer("partials", (-(-N // g.samples_per_chunk), F, K * K * C), dy.dtype)
     gemm.grad_weight(dy, x, g, planes, cols, rows, partials)
     return _sum_chunks_to_weight(partials, F, C, K), db
+
+
+def conv2d_backward_unchecked(dy: np.ndarray, x: np.ndarray, w: np.ndarray, stride: int,
+                              padding: int, *, method: str = "auto"
+                              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    F, C = w.shape[:2]
+    if not (F == 1 and _use_direct(method, F, C)):
+        dw, db = conv2d_grad_weight_unchecked(dy, x, w.shape[2], stride, padding, method=method)
+        return conv2d_grad_input_unchecked(dy, w, x.shape[2:], stride, padding,
+                                           method=method), dw, db
+    dy = np.ascontiguousarray(dy)
+    x = np.ascontiguousarray(x)
+    dx = np.empty(x.shape, dtype=dy.dtype)
+    dw = _direct_backward(dy, x, np.ascontiguousarray(w), stride, padding, dx)
+    return dx, dw, channel_sum_unchecked(dy)
 
 
 def conv2d_forward_and_grad_weight_unchecked(x: np.ndarray, w: np.ndarray, d: np.ndarray,

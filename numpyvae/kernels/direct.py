@@ -299,6 +299,80 @@ def _sum_taps(z, K, s, p, y_n):
 
 
 @numba.njit(cache=True)
+def _shifted_rows(d_n, K, p, E):
+    """E[e, r, w] = d_n[r − p, w − e + p], in-range entries only (the rest stay as they are:
+    zero).  d_n (H, W), E (K, H + K − 1, W). For a stride-1 conv whose output is the size
+    of its input (K = 2p + 1), D[(a, e)] of ``_place_taps`` is E[e] from row K − 1 − a on:
+    one plane per column shift, the row shifts are offsets into it (K planes, not K·K)."""
+    H, W = d_n.shape
+    for e in range(K):
+        j0, j1 = max(0, e - p), min(W, W + e - p)
+        for h in range(H):
+            src = d_n[h]
+            dst = E[e, h + K - 1 - p]
+            for w in range(j0, j1):
+                dst[w] = src[w - e + p]
+
+
+@numba.njit(cache=True, fastmath={"reassoc", "contract"})
+def _both_gradients_3x3(E, wc, bc, xc, dxc, accc):
+    """One channel c of a 3×3 stride-1 'same' conv with one output channel, both gradients in
+    one pass over its pixels q (flattened, L = H·W), D[(a, e)][q] = E[e][(2 − a)·W + q]:
+        dxc[q] = bc + Σ_{a,e} wc[(a, e)]·D[(a, e)][q],   accc[(a, e)] += Σ_q xc[q]·D[(a, e)][q].
+    x's row is loaded once for 18 multiply-adds; E (3 short planes) stays in L1."""
+    L, W = xc.shape[0], E.shape[2]
+    e0, e1, e2 = E[0].reshape(-1), E[1].reshape(-1), E[2].reshape(-1)
+    d00, d01, d02 = e0[2 * W:2 * W + L], e1[2 * W:2 * W + L], e2[2 * W:2 * W + L]
+    d10, d11, d12 = e0[W:W + L], e1[W:W + L], e2[W:W + L]
+    d20, d21, d22 = e0[:L], e1[:L], e2[:L]
+    w00, w01, w02, w10, w11, w12, w20, w21, w22 = (wc[0], wc[1], wc[2], wc[3], wc[4], wc[5],
+                                                    wc[6], wc[7], wc[8])
+    s00 = s01 = s02 = s10 = s11 = s12 = s20 = s21 = s22 = xc.dtype.type(0)
+    for q in range(L):
+        t00, t01, t02 = d00[q], d01[q], d02[q]
+        t10, t11, t12 = d10[q], d11[q], d12[q]
+        t20, t21, t22 = d20[q], d21[q], d22[q]
+        dxc[q] = bc + (w00 * t00 + w01 * t01 + w02 * t02 + w10 * t10 + w11 * t11
+                       + w12 * t12 + w20 * t20 + w21 * t21 + w22 * t22)
+        v = xc[q]
+        s00 += v * t00
+        s01 += v * t01
+        s02 += v * t02
+        s10 += v * t10
+        s11 += v * t11
+        s12 += v * t12
+        s20 += v * t20
+        s21 += v * t21
+        s22 += v * t22
+    accc[0] += s00
+    accc[1] += s01
+    accc[2] += s02
+    accc[3] += s10
+    accc[4] += s11
+    accc[5] += s12
+    accc[6] += s20
+    accc[7] += s21
+    accc[8] += s22
+
+
+@numba.njit(cache=True)
+def _backward_sample(dy_n, x_n, w2, bias, K, s, p, by_rows, scratch, dx_n, acc):
+    """Both gradients of one sample (see ``backward_by_taps``).  dy_n (Ho, Wo),
+    x_n and dx_n (C, H·W), acc (C, K·K) += this sample's weight gradient."""
+    C = x_n.shape[0]
+    if by_rows:  # 3×3, stride 1, output the size of the input
+        _shifted_rows(dy_n, K, p, scratch)
+        for c in range(C):
+            _both_gradients_3x3(scratch, w2[c], bias[c], x_n[c], dx_n[c], acc[c])
+        return
+    KK, H, W = scratch.shape
+    _place_taps(dy_n, K, s, p, scratch)
+    flat = scratch.reshape(KK, H * W)
+    _product(w2, flat, bias, dx_n)
+    _dots(x_n, flat, acc)
+
+
+@numba.njit(cache=True)
 def _sample_range(chunk, n_chunks, N):
     """Chunk ``chunk`` of ``n_chunks`` near-equal ranges of N items: [lo, hi)."""
     return chunk * N // n_chunks, (chunk + 1) * N // n_chunks
@@ -412,6 +486,29 @@ def grad_weight_by_taps(dy, x, K, s, p, per_chunk, D, partials):
             for n in range(chunk * per_chunk, min(N, (chunk + 1) * per_chunk)):
                 _place_taps(dy[n, 0], K, s, p, Dk)
                 _dots(x[n].reshape(C, H * W), flat, acc)
+
+
+@numba.njit(parallel=True, cache=True)
+def backward_by_taps(dy, x, w2, bias, K, s, p, per_chunk, by_rows, scratch, partials, dx):
+    """F == 1, both gradients in one pass over each sample: x[n] is read once and dx[n]
+    written once, while dy[n]'s shifted planes stay in cache. With D[(a, e)] = dy[n, 0] placed
+    at the tap's shift,
+        dx[n] (C, H·W) = bias + w2 (C, K·K) @ D,   partials[chunk] (C, K·K) = Σ_n x[n] @ Dᵀ
+    over the chunk's samples. scratch: (workers, K·K, H, W) holding D, or if ``by_rows`` (3×3,
+    stride 1, output the input's size) (workers, 3, H + 2, W) holding ``_shifted_rows``."""
+    N, C = x.shape[0], x.shape[1]
+    n_workers = scratch.shape[0]
+    n_chunks = partials.shape[0]
+    for k in prange(n_workers):
+        sk = scratch[k]
+        sk[:, :, :] = 0
+        first, last = _sample_range(k, n_workers, n_chunks)
+        for chunk in range(first, last):
+            acc = partials[chunk]
+            acc[:, :] = 0
+            for n in range(chunk * per_chunk, min(N, (chunk + 1) * per_chunk)):
+                _backward_sample(dy[n, 0], x[n].reshape(C, -1), w2, bias, K, s, p, by_rows, sk,
+                                 dx[n], acc)
 
 
 @numba.njit(parallel=True, cache=True)

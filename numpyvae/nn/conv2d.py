@@ -238,15 +238,17 @@ class Conv2d(Layer):
                         x.dtype)
         if not self.use_kernels:
             return self._backward_numpy(dout, x)
-        dw, db = conv_kernels.conv2d_grad_weight_unchecked(dout, x, self.kernel_size,
-                                                           self.stride, self.padding)
+        if self.needs_input_grad:  # both at once: one pass over x for a thin output
+            dx, dw, db = conv_kernels.conv2d_backward_unchecked(dout, x, self.params["weight"],
+                                                                self.stride, self.padding)
+        else:
+            dx = None
+            dw, db = conv_kernels.conv2d_grad_weight_unchecked(dout, x, self.kernel_size,
+                                                               self.stride, self.padding)
         self.grads["weight"][...] = dw
         if "bias" in self.grads:
             self.grads["bias"][...] = db
-        if not self.needs_input_grad:
-            return None
-        return conv_kernels.conv2d_grad_input_unchecked(dout, self.params["weight"], x.shape[2:],
-                                         self.stride, self.padding)
+        return dx
 
     def _backward_numpy(self, dout: np.ndarray, x: np.ndarray) -> np.ndarray | None:
         """y = Σ W·window + b, so dW = Σ dY·window, db = Σ_{n,h,w} dY, and each window hands

@@ -20,6 +20,7 @@ import pytest
 
 import numpyvae.kernels.conv as conv_api
 from numpyvae.kernels import (
+    conv2d_backward,
     conv2d_forward,
     conv2d_forward_and_grad_weight,
     conv2d_grad_input,
@@ -372,6 +373,35 @@ def test_thin_convs_take_the_direct_path_and_match_reference(cfg, dtype):
     y, dw2 = conv2d_forward_and_grad_weight(x, w, dy, s, p)
     assert_close(y, y_ref - b.astype(np.float64)[None, :, None, None], dtype, "fused forward")
     assert_close(dw2, dw_ref, dtype, "fused grad_weight")
+    dx3, dw3, db3 = conv2d_backward(dy, x, w, s, p)
+    assert_close(dx3, dx_ref, dtype, "backward grad_input")
+    assert_close(dw3, dw_ref, dtype, "backward grad_weight")
+    assert_close(db3, db_ref, dtype, "backward grad_bias")
+
+
+@pytest.mark.parametrize("cfg, by_rows", [(THIN_CASES[1], True), (THIN_CASES[2], True),
+                                          (THIN_CASES[3], False), (THIN_CASES[5], False)],
+                         ids=["dec.conv1", "3x3-odd", "5x5", "stride3"])
+def test_thin_output_backward_is_one_pass(cfg, by_rows, monkeypatch):
+    """One output channel: the layer's backward runs both gradients in one kernel call,
+    on dy's 3 shifted rows for a 3×3 stride-1 'same' conv (dec.conv1) and on the 9 tap
+    planes otherwise; neither gradient is computed a second time."""
+    N, C, F, H, W, K, s, p = cfg
+    calls = []
+    real = conv_api.direct.backward_by_taps
+    monkeypatch.setattr(conv_api.direct, "backward_by_taps",
+                        lambda *a: calls.append(a[8]) or real(*a))
+    for name in ("grad_input_by_taps", "grad_weight_by_taps"):
+        monkeypatch.setattr(conv_api.direct, name, None)  # calling either would raise
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((N, C, H, W))
+    w = rng.standard_normal((F, C, K, K))
+    dy = rng.standard_normal((N, F, *conv2d_definition(x, w, None, s, p).shape[2:]))
+    dx, dw, _ = conv_api.conv2d_backward_unchecked(dy, x, w, s, p)
+    assert calls == [by_rows]
+    dx_ref, dw_ref, _ = conv2d_grad_definition(dy, x, w, s, p)
+    assert_close(dx, dx_ref, np.float64, "grad_input")
+    assert_close(dw, dw_ref, np.float64, "grad_weight")
 
 
 @pytest.mark.parametrize("n_out, n_in, K, s, p", [(28, 14, 3, 2, 1), (27, 14, 3, 2, 1),
@@ -453,10 +483,15 @@ def _run_all(case, dtype, rng_seed=3):
         # the fused pair, with dy standing in for the other gradient: y's shape, x's windows
         out[f"{method} fused_forward"], out[f"{method} fused_weight"] = (
             conv2d_forward_and_grad_weight(x, w, dy, s, p, method=method))
+        # both gradients in one call (one pass per sample on the direct path when F == 1)
+        (out[f"{method} backward_input"], out[f"{method} backward_weight"],
+         out[f"{method} backward_bias"]) = conv2d_backward(dy, x, w, s, p, method=method)
     ref = {"forward": conv2d_definition(x, w, b, s, p)}
     ref["grad_input"], ref["grad_weight"], ref["grad_bias"] = conv2d_grad_definition(dy, x, w, s, p)
     ref["fused_forward"] = ref["forward"] - b.astype(np.float64)[None, :, None, None]
     ref["fused_weight"] = ref["grad_weight"]
+    for part in ("input", "weight", "bias"):
+        ref[f"backward_{part}"] = ref[f"grad_{part}"]
     return out, ref
 
 
@@ -553,3 +588,9 @@ def test_kernels_reject_bad_input():
         conv2d_forward(x, w, None, 0, 0)
     with pytest.raises(ValueError, match="expected d of shape"):
         conv2d_forward_and_grad_weight(x, w, np.zeros((2, 4, 4, 4), np.float32), 1, 0)
+    with pytest.raises(ValueError, match="gives dy of shape"):
+        conv2d_backward(np.zeros((2, 4, 4, 4), np.float32), x, w, 1, 0)
+    with pytest.raises(ValueError, match="expected x of shape"):
+        conv2d_backward(np.zeros((2, 4, 3, 3), np.float32), x[:, :2], w, 1, 0)
+    with pytest.raises(ValueError, match="expected x of shape"):
+        conv2d_backward(np.zeros((2, 4, 3, 3), np.float32), x.astype(np.float64), w, 1, 0)
