@@ -30,6 +30,9 @@ import numba
 import numpy as np
 from numba import prange
 
+# inlined into the kernels below, and numba's cache stamps this file only: after a change to
+# the exponential in elementwise.py, touch this file (or clear __pycache__), or the cached
+# kernels keep the old one (as the fused pair did when the select below −87 went)
 from .elementwise import exp_nonpositive, expm1_nonpositive
 
 __all__ = ["batch_moments", "normalize", "batchnorm_backward", "normalize_elu",

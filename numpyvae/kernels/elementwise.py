@@ -19,8 +19,8 @@ float32 stays float32: every constant inside a kernel is made with
 array's dtype (numba, like NumPy 1, would promote float32 · float64 to float64).
 
 numba's ``math.exp`` in a loop is a scalar libm call per element; for float32
-we use our own exponential (Cody–Waite range reduction and a degree-6
-polynomial, as in Cephes' ``expf``), which LLVM vectorises, 2 ulp accurate.
+we use our own exponential (Cody–Waite range reduction as in Cephes' ``expf``, and
+e^r − 1 = r + r²·q(r) with q of degree 4), which LLVM vectorises, within 1 ulp.
 float64 (the gradient checks' dtype) keeps libm's ``exp``/``expm1``.
 
 ``error_model="numpy"``: a division by zero gives inf or nan as in NumPy, instead
@@ -81,8 +81,12 @@ def _exp_parts32(v):
     """v ∈ [−87, 0] → (2ⁿ, e^r − 1) with e^v = 2ⁿ·e^r, n = round(v/ln 2), |r| ≤ ln2/2."""
     n = np.floor(v * _F(1.44269504) + _F(0.5))
     r = v - n * _F(0.693359375) - n * _F(-2.12194440e-4)  # ln 2 in two parts: r is exact
-    q = (((((_F(1.9875691500e-4) * r + _F(1.3981999507e-3)) * r + _F(8.3334519073e-3)) * r
-           + _F(4.1665795894e-2)) * r + _F(1.6666665459e-1)) * r + _F(5.0000001201e-1))
+    # q of degree 4, one FMA fewer than Cephes' degree 5 (fitted to e^r on |r| ≤ ln2/2 by
+    # weighted least squares): the largest error over every 7th float32 in [−87, 0] stays
+    # 0.74 ulp for e^v − 1 and 0.69 for e^v (Cephes': 0.73 and 0.70); the fused BatchNorm+ELU
+    # forward 0.93x, its backward pass 1 0.95x (14x14 planes in cache, 1 thread)
+    q = ((((_F(1.37514e-3) * r + _F(8.36892e-3)) * r + _F(4.166953e-2)) * r
+          + _F(0.16666518)) * r + _F(0.49999988))
     two_n = _f32_from_bits((np.int32(n) + np.int32(127)) << np.int32(23))
     return two_n, r + r * r * q
 

@@ -90,7 +90,8 @@ def test_elu_kernels_match_numpy(threads, dtype, shape, alpha, use_kernels):
 
 
 def test_elu_float32_exponential_accuracy():
-    """Our float32 e^x − 1 and e^x, checked against float64 over the whole negative range."""
+    """Our float32 e^x − 1 and e^x, within 1 ulp of float64 over the whole negative range
+    (0.70 and 0.69 ulp measured: a coefficient of q off by 4e-7 fails here, not at 3 ulp)."""
     x = np.concatenate([np.linspace(-90, 0, 400_001), -np.logspace(-30, 2, 20_001)])
     x32 = x.astype(np.float32)
     truth = x32.astype(np.float64)
@@ -98,9 +99,9 @@ def test_elu_float32_exponential_accuracy():
     dx = elementwise.elu_backward(x32, np.ones_like(x32), 1.0)
     ulp = np.finfo(np.float32).eps
     expm1, exp = np.expm1(truth), np.exp(truth)
-    assert (np.abs(y - expm1) <= 3 * ulp * np.abs(expm1)).all()
+    assert (np.abs(y - expm1) <= ulp * np.abs(expm1)).all()
     normal = truth >= -87  # below, e^x is taken as 0 (true value < 1.7e-38)
-    assert (np.abs(dx[normal] - exp[normal]) <= 3 * ulp * exp[normal]).all()
+    assert (np.abs(dx[normal] - exp[normal]) <= ulp * exp[normal]).all()
     assert (dx[~normal] < 1.7e-38).all()
 
 
