@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -381,3 +383,29 @@ def test_a_busy_machine_is_named_in_the_summary(bench):
     assert "BUSY MACHINE: load average 1.5 / 12.6 (start / end) on 2 cores" in bench.busy_machine(
         rows, cores=2)
     assert bench.busy_machine([{"bench": "step"}], cores=2) is None  # an old run: no load
+
+
+def test_pair_bound_rates_count_the_arrays_each_kernel_moves():
+    """pair_bound.py: GB/s from the arrays each kernel of the pair must read and write, against
+    the same run's stream loop; then the script end to end on a tiny batch (times unchecked)."""
+    spec = importlib.util.spec_from_file_location("pair_bound", BENCH.parent / "pair_bound.py")
+    pair_bound = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(pair_bound)
+    # one array of dec.9's x per ms for every kernel; the stream loop at 128 MB / 3.2 ms
+    ms = {"moments": 1, "forward": 2, "pass 1": 3, "pass 2": 3, "stream": 3.2}
+    run = {"batch": 256, "times": {k: [v / 1e3] * 3 for k, v in ms.items()},
+           "hot": {k: [8 * 32 * 784 * 1e-9] * 3 for k in ms if k != "stream"}}
+    rows = {r["kernel"]: r for r in pair_bound.rows(run)}
+    array_mb = 256 * 32 * 784 * 4 / 1e6
+    assert rows["stream loop"]["gb_per_s"] == pytest.approx(40.0)
+    for name in ("moments", "forward", "pass 1", "pass 2"):
+        assert rows[name]["mb"] == pytest.approx(ms[name] * array_mb), name
+        assert rows[name]["gb_per_s"] == pytest.approx(array_mb), name
+        assert rows[name]["of_stream"] == pytest.approx(array_mb / 40.0), name
+        assert rows[name]["hot_ns"] == pytest.approx(1.0), name
+    out = subprocess.run([sys.executable, str(BENCH.parent / "pair_bound.py"), "--threads", "1",
+                          "--rounds", "1", "--batch", "2"], capture_output=True, text=True,
+                         check=True).stdout
+    lines = [line.strip() for line in out.splitlines()]
+    for name in ("stream loop", "moments", "forward", "pass 1", "pass 2"):
+        assert sum(line.startswith(name + " ") for line in lines) == 1, (name, out)
