@@ -384,25 +384,30 @@ def _direct_grad_input(dy: np.ndarray, w: np.ndarray, s: int, p: int, bias: np.n
     direct.grad_input_by_windows(dy, w2t, bias, K, s, p, dcols, dx)
 
 
-def _direct_grad_weight(dy: np.ndarray, x: np.ndarray, K: int, s: int, p: int) -> np.ndarray:
-    """dw by the taps when F == 1, else by each sample's windows: partial sums per chunk of
-    samples (chunks set by N alone, not the threads), added in chunk order."""
+def _direct_grad_weight(dy: np.ndarray, x: np.ndarray, K: int, s: int, p: int
+                        ) -> tuple[np.ndarray, np.ndarray]:
+    """(dw, db) by the taps when F == 1, else by each sample's windows, which also sum dy for
+    db on the way: partial sums per chunk of samples (chunks set by N alone, not the threads),
+    added in chunk order."""
     N, F, Ho, Wo = dy.shape
     C, H, W = x.shape[1:]
     per_chunk = -(-N // _DIRECT_CHUNKS)
     n_chunks = -(-N // per_chunk)
     workers = min(numba.get_num_threads(), n_chunks)
+    T = C * K * K
     if F == 1:
         D = buffer("planes", (workers, K * K, H, W), dy.dtype)
         partials = buffer("partials", (n_chunks, C, K * K), dy.dtype)
         direct.grad_weight_by_taps(dy, x, K, s, p, per_chunk, D, partials)
-    else:
-        cols = buffer("cols", (workers, C * K * K, Ho, Wo), dy.dtype)
-        partials = buffer("partials", (n_chunks, F, C * K * K), dy.dtype)
+    else:  # one more row of cols, all ones: the last column of partials is Σ dy
+        cols = buffer("cols", (workers, T + 1, Ho, Wo), dy.dtype)
+        partials = buffer("partials", (n_chunks, F, T + 1), dy.dtype)
         direct.grad_weight_by_windows(dy, x, K, s, p, per_chunk, cols, partials)
-    dw = np.empty(partials.shape[1:], dtype=dy.dtype)
-    gemm.sum_chunks(partials, dw)
-    return dw.reshape(F, C, K, K)
+    sums = np.empty(partials.shape[1:], dtype=dy.dtype)
+    gemm.sum_chunks(partials, sums)
+    if F == 1:
+        return sums.reshape(F, C, K, K), channel_sum_unchecked(dy)
+    return np.ascontiguousarray(sums[:, :T]).reshape(F, C, K, K), sums[:, T].copy()
 
 
 def _direct_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray, s: int, p: int,
@@ -608,9 +613,9 @@ def conv2d_grad_weight_unchecked(dy: np.ndarray, x: np.ndarray, kernel_size: int
     K, s, p = kernel_size, stride, padding
     dy = np.ascontiguousarray(dy)
     x = np.ascontiguousarray(x)
-    db = channel_sum_unchecked(dy)
     if _use_direct(method, F, C):
-        return _direct_grad_weight(dy, x, K, s, p), db
+        return _direct_grad_weight(dy, x, K, s, p)
+    db = channel_sum_unchecked(dy)
     if _takes_taps(C, Ho, Wo, K, s):
         return _gemm_taps(dy, x, None, K, s, p)[1], db
     g, planes, cols, rows = _gemm_setup(x.shape, F, K, s, p, Ho, Wo, dy.dtype,

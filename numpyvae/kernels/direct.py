@@ -8,7 +8,7 @@ the taps (a, e) of the kernel:
 - narrow windows (T small, e.g. a 1-channel input: the CNN's first layer), by the
   windows of one sample, cols (T, Ho·Wo), cols[(c, a, e), (i, j)] = xpad[c, i·s + a, j·s + e]:
       forward      y[n]  = b + W (F, T) @ cols
-      grad_weight  dW   += dy[n] (F, Ho·Wo) @ colsᵀ
+      grad_weight  [dW | db] += dy[n] (F, Ho·Wo) @ [cols; 1]ᵀ  (a row of ones gives Σ dy)
       grad_input   dcols = Wᵀ (T, F) @ dy[n], then each tap's plane added into dx[n]
 - one output channel (F == 1: the CNN's last layer), by the taps: a tap's
   contribution is a shifted copy of one plane the size of the input,
@@ -16,6 +16,9 @@ the taps (a, e) of the kernel:
       grad_input   D[(a, e)] = dy[n] placed at the tap's shift (0 elsewhere),  dx[n] = W @ D
       grad_weight  dW += x[n] (C, H·W) @ Dᵀ
   so x and dx are read or written once, in full rows, never copied into padded planes.
+  ``backward_by_taps`` takes both gradients in one pass over each sample; for a 3×3
+  stride-1 conv whose output is its input's size, D's 9 planes are windows of 3 (dy
+  shifted by a column, ``_shifted_rows``) that stay in L1.
 
 Out-of-range taps are skipped (``_tap_range``), not read from a zero border: the
 scratch arrays (cols, D) are zeroed once per chunk, and every sample then rewrites
@@ -450,14 +453,17 @@ def grad_input_by_taps(dy, w2, bias, K, s, p, D, dx):
 
 @numba.njit(parallel=True, cache=True)
 def grad_weight_by_windows(dy, x, K, s, p, per_chunk, cols, partials):
-    """partials[chunk] (F, C·K·K) = Σ over the chunk's samples of dy[n] (F, Ho·Wo) @ colsᵀ.
-    Worker k takes a range of chunks; cols: (workers, C·K·K, Ho, Wo)."""
+    """partials[chunk] (F, C·K·K + 1) = Σ over the chunk's samples of dy[n] (F, Ho·Wo) @ colsᵀ,
+    cols' last row all ones: its column is Σ dy[n], the bias gradient, taken while dy[n] is
+    in cache (a second pass over dy would read it again). Worker k takes a range of chunks;
+    cols: (workers, C·K·K + 1, Ho, Wo)."""
     N, F = dy.shape[0], dy.shape[1]
     n_workers, T, Ho, Wo = cols.shape
     n_chunks = partials.shape[0]
     for k in prange(n_workers):
         c_ = cols[k]
         c_[:, :, :] = 0
+        c_[T - 1, :, :] = 1
         flat = c_.reshape(T, Ho * Wo)
         first, last = _sample_range(k, n_workers, n_chunks)
         for chunk in range(first, last):

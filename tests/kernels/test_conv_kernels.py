@@ -404,6 +404,23 @@ def test_thin_output_backward_is_one_pass(cfg, by_rows, monkeypatch):
     assert_close(dw, dw_ref, np.float64, "grad_weight")
 
 
+@pytest.mark.parametrize("cfg", [THIN_CASES[0], THIN_CASES[6]], ids=["enc.conv1", "2x2"])
+def test_thin_input_bias_gradient_comes_from_the_weight_pass(cfg, monkeypatch):
+    """By windows (F > 1), db is the last column of the weight gradient's pass (a row of ones
+    beside the windows), not a second pass over dy: it matches the definition without
+    channel_sum."""
+    N, C, F, H, W, K, s, p = cfg
+    monkeypatch.setattr(conv_api, "channel_sum_unchecked", None)  # calling it would raise
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((N, C, H, W))
+    w = rng.standard_normal((F, C, K, K))
+    dy = rng.standard_normal((N, F, *conv2d_definition(x, w, None, s, p).shape[2:]))
+    dw, db = conv_api.conv2d_grad_weight_unchecked(dy, x, K, s, p)
+    _, dw_ref, db_ref = conv2d_grad_definition(dy, x, w, s, p)
+    assert_close(dw, dw_ref, np.float64, "grad_weight")
+    assert_close(db, db_ref, np.float64, "grad_bias")
+
+
 @pytest.mark.parametrize("n_out, n_in, K, s, p", [(28, 14, 3, 2, 1), (27, 14, 3, 2, 1),
                                                  (9, 3, 1, 3, 0), (13, 4, 5, 3, 2),
                                                  (6, 6, 3, 1, 1), (5, 2, 2, 2, 0)])
