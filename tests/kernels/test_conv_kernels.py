@@ -281,10 +281,13 @@ WIDE_CASES = [
 ]
 
 
-@pytest.mark.parametrize("C, H, W, dtype", [(11, 6, 5, np.float32), (16, 3, 4, np.float64),
-                                            (64, 7, 7, np.float32), (16, 20, 18, np.float32),
-                                            (9, 30, 31, np.float64), (5, 4, 3, np.float32)],
-                         ids=str)
+# (C, H, W, dtype) of one sample for the loader alone: tiles with channels left over, tiles
+# only, past the budget (f32 and f64), fewer than 8 channels
+LOAD_CASES = [(11, 6, 5, np.float32), (16, 3, 4, np.float64), (64, 7, 7, np.float32),
+              (16, 20, 18, np.float32), (9, 30, 31, np.float64), (5, 4, 3, np.float32)]
+
+
+@pytest.mark.parametrize("C, H, W, dtype", LOAD_CASES, ids=str)
 def test_load_channels_last_is_the_transpose_and_keeps_the_border(C, H, W, dtype):
     """plane[top + h, (left + w)·C + c] = x[c, h, w] on both sides of the tile budget, with
     channels left over after the tiles of 8; every other entry of the plane is untouched."""
@@ -300,11 +303,12 @@ def test_load_channels_last_is_the_transpose_and_keeps_the_border(C, H, W, dtype
 
 
 def test_load_cases_reach_both_ways_of_loading():
-    """The cases above and WIDE_CASES hold samples on both sides of the tile budget."""
+    """LOAD_CASES and WIDE_CASES each hold samples on both sides of the tile budget."""
     import numpyvae.kernels.gemm as gemm
 
-    sizes = [C * H * W * 4 for _, C, _, H, W, *_ in WIDE_CASES]
-    assert min(sizes) <= gemm._TILE_LOAD_BYTES < max(sizes)
+    for sizes in ([C * H * W * np.dtype(dtype).itemsize for C, H, W, dtype in LOAD_CASES],
+                  [C * H * W * 4 for _, C, _, H, W, *_ in WIDE_CASES]):
+        assert min(sizes) <= gemm._TILE_LOAD_BYTES < max(sizes)
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
