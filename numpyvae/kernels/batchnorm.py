@@ -7,7 +7,7 @@ so results are bitwise the same at any thread count.
 - ``batch_moments``: per-channel mean and biased variance in one pass: each
   plane's sum and squared deviations from its own mean (two passes over a
   plane that sits in L1 cache), combined per channel afterwards (Chan et al.'s
-  parallel variance formula) by NumPy.
+  parallel variance formula) in one serial compiled call.
 - ``normalize``: y = (x − μ)·scale + shift per channel.
 - ``batchnorm_backward``: (dx, dγ, dβ) from x, μ and 1/σ. It needs no stored
   x̂ (the layer keeps x, which the forward pass had anyway): x̂ = (x − μ)/σ is
@@ -129,12 +129,8 @@ def batch_moments(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     sums = np.empty((N, C), dtype=x.dtype)
     sq_devs = np.empty((N, C), dtype=x.dtype)
     _plane_moments(x, sums, sq_devs)
-    # combine the planes per channel (N·C numbers: NumPy, in a fixed order):
-    # M·var = Σ sq_devs + L·Σ (plane mean − mean)²  (Chan et al.)
-    mean = sums.sum(axis=0) * (1.0 / (N * L))
-    between = sums * (1.0 / L) - mean
-    var = (sq_devs.sum(axis=0) + L * (between * between).sum(axis=0)) * (1.0 / (N * L))
-    return mean, var
+    T = x.dtype.type  # the scalars as NumPy made them: Python floats, then x's dtype
+    return _combine_moments(sums, sq_devs, T(L), T(1.0 / L), T(1.0 / (N * L)))
 
 
 def normalize(x: np.ndarray, mean: np.ndarray, scale: np.ndarray,
@@ -146,26 +142,58 @@ def normalize(x: np.ndarray, mean: np.ndarray, scale: np.ndarray,
 
 
 def _grad_sums(x: np.ndarray, dy: np.ndarray, mean: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per channel Σ dy and Σ dy·(x − mean).  x, dy (N, C, L) contiguous → two (C,) arrays."""
+    """Per plane Σ dy and Σ dy·(x − mean).  x, dy (N, C, L) contiguous → two (N, C) arrays."""
     N, C, _ = x.shape
     plane_dy = np.empty((N, C), dtype=x.dtype)
     plane_dy_xc = np.empty((N, C), dtype=x.dtype)
     _bn_plane_grad_sums(x, dy, mean, plane_dy, plane_dy_xc)
-    return plane_dy.sum(axis=0), plane_dy_xc.sum(axis=0)
+    return plane_dy, plane_dy_xc
 
 
-def _input_grad_coefficients(sum_dy: np.ndarray, sum_dy_xc: np.ndarray, inv_std: np.ndarray,
-                             gamma: np.ndarray, training: bool, m: int
-                             ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """dx = a·dy + b·(x − μ) + d per channel: (a, b, d) and Σ dy·x̂ (see batchnorm_backward)."""
-    sum_dy_xhat = sum_dy_xc * inv_std
+# ----------------------------------------------------------------------------
+# Per-channel numbers from the (N, C) per-plane sums, one compiled call each: they were
+# ~20 NumPy calls a pair, which took 0.06-0.13 ms a forward inside the CNN step (1 thread;
+# ~15 µs on their own: the step's large arrays leave the interpreter's data out of cache).
+# Measured with a 64 MB stream before each call, 1 thread: 0.04-0.05 ms less a moments call,
+# 0.02-0.10 ms less a backward, 0.58 ms over the six pairs of the CNN step.
+# Rows are added in order and nothing is fused (no fastmath), as NumPy's sum(axis=0) and
+# its elementwise expressions do: the same bits as the NumPy these replaced.
+# ----------------------------------------------------------------------------
+@numba.njit(cache=True, error_model="numpy")
+def _column_sums(p):
+    """p (N, C) → Σ over n of p[n], the rows added in order."""
+    out = np.zeros_like(p[0])
+    for n in range(p.shape[0]):
+        for c in range(p.shape[1]):
+            out[c] += p[n, c]
+    return out
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _combine_moments(sums, sq_devs, L, inv_L, inv_M):
+    """Per-channel mean and biased variance from each plane's sum and squared deviations
+    (N, C), L values a plane, M = N·L a channel (L, 1/L, 1/M as scalars of their dtype):
+        M·var = Σ sq_devs + L·Σ (plane mean − mean)²  (Chan et al.)."""
+    mean = _column_sums(sums) * inv_M
+    between = sums * inv_L - mean
+    var = (_column_sums(sq_devs) + L * _column_sums(between * between)) * inv_M
+    return mean, var
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _grad_coefficients(plane_dy, plane_dy_xc, inv_std, gamma, training, neg_inv_m):
+    """dx = a·dy + b·(x − μ) + d per channel: (a, b, d), Σ dy·x̂ and Σ dy from the planes'
+    Σ dy and Σ dy·(x − μ), (N, C) each; neg_inv_m = −1/M (see batchnorm_backward)."""
+    sum_dy = _column_sums(plane_dy)
+    sum_dy_xhat = _column_sums(plane_dy_xc) * inv_std
     a = gamma * inv_std
     if training:
-        b = a * inv_std * sum_dy_xhat * (-1.0 / m)
-        d = a * sum_dy * (-1.0 / m)
+        b = a * inv_std * sum_dy_xhat * neg_inv_m
+        d = a * sum_dy * neg_inv_m
     else:
-        b = d = np.zeros_like(a)
-    return a, b, d, sum_dy_xhat
+        b = np.zeros_like(a)
+        d = np.zeros_like(a)
+    return a, b, d, sum_dy_xhat, sum_dy
 
 
 def batchnorm_backward(x: np.ndarray, dy: np.ndarray, mean: np.ndarray, inv_std: np.ndarray,
@@ -183,9 +211,9 @@ def batchnorm_backward(x: np.ndarray, dy: np.ndarray, mean: np.ndarray, inv_std:
     N, C = x.shape[:2]
     x3 = np.ascontiguousarray(x).reshape(N, C, -1)
     dy3 = np.ascontiguousarray(dy).reshape(N, C, -1)
-    sum_dy, sum_dy_xc = _grad_sums(x3, dy3, mean)
-    a, b, d, sum_dy_xhat = _input_grad_coefficients(sum_dy, sum_dy_xc, inv_std, gamma,
-                                                    training, N * x3.shape[2])
+    neg_inv_m = x.dtype.type(-1.0 / (N * x3.shape[2]))
+    a, b, d, sum_dy_xhat, sum_dy = _grad_coefficients(*_grad_sums(x3, dy3, mean), inv_std, gamma,
+                                                      training, neg_inv_m)
     dx = np.empty_like(x3)
     _bn_grad_input(x3, dy3, mean, a, b, d, dx)
     return dx.reshape(x.shape), sum_dy_xhat, sum_dy
@@ -318,8 +346,7 @@ def batchnorm_elu_backward(x: np.ndarray, dy: np.ndarray, mean: np.ndarray, inv_
     else:
         _bn_elu_grad_sums(x3, dy3, _per_entry(mean, L), _per_entry(scale, L),
                           _per_entry(shift, L), a, dz, plane_dz, plane_dz_xc)
-    sum_dz = plane_dz.sum(axis=0)
-    a, b, d, sum_dz_xhat = _input_grad_coefficients(sum_dz, plane_dz_xc.sum(axis=0), inv_std,
-                                                    gamma, training, N * L)
+    a, b, d, sum_dz_xhat, sum_dz = _grad_coefficients(plane_dz, plane_dz_xc, inv_std, gamma,
+                                                      training, x.dtype.type(-1.0 / (N * L)))
     _bn_grad_input_inplace(x3, mean, a, b, d, dz)  # pass 2: dz becomes dx
     return dz.reshape(x.shape), sum_dz_xhat, sum_dz

@@ -207,6 +207,32 @@ def test_batchnorm_float32_statistics_against_float64_truth():
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+def test_batchnorm_per_channel_combines_are_bitwise_their_numpy_forms(dtype):
+    """The compiled per-channel steps hold to the NumPy they replaced, bit for bit: Chan's mean
+    and variance from the planes' sums, and the backward's (a, b, d), Σ dy·x̂ and Σ dy."""
+    r, (N, C, L) = rng(11), (37, 5, 49)
+    sums = (r.normal(3.0, 2.0, (N, C)) * L).astype(dtype)
+    sq_devs = (r.uniform(0.5, 2.0, (N, C)) * L).astype(dtype)
+    mean = sums.sum(axis=0) * (1.0 / (N * L))
+    between = sums * (1.0 / L) - mean
+    var = (sq_devs.sum(axis=0) + L * (between * between).sum(axis=0)) * (1.0 / (N * L))
+    T = np.dtype(dtype).type
+    combined = batchnorm._combine_moments(sums, sq_devs, T(L), T(1.0 / L), T(1.0 / (N * L)))
+    for got, want in zip(combined, (mean, var), strict=True):
+        assert got.dtype == want.dtype and np.array_equal(got, want)
+    inv_std, gamma = r.uniform(0.5, 2, C).astype(dtype), r.uniform(0.5, 1.5, C).astype(dtype)
+    for training in (True, False):
+        sum_dy, sum_dy_xhat = sums.sum(axis=0), sq_devs.sum(axis=0) * inv_std
+        a = gamma * inv_std
+        b = a * inv_std * sum_dy_xhat * (-1.0 / (N * L)) if training else np.zeros_like(a)
+        d = a * sum_dy * (-1.0 / (N * L)) if training else np.zeros_like(a)
+        got = batchnorm._grad_coefficients(sums, sq_devs, inv_std, gamma, training,
+                                           T(-1.0 / (N * L)))
+        for g, w in zip(got, (a, b, d, sum_dy_xhat, sum_dy), strict=True):
+            assert g.dtype == w.dtype and np.array_equal(g, w), training
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @SWITCH
 def test_batchnorm_kernels_stable_at_1e4(dtype, use_kernels):
     x = rng(6).choice([-1e4, 1e4], size=(4, 3, 5, 5)).astype(dtype)
@@ -393,7 +419,8 @@ def test_bitwise_same_at_one_and_two_threads():
 def test_no_recompilation_for_other_batch_sizes():
     jitted = [elementwise._elu_forward_par, elementwise._elu_backward_par,
               batchnorm._plane_moments, batchnorm._bn_normalize,
-              batchnorm._bn_plane_grad_sums, batchnorm._bn_grad_input]
+              batchnorm._bn_plane_grad_sums, batchnorm._bn_grad_input,
+              batchnorm._combine_moments, batchnorm._grad_coefficients]
     run_everything(np.float32)
     compiled = [len(k.signatures) for k in jitted]
     for n in (2, 64):
@@ -557,6 +584,9 @@ def test_float32_kernels_hold_no_float64_values():
         (B._bn_plane_grad_sums, (x3, x3, c, planes, planes.copy())),
         (B._bn_grad_input, (x3, x3, c, c, c, c, x3.copy())),
         (B._bn_grad_input_inplace, (x3, c, c, c, c, x3.copy())),
+        (B._column_sums, (planes,)),
+        (B._combine_moments, (planes, planes.copy(), a, a, a)),
+        (B._grad_coefficients, (planes, planes.copy(), c, c, True, a)),
         (B._bn_elu_forward, (planes, c, c, c, a, planes.copy())),
         (B._bn_elu_forward_planes, (x3, c, c, c, a, x3.copy())),
         (B._bn_elu_grad_sums_planes, (x3, x3, c, c, c, a, x3.copy(), planes, planes.copy())),
