@@ -11,8 +11,9 @@ runs in a fresh process. Printed per kernel: the bytes it must read and write (w
 write's read-for-ownership, as bench.py's stream figure), the median ms with its spread, the
 rate in GB/s and as a fraction of the same round's stream loop; then the kernel alone on data
 that stays in L2 (one set of 8 samples, called again and again): its compute, in ns an entry.
-A kernel at ~1x the stream loop is bound by memory; its 2 vs 1 thread scaling is then the
-stream loop's.
+(At 2 threads those calls last 20-50 µs, and the parallel region's start and join show in that
+column: read it at 1 thread.) A kernel at ~1x the stream loop is bound by memory; its 2 vs 1
+thread scaling is then the stream loop's.
 """
 
 from __future__ import annotations
