@@ -79,6 +79,7 @@ def profile(arch: str, batch: int, steps: int, bench: Any,
     from numpyvae.models.architectures import build_vae
     from numpyvae.nn.adam import Adam
 
+    bench.keep_memory_as_train_does()  # as bench.py's step and ``train`` run it
     rng = np.random.default_rng(0)
     vae = build_vae(arch, bench.LATENT_DIM, rng=rng)
     adam = Adam(vae.parameters(), lr=1e-3)
