@@ -146,6 +146,19 @@ def test_kernels_are_adjoint(cfg, method):
     assert np.isclose(np.sum(w * dw), inner, rtol=1e-12, atol=1e-12)
 
 
+def _random_case(cfg: tuple, dtype: type, rng: np.random.Generator) -> tuple:
+    """x, w, b and dy of a configuration, drawn from ``rng`` in that order, and the
+    definitions' y, dx, dw and db for them (float64)."""
+    N, C, F, H, W, K, s, p = cfg
+    x = rng.standard_normal((N, C, H, W)).astype(dtype)
+    w = rng.standard_normal((F, C, K, K)).astype(dtype)
+    b = rng.standard_normal(F).astype(dtype)
+    Ho, Wo = conv_output_size(H, K, s, p), conv_output_size(W, K, s, p)
+    dy = rng.standard_normal((N, F, Ho, Wo)).astype(dtype)
+    return (x, w, b, dy, conv2d_definition(x, w, b, s, p)) + conv2d_grad_definition(dy, x, w,
+                                                                                     s, p)
+
+
 # ----------------------------------------------------------------------------
 # Kernels vs the definitions over the grid
 # ----------------------------------------------------------------------------
@@ -155,13 +168,8 @@ def test_conv_kernels_match_reference(cfg, dtype, three_samples_per_chunk):
     N, C, F, H, W, K, s, p = cfg
     three_samples_per_chunk(C, K, conv_output_size(H, K, s, p) * conv_output_size(W, K, s, p),
                             dtype)
-    rng = np.random.default_rng(abs(hash(cfg)) % 2**32)
-    x = rng.standard_normal((N, C, H, W)).astype(dtype)
-    w = rng.standard_normal((F, C, K, K)).astype(dtype)
-    b = rng.standard_normal(F).astype(dtype)
-    y_ref = conv2d_definition(x, w, b, s, p)
-    dy = rng.standard_normal(y_ref.shape).astype(dtype)
-    dx_ref, dw_ref, db_ref = conv2d_grad_definition(dy, x, w, s, p)
+    x, w, b, dy, y_ref, dx_ref, dw_ref, db_ref = _random_case(
+        cfg, dtype, np.random.default_rng(abs(hash(cfg)) % 2**32))
     for method in METHODS:
         tag = f"{method} {np.dtype(dtype)}"
         assert_close(conv2d_forward(x, w, b, s, p, method=method), y_ref, dtype, f"forward {tag}")
@@ -319,13 +327,7 @@ def test_wide_convs_match_reference(cfg, dtype, three_samples_per_chunk):
     N, C, F, H, W, K, s, p = cfg
     Ho, Wo = conv_output_size(H, K, s, p), conv_output_size(W, K, s, p)
     three_samples_per_chunk(C, K, Ho * Wo, dtype)
-    rng = np.random.default_rng(7)
-    x = rng.standard_normal((N, C, H, W)).astype(dtype)
-    w = rng.standard_normal((F, C, K, K)).astype(dtype)
-    b = rng.standard_normal(F).astype(dtype)
-    dy = rng.standard_normal((N, F, Ho, Wo)).astype(dtype)
-    y_ref = conv2d_definition(x, w, b, s, p)
-    dx_ref, dw_ref, _ = conv2d_grad_definition(dy, x, w, s, p)
+    x, w, b, dy, y_ref, dx_ref, dw_ref, _ = _random_case(cfg, dtype, np.random.default_rng(7))
     tag = f"{cfg} {np.dtype(dtype)}"
     assert_close(conv2d_forward(x, w, b, s, p, method="gemm"), y_ref, dtype, f"forward {tag}")
     assert_close(conv2d_grad_input(dy, w, (H, W), s, p, method="gemm"), dx_ref, dtype,
@@ -361,12 +363,7 @@ def test_thin_convs_take_the_direct_path_and_match_reference(cfg, dtype):
     N, C, F, H, W, K, s, p = cfg
     assert conv_api._use_direct("auto", F, C)
     rng = np.random.default_rng(11)
-    x = rng.standard_normal((N, C, H, W)).astype(dtype)
-    w = rng.standard_normal((F, C, K, K)).astype(dtype)
-    b = rng.standard_normal(F).astype(dtype)
-    y_ref = conv2d_definition(x, w, b, s, p)
-    dy = rng.standard_normal(y_ref.shape).astype(dtype)
-    dx_ref, dw_ref, db_ref = conv2d_grad_definition(dy, x, w, s, p)
+    x, w, b, dy, y_ref, dx_ref, dw_ref, db_ref = _random_case(cfg, dtype, rng)
     bias_c = rng.standard_normal(C).astype(dtype)
     assert_close(conv2d_forward(x, w, b, s, p), y_ref, dtype, "forward")
     assert_close(conv2d_grad_input(dy, w, (H, W), s, p, bias=bias_c), dx_ref
