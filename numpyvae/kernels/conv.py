@@ -384,6 +384,14 @@ def _direct_grad_input(dy: np.ndarray, w: np.ndarray, s: int, p: int, bias: np.n
     direct.grad_input_by_windows(dy, w2t, bias, K, s, p, dcols, dx)
 
 
+def _direct_weight_chunks(N: int) -> tuple[int, int, int]:
+    """(samples per chunk, chunks, workers) of a direct weight gradient: _DIRECT_CHUNKS chunks
+    set by N alone (never by the threads), each with its own slot of partial sums."""
+    per_chunk = -(-N // _DIRECT_CHUNKS)
+    n_chunks = -(-N // per_chunk)
+    return per_chunk, n_chunks, min(numba.get_num_threads(), n_chunks)
+
+
 def _direct_grad_weight(dy: np.ndarray, x: np.ndarray, K: int, s: int, p: int
                         ) -> tuple[np.ndarray, np.ndarray]:
     """(dw, db) by the taps when F == 1, else by each sample's windows, which also sum dy for
@@ -391,9 +399,7 @@ def _direct_grad_weight(dy: np.ndarray, x: np.ndarray, K: int, s: int, p: int
     added in chunk order."""
     N, F, Ho, Wo = dy.shape
     C, H, W = x.shape[1:]
-    per_chunk = -(-N // _DIRECT_CHUNKS)
-    n_chunks = -(-N // per_chunk)
-    workers = min(numba.get_num_threads(), n_chunks)
+    per_chunk, n_chunks, workers = _direct_weight_chunks(N)
     T = C * K * K
     if F == 1:
         D = buffer("planes", (workers, K * K, H, W), dy.dtype)
@@ -419,9 +425,7 @@ def _direct_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray, s: int, p: in
     N = dy.shape[0]
     C, H, W = x.shape[1:]
     K = w.shape[2]
-    per_chunk = -(-N // _DIRECT_CHUNKS)
-    n_chunks = -(-N // per_chunk)
-    workers = min(numba.get_num_threads(), n_chunks)
+    per_chunk, n_chunks, workers = _direct_weight_chunks(N)
     by_rows = K == 3 and s == 1 and dy.shape[2:] == (H, W)
     shape = (workers, K, H + K - 1, W) if by_rows else (workers, K * K, H, W)
     scratch = buffer("planes", shape, dy.dtype)
